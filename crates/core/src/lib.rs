@@ -1,1 +1,21 @@
-//! placeholder
+//! Protocol logic of acr-webhook, independent of any host: Azure Container Registry events,
+//! the webhook key check, the stored document, Cosmos DB master-key signing, requests and
+//! answers, and the mapping of every outcome to an HTTP answer.
+//!
+//! Nothing here performs I/O or reads the clock: the host passes the request, the
+//! configuration, an outbound [`webhook::Transport`] and `now`. The Spin component, the
+//! native CLI and the tests all drive this same code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod acr;
+pub mod answer;
+pub mod auth;
+pub mod config;
+pub mod cosmos;
+pub mod document;
+pub mod webhook;
+
+pub use answer::{respond, Failure, Success};
+pub use config::{Config, ConfigError, StoreConfig};
+pub use webhook::{handle, log_line, BodyError, RequestBody, Transport, TransportError};

@@ -1,0 +1,254 @@
+//! Azure Container Registry webhook events, as in Microsoft's "Azure Container Registry webhook
+//! reference" and the ARM `EventContent` model (the CNCF Distribution event): every field
+//! optional, unknown fields ignored, sizes as 64-bit integers.
+
+use serde::Deserialize;
+
+/// The actions ACR sends. `ping` comes from `az acr webhook ping` and the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcrAction {
+    /// An image manifest was pushed.
+    Push,
+    /// A manifest or repository was deleted.
+    Delete,
+    /// An image was quarantined (quarantine policy).
+    Quarantine,
+    /// A legacy Helm chart was pushed (`az acr helm push`, retired).
+    ChartPush,
+    /// A legacy Helm chart was deleted.
+    ChartDelete,
+    /// A connectivity test.
+    Ping,
+}
+
+impl AcrAction {
+    /// Every action, in documentation order.
+    pub const ALL: [AcrAction; 6] = [
+        AcrAction::Push,
+        AcrAction::Delete,
+        AcrAction::Quarantine,
+        AcrAction::ChartPush,
+        AcrAction::ChartDelete,
+        AcrAction::Ping,
+    ];
+
+    /// The wire name (`push`, `chart_push`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcrAction::Push => "push",
+            AcrAction::Delete => "delete",
+            AcrAction::Quarantine => "quarantine",
+            AcrAction::ChartPush => "chart_push",
+            AcrAction::ChartDelete => "chart_delete",
+            AcrAction::Ping => "ping",
+        }
+    }
+
+    /// Parses a wire name, exactly (ACR sends lower case).
+    pub fn from_wire(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// One ACR webhook event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcrEvent {
+    /// The event id (a GUID in every documented example).
+    pub id: Option<String>,
+    /// When the event happened (RFC 3339), kept as sent.
+    pub timestamp: Option<String>,
+    /// The action, as sent.
+    pub action: Option<String>,
+    /// What the event is about.
+    pub target: Option<Target>,
+    /// The registry request that caused it (absent on chart events).
+    pub request: Option<EventRequest>,
+}
+
+/// `target` of an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// Manifest media type.
+    pub media_type: Option<String>,
+    /// Size in bytes.
+    pub size: Option<i64>,
+    /// Content digest (`sha256:...`).
+    pub digest: Option<String>,
+    /// Same as size.
+    pub length: Option<i64>,
+    /// Repository name (may contain `/`).
+    pub repository: Option<String>,
+    /// Tag (absent on delete, empty on a push by digest).
+    pub tag: Option<String>,
+    /// Chart name (chart events).
+    pub name: Option<String>,
+    /// Chart version (chart events).
+    pub version: Option<String>,
+}
+
+/// `request` of an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRequest {
+    /// Registry request id.
+    pub id: Option<String>,
+    /// The registry's login server (`myregistry.azurecr.io`).
+    pub host: Option<String>,
+    /// HTTP method of the registry request.
+    pub method: Option<String>,
+    /// User agent of the client that pushed.
+    #[serde(rename = "useragent")]
+    pub user_agent: Option<String>,
+}
+
+/// Why a body is not an ACR event. Messages name the problem, never echo the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// Not JSON at all (or not UTF-8, or truncated).
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// JSON, but not the shape of an ACR event.
+    #[error("the body is not an ACR webhook event: {0}")]
+    NotAnEvent(String),
+    /// An event whose action this receiver does not know.
+    #[error("unsupported action `{0}` (expected push, delete, quarantine, chart_push, chart_delete or ping)")]
+    UnsupportedAction(String),
+}
+
+/// An ACR event with its action known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEvent {
+    /// The action.
+    pub action: AcrAction,
+    /// The whole event.
+    pub event: AcrEvent,
+}
+
+/// Parses one ACR webhook body (a bare JSON object). A UTF-8 byte-order mark is tolerated.
+pub fn parse_event(body: &[u8]) -> Result<ParsedEvent, PayloadError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let event: AcrEvent = serde_json::from_slice(body).map_err(classify_json_error)?;
+    let action = match event.action.as_deref() {
+        None => return Err(PayloadError::NotAnEvent("no `action` field".into())),
+        Some(name) => AcrAction::from_wire(name)
+            .ok_or_else(|| PayloadError::UnsupportedAction(printable(name)))?,
+    };
+    Ok(ParsedEvent { action, event })
+}
+
+/// Syntax errors are "invalid JSON"; well-formed JSON of the wrong shape is "not an event".
+pub(crate) fn classify_json_error(e: serde_json::Error) -> PayloadError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => PayloadError::NotAnEvent(e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => PayloadError::InvalidJson(e.to_string()),
+    }
+}
+
+/// At most 64 printable characters of an untrusted string, for messages.
+fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips() {
+        for a in AcrAction::ALL {
+            assert_eq!(AcrAction::from_wire(a.as_str()), Some(a));
+        }
+        assert_eq!(AcrAction::from_wire("PUSH"), None);
+    }
+
+    #[test]
+    fn minimal_ping() {
+        let p = parse_event(br#"{"action":"ping"}"#).unwrap();
+        assert_eq!(p.action, AcrAction::Ping);
+        assert_eq!(p.event.target, None);
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        assert!(matches!(
+            parse_event(b"{"),
+            Err(PayloadError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_event(b""),
+            Err(PayloadError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_event(b"\xff\xfe"),
+            Err(PayloadError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            parse_event(b"[]"),
+            Err(PayloadError::NotAnEvent(_))
+        ));
+        assert!(matches!(
+            parse_event(b"{}"),
+            Err(PayloadError::NotAnEvent(_))
+        ));
+        assert!(matches!(
+            parse_event(br#"{"action":"push","target":{"size":"big"}}"#),
+            Err(PayloadError::NotAnEvent(_))
+        ));
+        assert!(matches!(
+            parse_event(br#"{"action":"push","id":"a","id":"b"}"#),
+            Err(PayloadError::NotAnEvent(_))
+        ));
+        assert_eq!(
+            parse_event(br#"{"action":"pull"}"#),
+            Err(PayloadError::UnsupportedAction("pull".into()))
+        );
+    }
+
+    #[test]
+    fn bom_and_unknown_fields_are_tolerated() {
+        let p = parse_event(b"\xEF\xBB\xBF{\"action\":\"push\",\"x\":{\"y\":[1]}}").unwrap();
+        assert_eq!(p.action, AcrAction::Push);
+    }
+
+    #[test]
+    fn deep_nesting_neither_crashes_nor_recurses() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        // An unknown field is skipped without recursion: the event itself is fine.
+        let body = format!(r#"{{"action":"push","x":{deep}}}"#);
+        assert_eq!(
+            parse_event(body.as_bytes()).unwrap().action,
+            AcrAction::Push
+        );
+        // In a known field it is the wrong type.
+        let body = format!(r#"{{"action":"push","target":{deep}}}"#);
+        assert!(matches!(
+            parse_event(body.as_bytes()),
+            Err(PayloadError::NotAnEvent(_))
+        ));
+        // Unclosed, it is not JSON.
+        let body = format!(r#"{{"action":"push","x":{}"#, "[".repeat(10_000));
+        assert!(matches!(
+            parse_event(body.as_bytes()),
+            Err(PayloadError::InvalidJson(_))
+        ));
+    }
+
+    #[test]
+    fn unsupported_action_message_is_bounded() {
+        let long = "a".repeat(1000);
+        let body = format!(r#"{{"action":"{long}"}}"#);
+        let err = parse_event(body.as_bytes()).unwrap_err().to_string();
+        assert!(err.len() < 200);
+    }
+}

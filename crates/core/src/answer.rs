@@ -1,0 +1,263 @@
+//! Every answer the webhook gives, and the one place where outcomes become HTTP statuses.
+
+use std::time::Duration;
+
+use http::{header, Response, StatusCode};
+
+use crate::acr::PayloadError;
+use crate::config::ConfigError;
+use crate::cosmos::CosmosFailure;
+
+/// A request that was handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Success {
+    /// The event is stored now (201).
+    Stored {
+        /// Document id.
+        id: String,
+    },
+    /// The event was stored before: a redelivery (200).
+    AlreadyStored {
+        /// Document id.
+        id: String,
+    },
+    /// A ping, and the store answered a signed read (204).
+    Pong,
+    /// The health check (200).
+    Healthy,
+}
+
+/// A request that was not handled. Messages never contain keys, signatures or query strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// No such route.
+    #[error("no such route")]
+    NotFound,
+    /// The route exists with other methods.
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed {
+        /// Value of the `Allow` header.
+        allow: &'static str,
+    },
+    /// No key, or no configured key matches.
+    #[error("missing or wrong webhook key (send `Authorization: Bearer <key>`)")]
+    Unauthorized,
+    /// The body is larger than the limit.
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read to its end.
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The body is not an acceptable event.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// The component is not configured.
+    #[error("the receiver is not configured: {0}")]
+    Config(#[from] ConfigError),
+    /// Cosmos refused the write for good (401, 403, 400, 413, ...).
+    #[error("the event was not stored: {0}")]
+    StoreRefused(CosmosFailure),
+    /// Cosmos could not take the write now (unreachable, throttled, 5xx); sending again later may work.
+    #[error("the event was not stored, the store is unavailable: {reason}")]
+    StoreUnavailable {
+        /// What happened, without secrets.
+        reason: String,
+        /// How long the sender should wait, when known.
+        retry_after: Option<Duration>,
+    },
+    /// A ping's signed read of the container failed.
+    #[error("ping failed: the signed read of the container failed: {reason}")]
+    StoreCheckFailed {
+        /// What happened, without secrets.
+        reason: String,
+    },
+}
+
+impl Failure {
+    /// The HTTP status for this failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::NotFound => StatusCode::NOT_FOUND,
+            Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
+            Failure::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Failure::StoreRefused(_) => StatusCode::BAD_GATEWAY,
+            Failure::StoreUnavailable { .. } | Failure::StoreCheckFailed { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    /// The stable, machine-readable error code of the JSON answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::NotFound => "not_found",
+            Failure::MethodNotAllowed { .. } => "method_not_allowed",
+            Failure::Unauthorized => "unauthorized",
+            Failure::PayloadTooLarge { .. } => "payload_too_large",
+            Failure::BodyUnreadable(_) => "body_unreadable",
+            Failure::Payload(PayloadError::InvalidJson(_)) => "invalid_json",
+            Failure::Payload(PayloadError::NotAnEvent(_)) => "invalid_event",
+            Failure::Payload(PayloadError::UnsupportedAction(_)) => "unsupported_action",
+            Failure::Config(_) => "configuration_error",
+            Failure::StoreRefused(_) => "store_refused",
+            Failure::StoreUnavailable { .. } => "store_unavailable",
+            Failure::StoreCheckFailed { .. } => "store_check_failed",
+        }
+    }
+}
+
+/// The HTTP answer for an outcome: JSON `{"error": code, "message": ...}` for failures, a small
+/// JSON body naming the id for stored events, empty for a ping.
+pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
+    let json = |status: StatusCode, value: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(value.to_string().into_bytes())
+    };
+    let response = match outcome {
+        Ok(Success::Stored { id }) => json(
+            StatusCode::CREATED,
+            serde_json::json!({ "id": id, "status": "stored" }),
+        ),
+        Ok(Success::AlreadyStored { id }) => json(
+            StatusCode::OK,
+            serde_json::json!({ "id": id, "status": "already_stored" }),
+        ),
+        Ok(Success::Pong) => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Vec::new()),
+        Ok(Success::Healthy) => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+        Err(failure) => {
+            let mut response = json(
+                failure.status(),
+                serde_json::json!({ "error": failure.code(), "message": failure.to_string() }),
+            );
+            if let Ok(r) = &mut response {
+                let headers = r.headers_mut();
+                match failure {
+                    Failure::MethodNotAllowed { allow } => {
+                        headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
+                    }
+                    Failure::Unauthorized => {
+                        headers.insert(
+                            header::WWW_AUTHENTICATE,
+                            header::HeaderValue::from_static("Bearer"),
+                        );
+                    }
+                    Failure::StoreUnavailable { retry_after, .. } => {
+                        let secs =
+                            retry_after.map_or(1, |d| d.as_millis().div_ceil(1000).max(1) as u64);
+                        headers.insert(header::RETRY_AFTER, secs.into());
+                    }
+                    _ => {}
+                }
+            }
+            response
+        }
+    };
+    response.expect("status codes and header values built here are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_has_its_status_and_code() {
+        let cosmos = CosmosFailure {
+            status: StatusCode::FORBIDDEN,
+            code: None,
+            retry_after: None,
+        };
+        let table: Vec<(Failure, u16, &str)> = vec![
+            (Failure::NotFound, 404, "not_found"),
+            (
+                Failure::MethodNotAllowed { allow: "POST" },
+                405,
+                "method_not_allowed",
+            ),
+            (Failure::Unauthorized, 401, "unauthorized"),
+            (
+                Failure::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (Failure::BodyUnreadable("x".into()), 400, "body_unreadable"),
+            (
+                PayloadError::InvalidJson("x".into()).into(),
+                400,
+                "invalid_json",
+            ),
+            (
+                PayloadError::NotAnEvent("x".into()).into(),
+                400,
+                "invalid_event",
+            ),
+            (
+                PayloadError::UnsupportedAction("x".into()).into(),
+                400,
+                "unsupported_action",
+            ),
+            (
+                ConfigError::Missing("cosmos_key").into(),
+                500,
+                "configuration_error",
+            ),
+            (Failure::StoreRefused(cosmos), 502, "store_refused"),
+            (
+                Failure::StoreUnavailable {
+                    reason: "x".into(),
+                    retry_after: None,
+                },
+                503,
+                "store_unavailable",
+            ),
+            (
+                Failure::StoreCheckFailed { reason: "x".into() },
+                503,
+                "store_check_failed",
+            ),
+        ];
+        for (failure, status, code) in table {
+            assert_eq!(failure.status().as_u16(), status, "{failure:?}");
+            assert_eq!(failure.code(), code);
+            let response = respond(&Err(failure.clone()));
+            assert_eq!(response.status().as_u16(), status);
+            let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+            assert_eq!(body["error"], code);
+            assert_eq!(body["message"], failure.to_string());
+        }
+    }
+
+    #[test]
+    fn successes() {
+        let r = respond(&Ok(Success::Stored { id: "a".into() }));
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.body(), br#"{"id":"a","status":"stored"}"#);
+        let r = respond(&Ok(Success::AlreadyStored { id: "a".into() }));
+        assert_eq!(r.status(), 200);
+        let r = respond(&Ok(Success::Pong));
+        assert_eq!(r.status(), 204);
+        assert!(r.body().is_empty());
+    }
+
+    #[test]
+    fn helpful_headers() {
+        let r = respond(&Err(Failure::StoreUnavailable {
+            reason: "x".into(),
+            retry_after: Some(Duration::from_millis(1500)),
+        }));
+        assert_eq!(r.headers()["retry-after"], "2");
+        let r = respond(&Err(Failure::MethodNotAllowed { allow: "POST" }));
+        assert_eq!(r.headers()["allow"], "POST");
+        let r = respond(&Err(Failure::Unauthorized));
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+}

@@ -1,0 +1,275 @@
+//! The shared-key check: ACR signs nothing, so the sender proves itself with a key it was
+//! configured to send (`az acr webhook create --headers "Authorization=Bearer <key>"`).
+//!
+//! Accepted, in this order of preference: `Authorization: Bearer <key>` (recommended),
+//! `x-functions-key: <key>` and `?code=<key>` (what webhooks set up for the replaced Azure
+//! Function send). Every presented value is compared with every configured key in constant
+//! time (SHA-256 of both sides, compared with `subtle`, so neither content nor length leaks).
+
+use std::fmt;
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The header an Azure Function key travels in.
+pub const FUNCTIONS_KEY_HEADER: &str = "x-functions-key";
+/// The query parameter an Azure Function key travels in.
+pub const CODE_QUERY_PARAMETER: &str = "code";
+
+/// The configured webhook keys (one or more). Debug never shows them.
+#[derive(Clone)]
+pub struct WebhookKeys {
+    digests: Vec<[u8; 32]>,
+}
+
+/// Why a `webhook_keys` value is unusable (never contains the value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidWebhookKeys {
+    /// Only commas and spaces.
+    #[error("no key in the list (keys are separated by commas)")]
+    Empty,
+    /// A key contains a character that cannot travel in an HTTP header.
+    #[error("a key contains a space or a control character; use printable ASCII without spaces")]
+    Unprintable,
+}
+
+impl WebhookKeys {
+    /// Parses a comma-separated list; blanks around keys are ignored.
+    pub fn parse(list: &str) -> Result<Self, InvalidWebhookKeys> {
+        let mut digests = Vec::new();
+        for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(InvalidWebhookKeys::Unprintable);
+            }
+            digests.push(digest(key.as_bytes()));
+        }
+        if digests.is_empty() {
+            return Err(InvalidWebhookKeys::Empty);
+        }
+        Ok(Self { digests })
+    }
+
+    /// Number of configured keys.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Never true: parsing refuses an empty list.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    /// True when `presented` equals one of the keys. Constant time in the keys' content.
+    pub fn accepts(&self, presented: &[u8]) -> bool {
+        let presented = digest(presented);
+        self.digests
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&presented)
+            })
+            .into()
+    }
+}
+
+impl fmt::Debug for WebhookKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookKeys([REDACTED] x{})", self.digests.len())
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// True when the request carries one of the configured keys, in the bearer header, the
+/// functions-key header or the `code` query parameter.
+pub fn is_authorized(headers: &HeaderMap, query: Option<&str>, keys: &WebhookKeys) -> bool {
+    let mut authorized = false;
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        if let Some(key) = bearer_token(value.as_bytes()) {
+            authorized |= keys.accepts(key);
+        }
+    }
+    for value in headers.get_all(FUNCTIONS_KEY_HEADER) {
+        authorized |= !value.is_empty() && keys.accepts(value.as_bytes());
+    }
+    if let Some(query) = query {
+        for code in query_values(query, CODE_QUERY_PARAMETER) {
+            authorized |= !code.is_empty() && keys.accepts(&code);
+        }
+    }
+    authorized
+}
+
+/// `Bearer <token>` with the scheme matched case-insensitively (RFC 7235), one or more spaces.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer ";
+    if value.len() <= SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return None;
+    }
+    let token = value[SCHEME.len()..].trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+/// Values of `name` in a query string, percent-decoded (`+` is kept: keys are often base64).
+fn query_values<'q>(query: &'q str, name: &'q str) -> impl Iterator<Item = Vec<u8>> + 'q {
+    query.split('&').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k.as_bytes()) == name.as_bytes()).then(|| percent_decode(v.as_bytes()))
+    })
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::{TEST_WEBHOOK_KEY as K1, TEST_WEBHOOK_KEY_2 as K2};
+
+    fn keys(list: &str) -> WebhookKeys {
+        WebhookKeys::parse(list).unwrap()
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn accepted_forms() {
+        let ks = keys(K1);
+        let bearer = format!("Bearer {K1}");
+        let lower = format!("bearer   {K1}");
+        assert!(is_authorized(
+            &headers(&[("authorization", &bearer)]),
+            None,
+            &ks
+        ));
+        assert!(is_authorized(
+            &headers(&[("authorization", &lower)]),
+            None,
+            &ks
+        ));
+        assert!(is_authorized(
+            &headers(&[("x-functions-key", K1)]),
+            None,
+            &ks
+        ));
+        let q = format!("a=1&code={K1}");
+        assert!(is_authorized(&HeaderMap::new(), Some(&q), &ks));
+    }
+
+    #[test]
+    fn refused_forms() {
+        let ks = keys(K1);
+        let mut changed = K1.as_bytes().to_vec();
+        for i in 0..changed.len() {
+            changed[i] ^= 1;
+            let v = format!("Bearer {}", String::from_utf8_lossy(&changed));
+            assert!(!is_authorized(
+                &headers(&[("authorization", &v)]),
+                None,
+                &ks
+            ));
+            changed[i] ^= 1;
+        }
+        let prefix = format!("Bearer {}", &K1[..K1.len() - 1]);
+        let longer = format!("Bearer {K1}x");
+        let wrong_header = [("x-api-key", K1)];
+        let no_scheme = [("authorization", K1)];
+        let basic = format!("Basic {K1}");
+        for h in [
+            headers(&[]),
+            headers(&[("authorization", "Bearer ")]),
+            headers(&[("authorization", "Bearer")]),
+            headers(&[("x-functions-key", "")]),
+            headers(&[("authorization", &prefix)]),
+            headers(&[("authorization", &longer)]),
+            headers(&[("authorization", &basic)]),
+            headers(&wrong_header),
+            headers(&no_scheme),
+        ] {
+            assert!(!is_authorized(&h, None, &ks), "{h:?}");
+        }
+        for q in [
+            "code=",
+            "code",
+            "secret=x",
+            &format!("Code={K1}"),
+            &format!("xcode={K1}"),
+        ] {
+            assert!(!is_authorized(&HeaderMap::new(), Some(q), &ks), "{q}");
+        }
+    }
+
+    #[test]
+    fn rotation_accepts_every_configured_key() {
+        let ks = keys(&format!(" {K1} , {K2},"));
+        assert_eq!(ks.len(), 2);
+        assert!(ks.accepts(K1.as_bytes()));
+        assert!(ks.accepts(K2.as_bytes()));
+        assert!(!ks.accepts(b"rotated-out"));
+    }
+
+    #[test]
+    fn query_code_is_percent_decoded_and_plus_is_kept() {
+        let ks = keys("a+b/c==");
+        assert!(is_authorized(
+            &HeaderMap::new(),
+            Some("code=a%2Bb%2Fc%3D%3D"),
+            &ks
+        ));
+        assert!(is_authorized(&HeaderMap::new(), Some("code=a+b/c=="), &ks));
+        assert!(!is_authorized(&HeaderMap::new(), Some("code=a b/c=="), &ks));
+        assert_eq!(percent_decode(b"%zz%4"), b"%zz%4");
+        assert_eq!(percent_decode(b"%41%"), b"A%");
+    }
+
+    #[test]
+    fn invalid_key_lists() {
+        assert!(matches!(
+            WebhookKeys::parse(" , ,"),
+            Err(InvalidWebhookKeys::Empty)
+        ));
+        assert!(matches!(
+            WebhookKeys::parse("has space"),
+            Err(InvalidWebhookKeys::Unprintable)
+        ));
+    }
+
+    #[test]
+    fn debug_redacts() {
+        assert_eq!(format!("{:?}", keys(K1)), "WebhookKeys([REDACTED] x1)");
+    }
+}

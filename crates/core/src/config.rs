@@ -1,0 +1,265 @@
+//! The component's configuration: Spin variables, read through a lookup function so that the
+//! same code serves Spin, the project's wasmtime host and plain tests.
+
+use std::fmt;
+
+use crate::auth::WebhookKeys;
+use crate::cosmos::{CosmosEndpoint, MasterKey, PartitionKeyPath};
+
+/// Spin variable: the Cosmos DB account endpoint, e.g. `https://myaccount.documents.azure.com:443`.
+pub const VAR_COSMOS_ENDPOINT: &str = "cosmos_endpoint";
+/// Spin variable (secret): the Cosmos DB account key, base64 as Azure shows it.
+pub const VAR_COSMOS_KEY: &str = "cosmos_key";
+/// Spin variable: the database id (default [`DEFAULT_DATABASE`]).
+pub const VAR_COSMOS_DATABASE: &str = "cosmos_database";
+/// Spin variable: the container id (default [`DEFAULT_CONTAINER`]).
+pub const VAR_COSMOS_CONTAINER: &str = "cosmos_container";
+/// Spin variable: the container's partition key path (default [`DEFAULT_PARTITION_KEY_PATH`]).
+pub const VAR_PARTITION_KEY_PATH: &str = "partition_key_path";
+/// Spin variable (secret): webhook keys separated by commas; any of them is accepted, so a key
+/// can be rotated without downtime.
+pub const VAR_WEBHOOK_KEYS: &str = "webhook_keys";
+
+/// Default database id, as the replaced Azure Function used.
+pub const DEFAULT_DATABASE: &str = "acr";
+/// Default container id.
+pub const DEFAULT_CONTAINER: &str = "events";
+/// Default partition key path: `/id`, what the replaced function's container used.
+pub const DEFAULT_PARTITION_KEY_PATH: &str = "/id";
+
+/// Everything the webhook needs to run.
+#[derive(Clone)]
+pub struct Config {
+    /// Where and how to write.
+    pub store: StoreConfig,
+    /// Keys a sender may present.
+    pub webhook_keys: WebhookKeys,
+}
+
+/// The Cosmos DB side of the configuration (also what `acr-webhook init` needs).
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// Account endpoint.
+    pub endpoint: CosmosEndpoint,
+    /// Account key (redacted in Debug).
+    pub key: MasterKey,
+    /// Database id.
+    pub database: String,
+    /// Container id.
+    pub container: String,
+    /// Partition key path of the container.
+    pub partition_key_path: PartitionKeyPath,
+}
+
+/// A variable is missing or unusable. Never carries a variable's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set or is empty.
+    #[error("the Spin variable `{0}` is not set (or is empty)")]
+    Missing(&'static str),
+    /// A variable is set but its value cannot be used.
+    #[error("the Spin variable `{name}` is invalid: {reason}")]
+    Invalid {
+        /// The variable's name.
+        name: &'static str,
+        /// Why, without the value.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// Name of the variable at fault.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(name) | ConfigError::Invalid { name, .. } => name,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the whole configuration; `lookup(name)` returns the variable's value, `None` when
+    /// it is not defined. Empty values count as missing.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let store = StoreConfig::from_lookup(&lookup)?;
+        let webhook_keys =
+            WebhookKeys::parse(&required(&lookup, VAR_WEBHOOK_KEYS)?).map_err(|reason| {
+                ConfigError::Invalid {
+                    name: VAR_WEBHOOK_KEYS,
+                    reason: reason.to_string(),
+                }
+            })?;
+        Ok(Self {
+            store,
+            webhook_keys,
+        })
+    }
+}
+
+impl StoreConfig {
+    /// Reads the Cosmos DB variables only.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let endpoint =
+            CosmosEndpoint::parse(&required(&lookup, VAR_COSMOS_ENDPOINT)?).map_err(|reason| {
+                ConfigError::Invalid {
+                    name: VAR_COSMOS_ENDPOINT,
+                    reason: reason.to_string(),
+                }
+            })?;
+        let key = MasterKey::from_base64(&required(&lookup, VAR_COSMOS_KEY)?).map_err(|e| {
+            ConfigError::Invalid {
+                name: VAR_COSMOS_KEY,
+                reason: e.to_string(),
+            }
+        })?;
+        let database = resource_id(&lookup, VAR_COSMOS_DATABASE, DEFAULT_DATABASE)?;
+        let container = resource_id(&lookup, VAR_COSMOS_CONTAINER, DEFAULT_CONTAINER)?;
+        let path = optional(&lookup, VAR_PARTITION_KEY_PATH)
+            .unwrap_or_else(|| DEFAULT_PARTITION_KEY_PATH.to_owned());
+        let partition_key_path =
+            PartitionKeyPath::parse(&path).map_err(|reason| ConfigError::Invalid {
+                name: VAR_PARTITION_KEY_PATH,
+                reason: reason.to_string(),
+            })?;
+        Ok(Self {
+            endpoint,
+            key,
+            database,
+            container,
+            partition_key_path,
+        })
+    }
+}
+
+fn optional(lookup: impl Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    lookup(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn required(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    optional(lookup, name).ok_or(ConfigError::Missing(name))
+}
+
+/// A database or container id: Cosmos forbids `/ \ ? #` and more than 255 characters.
+fn resource_id(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let id = optional(lookup, name).unwrap_or_else(|| default.to_owned());
+    if id.chars().count() > 255 || id.contains(['/', '\\', '?', '#']) {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "Cosmos ids may not contain / \\ ? # nor exceed 255 characters".into(),
+        });
+    }
+    Ok(id)
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("store", &self.store)
+            .field("webhook_keys", &self.webhook_keys)
+            .finish()
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("endpoint", &self.endpoint)
+            .field("key", &self.key)
+            .field("database", &self.database)
+            .field("container", &self.container)
+            .field("partition_key_path", &self.partition_key_path)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The Cosmos emulator's well-known key, for tests only.
+    pub(crate) const TEST_COSMOS_KEY: &str =
+        "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+    /// Webhook keys used in tests only.
+    pub(crate) const TEST_WEBHOOK_KEY: &str = "test-webhook-key-0f1e2d3c4b5a";
+    pub(crate) const TEST_WEBHOOK_KEY_2: &str = "test-webhook-key-rotated-in-9988";
+
+    pub(crate) fn vars(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = [
+            (VAR_COSMOS_ENDPOINT, "http://127.0.0.1:8081"),
+            (VAR_COSMOS_KEY, TEST_COSMOS_KEY),
+            (VAR_WEBHOOK_KEYS, TEST_WEBHOOK_KEY),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            map.insert(k.to_string(), v.to_string());
+        }
+        map
+    }
+
+    pub(crate) fn test_config(extra: &[(&str, &str)]) -> Config {
+        let map = vars(extra);
+        Config::from_lookup(|n| map.get(n).cloned()).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = test_config(&[]);
+        assert_eq!(c.store.database, "acr");
+        assert_eq!(c.store.container, "events");
+        assert_eq!(c.store.partition_key_path.as_str(), "/id");
+        assert_eq!(c.store.endpoint.as_str(), "http://127.0.0.1:8081");
+    }
+
+    #[test]
+    fn missing_and_empty_required_variables_are_named() {
+        for name in [VAR_COSMOS_ENDPOINT, VAR_COSMOS_KEY, VAR_WEBHOOK_KEYS] {
+            let mut map = vars(&[]);
+            map.remove(name);
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name));
+            map.insert(name.into(), "  ".into());
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err, ConfigError::Missing(name));
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_named_without_the_value() {
+        let map = vars(&[(VAR_COSMOS_KEY, "secret-but-not-base64!!")]);
+        let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+        assert_eq!(err.variable(), VAR_COSMOS_KEY);
+        assert!(!err.to_string().contains("secret-but-not-base64"));
+
+        let map = vars(&[(VAR_COSMOS_CONTAINER, "a/b")]);
+        let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+        assert_eq!(err.variable(), VAR_COSMOS_CONTAINER);
+
+        let map = vars(&[(VAR_PARTITION_KEY_PATH, "id")]);
+        let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+        assert_eq!(err.variable(), VAR_PARTITION_KEY_PATH);
+
+        let map = vars(&[(VAR_COSMOS_ENDPOINT, "ftp://x")]);
+        let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+        assert_eq!(err.variable(), VAR_COSMOS_ENDPOINT);
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let c = test_config(&[]);
+        let debug = format!("{c:?}");
+        assert!(!debug.contains(TEST_COSMOS_KEY));
+        assert!(!debug.contains(TEST_WEBHOOK_KEY));
+        assert!(debug.contains("REDACTED"));
+    }
+}

@@ -1,0 +1,205 @@
+//! Cosmos DB for NoSQL over REST, without an SDK: the master-key token, requests built as
+//! plain `http::Request` values, and answers classified into outcomes. No I/O and no clock.
+
+mod request;
+mod response;
+mod token;
+
+pub use request::{x_ms_date, API_VERSION};
+pub use response::{classify_read, classify_write, CosmosFailure, ReadResult, WriteResult};
+pub use token::{authorization, signature, InvalidMasterKey, MasterKey, SigningScope};
+
+use std::fmt;
+
+/// A Cosmos DB account endpoint: `http(s)://host[:port]`, kept without a trailing slash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CosmosEndpoint(String);
+
+/// Why an endpoint is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEndpoint {
+    /// Not `http://` or `https://`.
+    #[error(
+        "expected an http:// or https:// URL such as https://myaccount.documents.azure.com:443"
+    )]
+    Scheme,
+    /// No host, or a path, query or fragment after it.
+    #[error("expected scheme://host[:port] with no path, query or user info")]
+    Shape,
+}
+
+impl CosmosEndpoint {
+    /// Parses an account endpoint as the portal shows it (a trailing `/` is accepted).
+    pub fn parse(text: &str) -> Result<Self, InvalidEndpoint> {
+        let text = text.trim();
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"))
+            .ok_or(InvalidEndpoint::Scheme)?;
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty()
+            || authority.contains(['/', '?', '#', '@', ' '])
+            || authority.parse::<http::uri::Authority>().is_err()
+        {
+            return Err(InvalidEndpoint::Shape);
+        }
+        Ok(Self(
+            text[..text.len() - (rest.len() - authority.len())].to_owned(),
+        ))
+    }
+
+    /// The endpoint without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CosmosEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CosmosEndpoint({})", self.0)
+    }
+}
+
+/// A container's (single) partition key path, such as `/id` or `/image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeyPath(String);
+
+/// Why a partition key path is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("expected a path such as /id or /image: a leading /, then property names separated by /")]
+pub struct InvalidPartitionKeyPath;
+
+impl PartitionKeyPath {
+    /// Parses `/a` or `/a/b`.
+    pub fn parse(text: &str) -> Result<Self, InvalidPartitionKeyPath> {
+        let rest = text.strip_prefix('/').ok_or(InvalidPartitionKeyPath)?;
+        if rest
+            .split('/')
+            .any(|s| s.is_empty() || s.contains(['"', '\\']))
+        {
+            return Err(InvalidPartitionKeyPath);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value at this path in a document; `None` when absent ("undefined" to Cosmos).
+    pub fn value_in<'v>(&self, document: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        self.0[1..]
+            .split('/')
+            .try_fold(document, |node, segment| node.get(segment))
+    }
+
+    /// The `x-ms-documentdb-partitionkey` header value for `document`.
+    pub fn header_for(&self, document: &serde_json::Value) -> String {
+        partition_key_header(self.value_in(document))
+    }
+}
+
+/// Encodes one partition key value as the header wants it: a JSON array, ASCII only
+/// (non-ASCII as `\uXXXX` UTF-16 units), `[{}]` for an absent value.
+pub fn partition_key_header(value: Option<&serde_json::Value>) -> String {
+    use serde_json::Value;
+    let mut out = String::from("[");
+    match value {
+        Some(Value::String(s)) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    ' '..='~' => out.push(c),
+                    _ => {
+                        let mut units = [0u16; 2];
+                        for unit in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                }
+            }
+            out.push('"');
+        }
+        Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => out.push_str(&v.to_string()),
+        Some(Value::Array(_) | Value::Object(_)) | None => out.push_str("{}"),
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn endpoints() {
+        for (input, want) in [
+            (
+                "https://a.documents.azure.com:443/",
+                "https://a.documents.azure.com:443",
+            ),
+            (
+                "https://a.documents.azure.com",
+                "https://a.documents.azure.com",
+            ),
+            ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+            (" http://localhost:1/ ", "http://localhost:1"),
+        ] {
+            assert_eq!(CosmosEndpoint::parse(input).unwrap().as_str(), want);
+        }
+        assert_eq!(
+            CosmosEndpoint::parse("ftp://x"),
+            Err(InvalidEndpoint::Scheme)
+        );
+        for bad in [
+            "https://",
+            "https://a/b",
+            "https://a?x",
+            "https://u@a",
+            "http://a b",
+        ] {
+            assert_eq!(
+                CosmosEndpoint::parse(bad),
+                Err(InvalidEndpoint::Shape),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn partition_key_paths() {
+        let doc = json!({"id": "x", "target": {"repo": "r"}, "n": 5});
+        let p = PartitionKeyPath::parse("/target/repo").unwrap();
+        assert_eq!(p.header_for(&doc), r#"["r"]"#);
+        assert_eq!(
+            PartitionKeyPath::parse("/id").unwrap().header_for(&doc),
+            r#"["x"]"#
+        );
+        assert_eq!(
+            PartitionKeyPath::parse("/n").unwrap().header_for(&doc),
+            "[5]"
+        );
+        assert_eq!(
+            PartitionKeyPath::parse("/nope").unwrap().header_for(&doc),
+            "[{}]"
+        );
+        for bad in ["id", "/", "//a", "/a/", "/\"a\""] {
+            assert!(PartitionKeyPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn partition_key_header_is_ascii_json() {
+        let v = json!("a\"b\\cé😀");
+        let h = partition_key_header(Some(&v));
+        assert_eq!(h, r#"["a\"b\\c\u00e9\ud83d\ude00"]"#);
+        let back: Vec<String> = serde_json::from_str(&h).unwrap();
+        assert_eq!(back, vec!["a\"b\\cé😀".to_string()]);
+        assert_eq!(partition_key_header(Some(&json!(null))), "[null]");
+        assert_eq!(partition_key_header(Some(&json!(true))), "[true]");
+    }
+}

@@ -1,0 +1,166 @@
+//! What a Cosmos DB answer means for the caller.
+
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+
+/// Header: how long Cosmos asks the client to wait after a 429.
+pub const X_MS_RETRY_AFTER_MS: &str = "x-ms-retry-after-ms";
+
+/// The outcome of a create-document request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    /// 201: the document is stored now.
+    Created,
+    /// 409: a document with this id (and partition key) was stored before.
+    AlreadyStored,
+    /// Anything else: not stored.
+    Failed(CosmosFailure),
+}
+
+/// The outcome of a read (document or container metadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadResult {
+    /// 200 with the body.
+    Found(Vec<u8>),
+    /// 404.
+    NotFound,
+    /// Anything else.
+    Failed(CosmosFailure),
+}
+
+/// A Cosmos answer that is neither success nor the expected "exists"/"absent".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CosmosFailure {
+    /// HTTP status Cosmos answered.
+    pub status: StatusCode,
+    /// Cosmos's `code` field (`Forbidden`, `TooManyRequests`, ...) when present.
+    pub code: Option<String>,
+    /// `x-ms-retry-after-ms`, when Cosmos gave it.
+    pub retry_after: Option<Duration>,
+}
+
+impl CosmosFailure {
+    /// Statuses worth trying again: throttled (429), retry-with (449), timeout (408) and
+    /// server-side trouble (500, 502, 503, 504). 400/401/403/404/413 are final.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.status.as_u16(),
+            408 | 429 | 449 | 500 | 502 | 503 | 504
+        )
+    }
+}
+
+impl std::fmt::Display for CosmosFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cosmos DB answered {}", self.status)?;
+        if let Some(code) = &self.code {
+            write!(f, " ({code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Classifies the answer to a create-document request.
+pub fn classify_write(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> WriteResult {
+    match status.as_u16() {
+        200 | 201 => WriteResult::Created,
+        409 => WriteResult::AlreadyStored,
+        _ => WriteResult::Failed(failure(status, headers, body)),
+    }
+}
+
+/// Classifies the answer to a read.
+pub fn classify_read(status: StatusCode, headers: &HeaderMap, body: Vec<u8>) -> ReadResult {
+    match status.as_u16() {
+        200 => ReadResult::Found(body),
+        404 => ReadResult::NotFound,
+        _ => ReadResult::Failed(failure(status, headers, &body)),
+    }
+}
+
+fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailure {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        code: Option<String>,
+    }
+    let code = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.code)
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let retry_after = headers
+        .get(X_MS_RETRY_AFTER_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map(|ms| Duration::from_micros((ms.min(3_600_000.0) * 1000.0) as u64));
+    CosmosFailure {
+        status,
+        code,
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes() {
+        let h = HeaderMap::new();
+        assert_eq!(
+            classify_write(StatusCode::CREATED, &h, b""),
+            WriteResult::Created
+        );
+        assert_eq!(
+            classify_write(StatusCode::CONFLICT, &h, b""),
+            WriteResult::AlreadyStored
+        );
+        let mut h = HeaderMap::new();
+        h.insert(X_MS_RETRY_AFTER_MS, "12.5".parse().unwrap());
+        let WriteResult::Failed(f) = classify_write(
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            br#"{"code":"TooManyRequests","message":"m"}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(f.code.as_deref(), Some("TooManyRequests"));
+        assert_eq!(f.retry_after, Some(Duration::from_micros(12_500)));
+        assert!(f.is_transient());
+        assert_eq!(
+            f.to_string(),
+            "Cosmos DB answered 429 Too Many Requests (TooManyRequests)"
+        );
+    }
+
+    #[test]
+    fn final_statuses_are_not_transient() {
+        for s in [400, 401, 403, 404, 413] {
+            let f = failure(
+                StatusCode::from_u16(s).unwrap(),
+                &HeaderMap::new(),
+                b"garbage",
+            );
+            assert!(!f.is_transient(), "{s}");
+            assert_eq!(f.code, None);
+        }
+    }
+
+    #[test]
+    fn reads() {
+        let h = HeaderMap::new();
+        assert_eq!(
+            classify_read(StatusCode::OK, &h, b"{}".to_vec()),
+            ReadResult::Found(b"{}".to_vec())
+        );
+        assert_eq!(
+            classify_read(StatusCode::NOT_FOUND, &h, vec![]),
+            ReadResult::NotFound
+        );
+        assert!(matches!(
+            classify_read(StatusCode::UNAUTHORIZED, &h, vec![]),
+            ReadResult::Failed(_)
+        ));
+    }
+}

@@ -1,0 +1,257 @@
+//! The document stored for each event: one flat camelCase JSON object per event, keyed by the
+//! event's own id so that a redelivery maps to the same document.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::acr::{AcrEvent, ParsedEvent};
+
+/// The longest id Cosmos accepts (REST reference: 255 characters).
+pub const MAX_ID_LEN: usize = 255;
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSource {
+    /// An Azure Container Registry webhook.
+    Acr,
+}
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDocument {
+    /// Document id: the event id, made safe for Cosmos, or derived from the content.
+    pub id: String,
+    /// The event id exactly as sent, when it differs from `id` (made safe) or is absent (`None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// `push`, `delete`, ...
+    pub action: &'static str,
+    /// The event's own time, as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// When this receiver got it (RFC 3339, UTC, milliseconds).
+    pub received_at: String,
+    /// `request.host`: the registry's login server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login_server: Option<String>,
+    /// `target.repository`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `target.tag` (absent on deletes and pushes by digest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `target.digest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `target.mediaType`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// `target.size` (or `target.length` when only that is sent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<i64>,
+    /// `target.name` (chart events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `target.version` (chart events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `request.id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `request.method`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_method: Option<String>,
+    /// `request.useragent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Which sender delivered it.
+    pub source: EventSource,
+}
+
+impl EventDocument {
+    /// Maps an ACR event to its document; `received_at` is this receiver's clock.
+    pub fn from_acr(parsed: &ParsedEvent, received_at: SystemTime) -> Self {
+        let event = &parsed.event;
+        let target = event.target.clone().unwrap_or_default();
+        let request = event.request.clone().unwrap_or_default();
+        let sent_id = event.id.as_deref().filter(|id| !id.is_empty());
+        let id = match sent_id {
+            Some(id) => safe_id(id),
+            None => derived_id(event),
+        };
+        Self {
+            event_id: match sent_id {
+                Some(sent) if sent == id => None,
+                other => other.map(str::to_owned),
+            },
+            id,
+            action: parsed.action.as_str(),
+            timestamp: non_empty(event.timestamp.clone()),
+            received_at: humantime::format_rfc3339_millis(received_at).to_string(),
+            login_server: non_empty(request.host),
+            image: non_empty(target.repository),
+            tag: non_empty(target.tag),
+            digest: non_empty(target.digest),
+            media_type: non_empty(target.media_type),
+            size: target.size.or(target.length),
+            name: non_empty(target.name),
+            version: non_empty(target.version),
+            request_id: non_empty(request.id),
+            request_method: non_empty(request.method),
+            user_agent: non_empty(request.user_agent),
+            source: EventSource::Acr,
+        }
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+/// Makes an id acceptable to Cosmos, deterministically and without collisions: `%`, the
+/// characters Cosmos forbids (`/ \ ? #`) and control characters are percent-encoded; an id
+/// still longer than [`MAX_ID_LEN`] bytes keeps a prefix and gets a SHA-256 of the original.
+/// An id that is already safe is returned unchanged.
+pub fn safe_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        if matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control() {
+            let mut buf = [0u8; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if out.len() <= MAX_ID_LEN && out == id {
+        return out;
+    }
+    if out.len() > MAX_ID_LEN {
+        let hash = hex(&Sha256::digest(id.as_bytes()));
+        let mut cut = MAX_ID_LEN - hash.len() - 1;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('~');
+        out.push_str(&hash);
+    }
+    out
+}
+
+/// An id for an event that has none: a SHA-256 over every field the event carries, in a fixed
+/// order, so the same event delivered twice gets the same id.
+pub fn derived_id(event: &AcrEvent) -> String {
+    let t = event.target.clone().unwrap_or_default();
+    let r = event.request.clone().unwrap_or_default();
+    let canonical = serde_json::json!([
+        event.action,
+        event.timestamp,
+        [
+            t.media_type,
+            t.size,
+            t.digest,
+            t.length,
+            t.repository,
+            t.tag,
+            t.name,
+            t.version
+        ],
+        [r.id, r.host, r.method, r.user_agent],
+    ]);
+    format!(
+        "sha256-{}",
+        hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acr::parse_event;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn doc(body: &str) -> EventDocument {
+        EventDocument::from_acr(
+            &parse_event(body.as_bytes()).unwrap(),
+            UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        )
+    }
+
+    #[test]
+    fn push_maps_every_field() {
+        let d = doc(
+            r#"{"id":"e1","timestamp":"2023-11-17T16:52:01.343145347Z","action":"push",
+            "target":{"mediaType":"m","size":524,"digest":"sha256:ab","length":524,"repository":"hello-world","tag":"v1"},
+            "request":{"id":"r1","host":"reg.azurecr.io","method":"PUT","useragent":"docker/1"}}"#,
+        );
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "e1", "action": "push", "timestamp": "2023-11-17T16:52:01.343145347Z",
+                "receivedAt": "2023-11-14T22:13:20.123Z", "loginServer": "reg.azurecr.io",
+                "image": "hello-world", "tag": "v1", "digest": "sha256:ab", "mediaType": "m",
+                "size": 524, "requestId": "r1", "requestMethod": "PUT", "userAgent": "docker/1",
+                "source": "acr"
+            })
+        );
+    }
+
+    #[test]
+    fn safe_ids() {
+        assert_eq!(safe_id("cb8c3971-9adc-488b"), "cb8c3971-9adc-488b");
+        assert_eq!(safe_id("a/b\\c?d#e%f"), "a%2Fb%5Cc%3Fd%23e%25f");
+        assert_ne!(
+            safe_id("a/b"),
+            safe_id("a%2Fb"),
+            "no collision with a pre-escaped id"
+        );
+        let long = "x".repeat(300);
+        let s = safe_id(&long);
+        assert_eq!(s.len(), MAX_ID_LEN);
+        assert_eq!(s, safe_id(&long), "deterministic");
+        assert_ne!(s, safe_id(&"x".repeat(301)));
+        let unicode = "é".repeat(200);
+        assert!(safe_id(&unicode).len() <= MAX_ID_LEN);
+        let exactly = "y".repeat(MAX_ID_LEN);
+        assert_eq!(safe_id(&exactly), exactly);
+    }
+
+    #[test]
+    fn unsafe_id_keeps_the_original_as_event_id() {
+        let d = doc(r#"{"id":"a/b","action":"push"}"#);
+        assert_eq!(d.id, "a%2Fb");
+        assert_eq!(d.event_id.as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn missing_id_is_derived_deterministically() {
+        let a = doc(r#"{"action":"push","target":{"repository":"r","tag":"1"}}"#);
+        let b = doc(r#"{"target":{"tag":"1","repository":"r"},"action":"push","extra":1}"#);
+        let c = doc(r#"{"action":"push","target":{"repository":"r","tag":"2"}}"#);
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert!(a.id.starts_with("sha256-"));
+        assert_eq!(
+            doc(r#"{"id":"","action":"push","target":{"repository":"r","tag":"1"}}"#).id,
+            a.id
+        );
+    }
+
+    #[test]
+    fn length_stands_in_for_missing_size_and_empty_tag_is_absent() {
+        let d = doc(r#"{"id":"x","action":"push","target":{"length":7,"tag":""}}"#);
+        assert_eq!(d.size, Some(7));
+        assert_eq!(d.tag, None);
+    }
+}
