@@ -1,0 +1,177 @@
+//! What is refused before anything is written: routes, methods, keys, sizes, bodies, config.
+
+mod common;
+
+use acr_webhook_core::{handle, log_line, respond, ConfigError};
+use common::*;
+
+fn run(
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, serde_json::Value, MemoryStore) {
+    let store = MemoryStore::new();
+    let h = head(method, uri, headers);
+    let outcome = block_on(handle(&h, body, || Ok(config(&[])), &store, now()));
+    let response = respond(&outcome);
+    let json = if response.body().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(response.body()).unwrap()
+    };
+    (response.status().as_u16(), json, store)
+}
+
+fn bearer() -> String {
+    format!("Bearer {TEST_WEBHOOK_KEY}")
+}
+
+#[test]
+fn routes_and_methods() {
+    assert_eq!(run("GET", "/healthz", &[], vec![]).0, 200);
+    assert_eq!(run("HEAD", "/healthz", &[], vec![]).0, 200);
+    assert_eq!(run("POST", "/healthz", &[], vec![]).0, 405);
+    assert_eq!(run("GET", "/nope", &[], vec![]).0, 404);
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let (status, body, store) = run(
+            method,
+            "/acr",
+            &[("authorization", &bearer())],
+            fixture("acr/push.json"),
+        );
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (405, Some("method_not_allowed"))
+        );
+        assert!(store.requests.borrow().is_empty());
+    }
+    // Spin hands the component an absolute URI; routing reads the path only.
+    let (status, _, _) = run(
+        "POST",
+        "http://127.0.0.1:3000/acr",
+        &[("authorization", &bearer())],
+        fixture("acr/push.json"),
+    );
+    assert_eq!(status, 201);
+}
+
+#[test]
+fn every_key_form_and_its_failures() {
+    let fx = [("x-functions-key", TEST_WEBHOOK_KEY)];
+    assert_eq!(run("POST", "/acr", &fx, fixture("acr/push.json")).0, 201);
+    let uri = format!("/acr?code={TEST_WEBHOOK_KEY}");
+    assert_eq!(run("POST", &uri, &[], fixture("acr/push.json")).0, 201);
+
+    let prefix = format!("Bearer {}", &TEST_WEBHOOK_KEY[..10]);
+    let rotated_out = "Bearer test-webhook-key-retired";
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer ")],
+        vec![("authorization", prefix.as_str())],
+        vec![("authorization", rotated_out)],
+        vec![("authorization", TEST_WEBHOOK_KEY)],
+        vec![("x-api-key", TEST_WEBHOOK_KEY)],
+    ] {
+        let (status, body, store) = run("POST", "/acr", &headers, fixture("acr/push.json"));
+        assert_eq!(status, 401, "{headers:?}");
+        assert_eq!(body["error"], "unauthorized");
+        assert!(
+            store.requests.borrow().is_empty(),
+            "nothing sent to the store"
+        );
+    }
+}
+
+#[test]
+fn the_key_is_checked_before_the_body_is_read() {
+    // A body that is not JSON and too large: without a key, the answer is still 401.
+    let (status, ..) = run("POST", "/acr", &[], vec![b'x'; 2 << 20]);
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn sizes() {
+    let big = vec![b' '; (1 << 20) + 1];
+    let (status, body, store) = run("POST", "/acr", &[("authorization", &bearer())], big);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    assert!(store.requests.borrow().is_empty());
+    let declared = [
+        ("authorization", bearer()),
+        ("content-length", "2097152".to_string()),
+    ];
+    let declared: Vec<(&str, &str)> = declared.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(run("POST", "/acr", &declared, vec![]).0, 413);
+}
+
+#[test]
+fn bodies_that_are_not_events() {
+    for (body, code) in [
+        (&b"{"[..], "invalid_json"),
+        (b"", "invalid_json"),
+        (b"\xff", "invalid_json"),
+        (b"[]", "invalid_event"),
+        (b"{}", "invalid_event"),
+        (b"null", "invalid_event"),
+        (br#"{"action":1}"#, "invalid_event"),
+        (
+            br#"{"action":"push","target":{"size":"1"}}"#,
+            "invalid_event",
+        ),
+        (br#"{"action":"pull"}"#, "unsupported_action"),
+    ] {
+        let (status, json, store) = run(
+            "POST",
+            "/acr",
+            &[("authorization", &bearer())],
+            body.to_vec(),
+        );
+        assert_eq!(
+            (status, json["error"].as_str()),
+            (400, Some(code)),
+            "{:?}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(store.requests.borrow().is_empty());
+    }
+}
+
+#[test]
+fn missing_configuration_is_500_naming_the_variable() {
+    let store = MemoryStore::new();
+    let h = head("POST", "/acr", &[("authorization", &bearer())]);
+    let outcome = block_on(handle(
+        &h,
+        fixture("acr/push.json"),
+        || Err(ConfigError::Missing("cosmos_key")),
+        &store,
+        now(),
+    ));
+    let response = respond(&outcome);
+    assert_eq!(response.status(), 500);
+    let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(json["error"], "configuration_error");
+    assert!(json["message"].as_str().unwrap().contains("cosmos_key"));
+    // The health check does not need the configuration.
+    let h = head("GET", "/healthz", &[]);
+    let outcome = block_on(handle(
+        &h,
+        vec![],
+        || Err(ConfigError::Missing("cosmos_key")),
+        &store,
+        now(),
+    ));
+    assert_eq!(respond(&outcome).status(), 200);
+}
+
+#[test]
+fn the_log_line_never_has_the_query_string() {
+    let h = head("POST", "/acr?code=abc", &[]);
+    let store = MemoryStore::new();
+    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    let line = log_line(&h.method, h.uri.path(), &outcome);
+    assert_eq!(line, "POST /acr 401 unauthorized: missing or wrong webhook key (send `Authorization: Bearer <key>`)");
+}

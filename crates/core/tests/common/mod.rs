@@ -1,0 +1,132 @@
+//! Shared test support: the repository's fixtures and an in-memory stand-in for the store's
+//! REST answers (the real store is exercised end to end in crates/cli/tests).
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use acr_webhook_core::{Config, Transport, TransportError};
+use http::{Request, Response, StatusCode};
+
+/// The Cosmos emulator's well-known key, for tests only.
+pub const TEST_COSMOS_KEY: &str =
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+/// Webhook keys used in tests only.
+pub const TEST_WEBHOOK_KEY: &str = "test-webhook-key-0f1e2d3c4b5a";
+pub const TEST_WEBHOOK_KEY_2: &str = "test-webhook-key-rotated-in-9988";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = repo_root().join("tests/fixtures").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+pub fn config(extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<&str, &str> = HashMap::from([
+        ("cosmos_endpoint", "http://127.0.0.1:8081"),
+        ("cosmos_key", TEST_COSMOS_KEY),
+        ("webhook_keys", TEST_WEBHOOK_KEY),
+    ]);
+    vars.extend(extra.iter().copied());
+    Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap()
+}
+
+/// 2023-11-14T22:13:20.123Z
+pub fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
+}
+
+/// What the in-memory store should do with the next requests.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answer like Cosmos: 201, 409 on a repeated id, 200 on container reads.
+    Normal,
+    /// Answer every request with this status (and optional x-ms-retry-after-ms).
+    Status(u16, Option<&'static str>),
+    /// Fail before answering.
+    Unreachable,
+}
+
+pub struct MemoryStore {
+    pub documents: RefCell<HashMap<String, serde_json::Value>>,
+    pub requests: RefCell<Vec<Request<Vec<u8>>>>,
+    pub behaviour: RefCell<Behaviour>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self {
+            documents: RefCell::default(),
+            requests: RefCell::default(),
+            behaviour: RefCell::new(Behaviour::Normal),
+        }
+    }
+}
+
+impl Transport for MemoryStore {
+    async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
+        let behaviour = self.behaviour.borrow().clone();
+        let (status, retry_after, body) = match behaviour {
+            Behaviour::Unreachable => {
+                self.requests.borrow_mut().push(request);
+                return Err(TransportError("connection refused".into()));
+            }
+            Behaviour::Status(s, r) => (s, r, br#"{"code":"Injected","message":"m"}"#.to_vec()),
+            Behaviour::Normal => {
+                let path = request.uri().path().to_owned();
+                if request.method() == http::Method::POST && path.ends_with("/docs") {
+                    let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+                    let id = doc["id"].as_str().unwrap().to_owned();
+                    let mut docs = self.documents.borrow_mut();
+                    if docs.contains_key(&id) {
+                        (
+                            409,
+                            None,
+                            br#"{"code":"Conflict","message":"exists"}"#.to_vec(),
+                        )
+                    } else {
+                        docs.insert(id, doc);
+                        (201, None, b"{}".to_vec())
+                    }
+                } else if request.method() == http::Method::GET && path.contains("/colls/") {
+                    (200, None, br#"{"id":"events"}"#.to_vec())
+                } else {
+                    (400, None, b"{}".to_vec())
+                }
+            }
+        };
+        self.requests.borrow_mut().push(request);
+        let mut builder = Response::builder().status(StatusCode::from_u16(status).unwrap());
+        if let Some(ms) = retry_after {
+            builder = builder.header("x-ms-retry-after-ms", ms);
+        }
+        Ok(builder.body(body).unwrap())
+    }
+}
+
+/// Drives a future that never waits on real I/O (the in-memory store answers at once).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let waker = Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+/// A POST to `path` with the given headers.
+pub fn head(method: &str, uri: &str, headers: &[(&str, &str)]) -> http::request::Parts {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap().into_parts().0
+}
