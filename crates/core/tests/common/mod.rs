@@ -82,16 +82,16 @@ impl Transport for MemoryStore {
                 if request.method() == http::Method::POST && path.ends_with("/docs") {
                     let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
                     let id = doc["id"].as_str().unwrap().to_owned();
-                    let mut docs = self.documents.borrow_mut();
-                    if docs.contains_key(&id) {
-                        (
+                    match self.documents.borrow_mut().entry(id) {
+                        std::collections::hash_map::Entry::Occupied(_) => (
                             409,
                             None,
                             br#"{"code":"Conflict","message":"exists"}"#.to_vec(),
-                        )
-                    } else {
-                        docs.insert(id, doc);
-                        (201, None, b"{}".to_vec())
+                        ),
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(doc);
+                            (201, None, b"{}".to_vec())
+                        }
                     }
                 } else if request.method() == http::Method::GET && path.contains("/colls/") {
                     (200, None, br#"{"id":"events"}"#.to_vec())
