@@ -100,6 +100,43 @@ impl StoreConfig {
         )
     }
 
+    /// `POST /dbs/{db}/colls/{coll}/docs` as a query: parameterised SQL (`query` and
+    /// `parameters` in `query_body`, never built from input by string), either scoped to one
+    /// partition (`partition_key`) or across partitions, paged with `max_items` and an opaque
+    /// `continuation` token from the previous page.
+    pub fn query_documents_request(
+        &self,
+        query_body: &serde_json::Value,
+        partition_key: Option<&str>,
+        max_items: u32,
+        continuation: Option<&str>,
+        date: &str,
+    ) -> Request<Vec<u8>> {
+        let max_items = max_items.to_string();
+        let mut extra: Vec<(&str, &str)> = vec![
+            // Exactly this content type, no charset: Cosmos (and the local store) treat anything
+            // else as a create.
+            (header::CONTENT_TYPE.as_str(), "application/query+json"),
+            ("x-ms-documentdb-isquery", "True"),
+            ("x-ms-max-item-count", &max_items),
+        ];
+        match partition_key {
+            Some(pk) => extra.push((X_MS_PARTITION_KEY, pk)),
+            None => extra.push(("x-ms-documentdb-query-enablecrosspartition", "True")),
+        }
+        if let Some(token) = continuation {
+            extra.push(("x-ms-continuation", token));
+        }
+        Signed {
+            store: self,
+            method: Method::POST,
+            resource_type: "docs",
+            resource_link: self.container_link(),
+            path: format!("{}/docs", self.container_path()),
+        }
+        .build(date, &extra, query_body.to_string().into_bytes())
+    }
+
     /// `GET /dbs/{db}/colls/{coll}/docs/{id}`: read one document.
     pub fn read_document_request(
         &self,
@@ -269,6 +306,32 @@ mod tests {
             .to_str()
             .unwrap()
             .ends_with(&url_encode_component(&sig)));
+    }
+
+    #[test]
+    fn queries_are_signed_like_creates_and_never_carry_a_charset() {
+        let store = test_config(&[]).store;
+        let q = serde_json::json!({"query": "SELECT * FROM c WHERE c.image = @i", "parameters": [{"name": "@i", "value": "x"}]});
+        let req = store.query_documents_request(&q, None, 7, Some("tok"), DATE);
+        let h = req.headers();
+        assert_eq!(h["content-type"], "application/query+json");
+        assert_eq!(h["x-ms-documentdb-isquery"], "True");
+        assert_eq!(h["x-ms-documentdb-query-enablecrosspartition"], "True");
+        assert_eq!(h["x-ms-max-item-count"], "7");
+        assert_eq!(h["x-ms-continuation"], "tok");
+        assert_eq!(
+            h["authorization"],
+            url_encode_component(
+                "type=master&ver=1.0&sig=MlPO83gCEkMzq3THhsZvfZcS2Kr9+G3Jwa1rBsaW4mU="
+            )
+            .as_str()
+        );
+        let req = store.query_documents_request(&q, Some(r#"["x"]"#), 1, None, DATE);
+        assert_eq!(req.headers()["x-ms-documentdb-partitionkey"], r#"["x"]"#);
+        assert!(req
+            .headers()
+            .get("x-ms-documentdb-query-enablecrosspartition")
+            .is_none());
     }
 
     #[test]
