@@ -1,0 +1,411 @@
+//! A tiny HTTP/1.1 server that records every request and answers a configurable status:
+//! a stand-in notification endpoint for checking what the registry really sends.
+
+use std::io::{self, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::http::{find_header, read_body, read_head};
+
+/// One request received by a [`CaptureServer`].
+#[derive(Debug, Clone)]
+pub struct CapturedRequest {
+    /// Request method, e.g. `POST`.
+    pub method: String,
+    /// Request target as sent, e.g. `/notify?x=1`.
+    pub path: String,
+    /// Headers in arrival order, names as sent (Go canonicalises them, e.g. `Content-Type`).
+    pub headers: Vec<(String, String)>,
+    /// The body (chunked encoding removed).
+    pub body: Vec<u8>,
+    /// When the request was fully read.
+    pub received_at: Instant,
+    /// The status this server answered (or, while a response delay runs, will answer; a
+    /// client whose timeout ran out first never saw it).
+    pub answered_status: u16,
+    /// Which TCP connection (numbered from 0 in accept order) carried the request; equal
+    /// numbers mean the client reused a keep-alive connection.
+    pub connection: usize,
+}
+
+impl CapturedRequest {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+
+    /// The body as (lossy) UTF-8.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON, or `None`.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The `events` array of a Distribution notification envelope `{"events":[...]}`
+    /// (empty if the body is not one).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        match self.json() {
+            Some(serde_json::Value::Object(mut o)) => match o.remove("events") {
+                Some(serde_json::Value::Array(a)) => a,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// True if this server answered the request with a 2xx status.
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.answered_status)
+    }
+}
+
+struct Shared {
+    requests: Mutex<Vec<CapturedRequest>>,
+    arrived: Condvar,
+    status: AtomicU16,
+    delay_ms: AtomicU64,
+    stop: AtomicBool,
+    connections: AtomicUsize,
+}
+
+/// An HTTP/1.1 server on a free 127.0.0.1 port that records every request and answers a
+/// status that can be changed at any time (e.g. 500 first, then 200, to watch a client
+/// retry). Keep-alive connections are supported (Go's client reuses them). Stopped on drop.
+pub struct CaptureServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for CaptureServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl CaptureServer {
+    /// Starts the server; every request is answered with `status` (with an empty body) until
+    /// [`CaptureServer::set_status`] changes it. Panics if it cannot bind.
+    pub fn start(status: u16) -> CaptureServer {
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("testkit: cannot bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local_addr");
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
+            status: AtomicU16::new(status),
+            delay_ms: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("testkit-capture".into())
+                .spawn(move || accept_loop(listener, shared))
+                .expect("spawn capture acceptor")
+        };
+        CaptureServer {
+            addr,
+            shared,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/events` — the URL to configure as a notification endpoint
+    /// (any path is accepted and recorded).
+    pub fn url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    /// Changes the status answered from the next request on.
+    pub fn set_status(&self, status: u16) {
+        self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The status currently answered.
+    pub fn status(&self) -> u16 {
+        self.shared.status.load(Ordering::SeqCst)
+    }
+
+    /// Waits `delay` after reading each request before answering (to exercise client
+    /// timeouts). Zero by default. Requests are recorded on arrival, before the delay.
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// How many TCP connections were accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn received(&self) -> Vec<CapturedRequest> {
+        self.lock().clone()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// The events of every request answered with 2xx, in arrival order (a request that was
+    /// answered with an error and then retried thus counts once).
+    pub fn accepted_events(&self) -> Vec<serde_json::Value> {
+        self.lock()
+            .iter()
+            .filter(|r| r.accepted())
+            .flat_map(CapturedRequest::events)
+            .collect()
+    }
+
+    /// Waits until `predicate` holds for the requests received so far and returns them;
+    /// `None` after `timeout`.
+    pub fn try_wait_for(
+        &self,
+        mut predicate: impl FnMut(&[CapturedRequest]) -> bool,
+        timeout: Duration,
+    ) -> Option<Vec<CapturedRequest>> {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.lock();
+        loop {
+            if predicate(&guard) {
+                return Some(guard.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            guard = self
+                .shared
+                .arrived
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Like [`CaptureServer::try_wait_for`], but panics on timeout with a summary of what
+    /// did arrive.
+    pub fn wait_for(
+        &self,
+        predicate: impl FnMut(&[CapturedRequest]) -> bool,
+        timeout: Duration,
+    ) -> Vec<CapturedRequest> {
+        match self.try_wait_for(predicate, timeout) {
+            Some(r) => r,
+            None => panic!(
+                "testkit: the expected requests did not reach {} within {timeout:?}; received:\n{}",
+                self.addr,
+                summarize(&self.received())
+            ),
+        }
+    }
+
+    /// Waits until an event for which `predicate` holds arrives in a request answered 2xx,
+    /// and returns that event; panics with a summary after `timeout`.
+    pub fn wait_for_event(
+        &self,
+        mut predicate: impl FnMut(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> serde_json::Value {
+        let mut found = None;
+        self.wait_for(
+            |reqs| {
+                found = reqs
+                    .iter()
+                    .filter(|r| r.accepted())
+                    .flat_map(CapturedRequest::events)
+                    .find(|e| predicate(e));
+                found.is_some()
+            },
+            timeout,
+        );
+        found.expect("found")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CapturedRequest>> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for CaptureServer {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(h) = self.acceptor.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// One line per request: status answered, method, path, and one line per event.
+pub fn summarize(requests: &[CapturedRequest]) -> String {
+    let mut out = String::new();
+    for r in requests {
+        out.push_str(&format!(
+            "  [{} conn {}] {} {} {} bytes\n",
+            r.answered_status,
+            r.connection,
+            r.method,
+            r.path,
+            r.body.len()
+        ));
+        for e in r.events() {
+            out.push_str(&format!("    {}\n", describe_event(&e)));
+        }
+    }
+    out
+}
+
+/// One line describing a Distribution event: action, repository, tag, digest, media type,
+/// size, request method and user agent (`-` for absent fields).
+pub fn describe_event(e: &serde_json::Value) -> String {
+    let t = &e["target"];
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    format!(
+        "{} repo={} tag={} digest={} mediaType={} size={} method={} useragent={}",
+        s(&e["action"]),
+        s(&t["repository"]),
+        s(&t["tag"]),
+        s(&t["digest"]),
+        s(&t["mediaType"]),
+        t["size"].as_u64().map_or("-".into(), |n| n.to_string()),
+        s(&e["request"]["method"]),
+        s(&e["request"]["useragent"]),
+    )
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let id = shared.connections.fetch_add(1, Ordering::SeqCst);
+        let shared = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name(format!("testkit-capture-{id}"))
+            .spawn(move || {
+                let _ = serve_connection(stream, id, &shared);
+            });
+    }
+}
+
+/// Reads from the socket, retrying read timeouts until the server is stopped, so that idle
+/// keep-alive connections do not keep their thread alive after drop.
+struct StopAware<'a> {
+    stream: TcpStream,
+    stop: &'a AtomicBool,
+}
+
+impl Read for StopAware<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return Err(e);
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn serve_connection(stream: TcpStream, id: usize, shared: &Shared) -> io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(StopAware {
+        stream,
+        stop: &shared.stop,
+    });
+    loop {
+        let Some((start, headers)) = read_head(&mut reader)? else {
+            return Ok(());
+        };
+        let body = read_body(&mut reader, &headers, false)?;
+        let mut parts = start.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let version = parts.next().unwrap_or("HTTP/1.1").to_string();
+        let close = find_header(&headers, "connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+            || version == "HTTP/1.0";
+
+        // Recorded on arrival (so the list is in arrival order even with a response delay),
+        // with the status that is answered after the delay.
+        let status = shared.status.load(Ordering::SeqCst);
+        {
+            let mut reqs = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
+            reqs.push(CapturedRequest {
+                method,
+                path,
+                headers,
+                body,
+                received_at: Instant::now(),
+                answered_status: status,
+                connection: id,
+            });
+            shared.arrived.notify_all();
+        }
+        let delay = shared.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        let answer = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Length: 0\r\n{}\r\n",
+            reason(status),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        writer.write_all(answer.as_bytes())?;
+        writer.flush()?;
+        if close || shared.stop.load(Ordering::SeqCst) {
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
+}
