@@ -1,23 +1,37 @@
 //! The Spin component: a thin adapter between Spin (WASI 0.2 `wasi:http`, Spin variables) and
-//! the host-independent core in `acr-webhook-core`. It moves bytes, headers and the clock in,
-//! sends the signed requests the core builds, and writes the core's answer out. Every decision
-//! (routes, keys, parsing, documents, signing, statuses) lives in the core.
+//! the host-independent core in `acr-webhook-core`. It moves bytes, headers, time and
+//! randomness in, sends the signed requests the core builds (each with its own timeout), and
+//! writes the core's answer out. Every decision (routes, keys, parsing, documents, signing,
+//! retries, statuses) lives in the core.
 
 #[cfg(target_arch = "wasm32")]
 mod spin_adapter {
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use acr_webhook_core::{
-        handle, log_line, respond, BodyError, Config, RequestBody, Transport, TransportError,
+        handle, log_line, respond, BodyError, Config, Failure, Host, RequestBody, TransportError,
     };
-    use futures::StreamExt;
     use spin_sdk::http::{
-        Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam,
+        Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+        OutgoingResponse, ResponseOutparam, Scheme,
     };
+    use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+    use spin_sdk::wit::wasi::http0_2_0::types::RequestOptions;
+    use wasi::clocks::monotonic_clock;
+    use wasi::io::poll;
+    use wasi::io::streams::{InputStream, StreamError};
+
+    /// Largest chunk written to an output stream at once (wasi:io's blocking write limit).
+    const WRITE_CHUNK: usize = 4096;
+    /// Largest chunk read at once.
+    const READ_CHUNK: u64 = 64 * 1024;
 
     /// Entry point: one incoming request, one answer, never a panic on any input.
     #[spin_sdk::http_component]
     async fn handle_request(request: IncomingRequest, response_out: ResponseOutparam) {
+        let host = SpinHost {
+            started: monotonic_clock::now(),
+        };
         let method_name = request.method().to_string();
         let head = request_head(
             &method_name,
@@ -30,23 +44,21 @@ mod spin_adapter {
                     &head,
                     StreamingBody(request),
                     || Config::from_lookup(|name| spin_sdk::variables::get(name).ok()),
-                    &SpinTransport,
+                    &host,
                     SystemTime::now(),
                 )
                 .await;
-                (
-                    respond(&outcome),
-                    log_line(&head.method, head.uri.path(), &outcome),
-                )
+                let line = log_line(&head.method, head.uri.path(), &outcome);
+                (respond(&outcome), line)
             }
             Err(reason) => {
-                let outcome = Err(acr_webhook_core::Failure::BodyUnreadable(reason.into()));
-                let line = format!("{method_name} (unparsable request line) 400");
+                let outcome = Err(Failure::BodyUnreadable(reason.into()));
+                let line = format!("{method_name} (unusable request head) 400");
                 (respond(&outcome), line)
             }
         };
         eprintln!("acr-webhook: {line}");
-        write_response(response, response_out).await;
+        write_response(response, response_out);
     }
 
     /// Rebuilds the request head as `http` types (the URI is path-only on some hosts and
@@ -68,50 +80,183 @@ mod spin_adapter {
             .map_err(|_| "invalid request head")
     }
 
-    /// The incoming body, read chunk by chunk, stopping as soon as the limit is passed.
+    /// Waits until `stream` has data or `deadline` (monotonic ns) passes; false on timeout.
+    fn wait_readable(stream: &InputStream, deadline: u64) -> bool {
+        let now = monotonic_clock::now();
+        if now >= deadline {
+            return false;
+        }
+        let ready = stream.subscribe();
+        let timer = monotonic_clock::subscribe_instant(deadline);
+        poll::poll(&[&ready, &timer]).contains(&0)
+    }
+
+    /// Reads a whole stream within a deadline and a size limit.
+    fn read_stream(
+        stream: &InputStream,
+        limit: usize,
+        deadline: u64,
+    ) -> Result<Vec<u8>, BodyError> {
+        let mut body = Vec::new();
+        loop {
+            if !wait_readable(stream, deadline) {
+                return Err(BodyError::TimedOut);
+            }
+            match stream.read(READ_CHUNK) {
+                Ok(chunk) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Err(StreamError::Closed) => return Ok(body),
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(BodyError::Io(e.to_debug_string()))
+                }
+            }
+        }
+    }
+
+    fn deadline_after(timeout: Duration) -> u64 {
+        monotonic_clock::now().saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64)
+    }
+
+    /// The incoming body, read chunk by chunk, stopping at the limit or the deadline.
     struct StreamingBody(IncomingRequest);
 
     impl RequestBody for StreamingBody {
-        async fn read_to_end(self, limit: usize) -> Result<Vec<u8>, BodyError> {
-            let mut stream = std::pin::pin!(self.0.into_body_stream());
-            let mut body = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| BodyError::Io(e.to_string()))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(BodyError::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body)
+        async fn read_to_end(self, limit: usize, timeout: Duration) -> Result<Vec<u8>, BodyError> {
+            let deadline = deadline_after(timeout);
+            let body = self
+                .0
+                .consume()
+                .map_err(|()| BodyError::Io("body already consumed".into()))?;
+            let stream = body
+                .stream()
+                .map_err(|()| BodyError::Io("body stream unavailable".into()))?;
+            read_stream(&stream, limit, deadline)
         }
     }
 
-    /// Outbound HTTP through Spin (`wasi:http/outgoing-handler`).
-    struct SpinTransport;
+    /// What Spin provides: outbound HTTP with per-request timeouts, the monotonic clock,
+    /// sleeping and randomness.
+    struct SpinHost {
+        started: u64,
+    }
 
-    impl Transport for SpinTransport {
+    impl Host for SpinHost {
         async fn send(
             &self,
             request: http::Request<Vec<u8>>,
+            timeout: Duration,
         ) -> Result<http::Response<Vec<u8>>, TransportError> {
-            let response: IncomingResponse = spin_sdk::http::send(request)
-                .await
-                .map_err(|e| TransportError(e.to_string()))?;
-            let mut builder = http::Response::builder().status(response.status());
-            for (name, value) in response.headers().entries() {
-                builder = builder.header(name, value);
-            }
-            let body = response
-                .into_body()
-                .await
-                .map_err(|e| TransportError(format!("reading the answer failed: {e}")))?;
-            builder
-                .body(body)
-                .map_err(|e| TransportError(format!("unusable answer: {e}")))
+            send_with_timeout(request, timeout)
+        }
+
+        async fn sleep(&self, duration: Duration) {
+            monotonic_clock::subscribe_duration(duration.as_nanos().min(u64::MAX as u128) as u64)
+                .block();
+        }
+
+        fn elapsed(&self) -> Duration {
+            Duration::from_nanos(monotonic_clock::now().saturating_sub(self.started))
+        }
+
+        fn random_u64(&self) -> u64 {
+            wasi::random::random::get_random_u64()
         }
     }
 
-    async fn write_response(response: http::Response<Vec<u8>>, out: ResponseOutparam) {
+    /// `wasi:http/outgoing-handler` with connect, first-byte and between-bytes timeouts, the
+    /// answer read to its end within the same timeout.
+    fn send_with_timeout(
+        request: http::Request<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let deadline = deadline_after(timeout);
+        let nanos = timeout.as_nanos().min(u64::MAX as u128) as u64;
+        let (parts, body) = request.into_parts();
+        let headers: Vec<(String, Vec<u8>)> = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect();
+        let not_sent = |what: &str| TransportError::not_sent(what.to_owned());
+        let fields =
+            Fields::from_list(&headers).map_err(|_| not_sent("invalid request headers"))?;
+        let outgoing = OutgoingRequest::new(fields);
+        let method = match parts.method {
+            http::Method::GET => Method::Get,
+            http::Method::POST => Method::Post,
+            http::Method::PUT => Method::Put,
+            http::Method::DELETE => Method::Delete,
+            ref other => Method::Other(other.as_str().to_owned()),
+        };
+        let scheme = match parts.uri.scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        outgoing
+            .set_method(&method)
+            .and_then(|()| outgoing.set_scheme(Some(&scheme)))
+            .and_then(|()| outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())))
+            .and_then(|()| {
+                outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str()))
+            })
+            .map_err(|()| not_sent("invalid request line"))?;
+        let options = RequestOptions::new();
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+
+        let outgoing_body = outgoing.body().map_err(|()| not_sent("no request body"))?;
+        let future = outgoing_handler::handle(outgoing, Some(options))
+            .map_err(|e| TransportError::not_sent(format!("{e:?}")))?;
+        {
+            let stream = outgoing_body
+                .write()
+                .map_err(|()| not_sent("request body not writable"))?;
+            for chunk in body.chunks(WRITE_CHUNK) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| TransportError::outcome_unknown(format!("sending: {e:?}")))?;
+            }
+        }
+        OutgoingBody::finish(outgoing_body, None)
+            .map_err(|e| TransportError::outcome_unknown(format!("{e:?}")))?;
+
+        let pollable = future.subscribe();
+        let timer = monotonic_clock::subscribe_instant(deadline);
+        if !poll::poll(&[&pollable, &timer]).contains(&0) {
+            return Err(TransportError::outcome_unknown("no answer in time"));
+        }
+        let response: IncomingResponse = match future.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => {
+                return Err(TransportError::outcome_unknown(format!("{code:?}")));
+            }
+            _ => return Err(TransportError::outcome_unknown("no answer")),
+        };
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        let incoming = response
+            .consume()
+            .map_err(|()| TransportError::outcome_unknown("answer body unavailable"))?;
+        let body = {
+            let stream = incoming
+                .stream()
+                .map_err(|()| TransportError::outcome_unknown("answer body unavailable"))?;
+            read_stream(&stream, 16 << 20, deadline)
+                .map_err(|e| TransportError::outcome_unknown(format!("reading the answer: {e}")))?
+        };
+        builder
+            .body(body)
+            .map_err(|e| TransportError::outcome_unknown(format!("unusable answer: {e}")))
+    }
+
+    fn write_response(response: http::Response<Vec<u8>>, out: ResponseOutparam) {
         let (parts, body) = response.into_parts();
         let headers: Vec<(String, Vec<u8>)> = parts
             .headers
@@ -121,8 +266,18 @@ mod spin_adapter {
         let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
         let outgoing = OutgoingResponse::new(fields);
         let _ = outgoing.set_status_code(parts.status.as_u16());
-        if let Err(e) = out.set_with_body(outgoing, body).await {
-            eprintln!("acr-webhook: writing the answer failed: {e}");
+        let Ok(outgoing_body) = outgoing.body() else {
+            return;
+        };
+        out.set(outgoing);
+        if let Ok(stream) = outgoing_body.write() {
+            for chunk in body.chunks(WRITE_CHUNK) {
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    eprintln!("acr-webhook: writing the answer failed");
+                    return;
+                }
+            }
         }
+        let _ = OutgoingBody::finish(outgoing_body, None);
     }
 }

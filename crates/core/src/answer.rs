@@ -51,6 +51,9 @@ pub enum Failure {
     /// The body could not be read to its end.
     #[error("the request body could not be read: {0}")]
     BodyUnreadable(String),
+    /// The body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// The body is not an acceptable event.
     #[error(transparent)]
     Payload(#[from] PayloadError),
@@ -84,6 +87,7 @@ impl Failure {
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Failure::Unauthorized => StatusCode::UNAUTHORIZED,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
             Failure::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::StoreRefused(_) => StatusCode::BAD_GATEWAY,
@@ -101,6 +105,7 @@ impl Failure {
             Failure::Unauthorized => "unauthorized",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
+            Failure::BodyTimeout => "request_timeout",
             Failure::Payload(PayloadError::InvalidJson(_)) => "invalid_json",
             Failure::Payload(PayloadError::NotAnEvent(_)) => "invalid_event",
             Failure::Payload(PayloadError::UnsupportedAction(_)) => "unsupported_action",
@@ -190,6 +195,7 @@ mod tests {
                 "payload_too_large",
             ),
             (Failure::BodyUnreadable("x".into()), 400, "body_unreadable"),
+            (Failure::BodyTimeout, 408, "request_timeout"),
             (
                 PayloadError::InvalidJson("x".into()).into(),
                 400,

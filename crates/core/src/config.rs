@@ -2,6 +2,7 @@
 //! same code serves Spin, the project's wasmtime host and plain tests.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::auth::WebhookKeys;
 use crate::cosmos::{CosmosEndpoint, MasterKey, PartitionKeyPath};
@@ -20,6 +21,12 @@ pub const VAR_PARTITION_KEY_PATH: &str = "partition_key_path";
 /// can be rotated without downtime.
 pub const VAR_WEBHOOK_KEYS: &str = "webhook_keys";
 
+/// Spin variable: the time budget of a request in milliseconds: body, store writes, retries
+/// and waits all end within it (default [`DEFAULT_WRITE_BUDGET_MS`]; ACR waits 5 s).
+pub const VAR_WRITE_BUDGET_MS: &str = "write_budget_ms";
+/// Default request budget: 4 s, under ACR's 5 s timeout.
+pub const DEFAULT_WRITE_BUDGET_MS: u64 = 4000;
+
 /// Default database id, as the replaced Azure Function used.
 pub const DEFAULT_DATABASE: &str = "acr";
 /// Default container id.
@@ -34,6 +41,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Keys a sender may present.
     pub webhook_keys: WebhookKeys,
+    /// Time budget of one request, from arrival to answer.
+    pub write_budget: Duration,
 }
 
 /// The Cosmos DB side of the configuration (also what `acr-webhook init` needs).
@@ -88,9 +97,22 @@ impl Config {
                     reason: reason.to_string(),
                 }
             })?;
+        let write_budget = match optional(&lookup, VAR_WRITE_BUDGET_MS) {
+            None => Duration::from_millis(DEFAULT_WRITE_BUDGET_MS),
+            Some(text) => match text.parse::<u64>() {
+                Ok(ms @ 200..=60_000) => Duration::from_millis(ms),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: VAR_WRITE_BUDGET_MS,
+                        reason: "expected milliseconds from 200 to 60000".into(),
+                    })
+                }
+            },
+        };
         Ok(Self {
             store,
             webhook_keys,
+            write_budget,
         })
     }
 }
@@ -164,6 +186,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("store", &self.store)
             .field("webhook_keys", &self.webhook_keys)
+            .field("write_budget", &self.write_budget)
             .finish()
     }
 }
@@ -248,6 +271,16 @@ pub(crate) mod tests {
         let map = vars(&[(VAR_PARTITION_KEY_PATH, "id")]);
         let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
         assert_eq!(err.variable(), VAR_PARTITION_KEY_PATH);
+
+        for bad in ["0", "199", "60001", "4s", "-1"] {
+            let map = vars(&[(VAR_WRITE_BUDGET_MS, bad)]);
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err.variable(), VAR_WRITE_BUDGET_MS);
+        }
+        assert_eq!(
+            test_config(&[(VAR_WRITE_BUDGET_MS, "1500")]).write_budget,
+            Duration::from_millis(1500)
+        );
 
         let map = vars(&[(VAR_COSMOS_ENDPOINT, "ftp://x")]);
         let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();

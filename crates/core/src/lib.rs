@@ -14,8 +14,11 @@ pub mod auth;
 pub mod config;
 pub mod cosmos;
 pub mod document;
+pub mod host;
+pub mod retry;
 pub mod webhook;
 
 pub use answer::{respond, Failure, Success};
 pub use config::{Config, ConfigError, StoreConfig};
-pub use webhook::{handle, log_line, BodyError, RequestBody, Transport, TransportError};
+pub use host::{BodyError, Host, RequestBody, TransportError};
+pub use webhook::{handle, log_line};

@@ -1,12 +1,12 @@
 //! The request flow, host-independent: route → configuration → key → body → event → store.
 //!
-//! The host supplies the outbound HTTP ([`Transport`]), the body ([`RequestBody`]), the
-//! configuration loader and the current time; nothing here performs I/O of its own, so the
-//! whole flow runs in plain `cargo test` with an in-memory transport.
+//! The host supplies outbound HTTP, a monotonic clock and sleep ([`Host`]), the body
+//! ([`RequestBody`]), the configuration loader and the wall-clock time; nothing here performs
+//! I/O of its own, so the whole flow runs in plain `cargo test` with a virtual clock.
 
 use std::time::SystemTime;
 
-use http::{header, request::Parts, Method, Request, Response};
+use http::{header, request::Parts, Method};
 
 use crate::acr::{parse_event, AcrAction, ParsedEvent};
 use crate::answer::{Failure, Success};
@@ -14,6 +14,8 @@ use crate::auth::is_authorized;
 use crate::config::{Config, ConfigError};
 use crate::cosmos::{classify_read, classify_write, x_ms_date, ReadResult, WriteResult};
 use crate::document::EventDocument;
+use crate::host::{BodyError, Host, RequestBody};
+use crate::retry::RetryBudget;
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -23,57 +25,19 @@ pub const ACR_ROUTE: &str = "/acr";
 /// Route: health check, answers without touching the store.
 pub const HEALTH_ROUTE: &str = "/healthz";
 
-/// The host's outbound HTTP client.
-#[allow(async_fn_in_trait)] // single-threaded hosts (wasm) need no Send bound
-pub trait Transport {
-    /// Sends one request and returns the whole answer, or why there is none.
-    async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError>;
-}
-
-/// The store could not be reached or did not answer (connection refused, timeout, denied).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
-
-/// The incoming request's body, read only after the key was checked.
-#[allow(async_fn_in_trait)]
-pub trait RequestBody {
-    /// Reads the body to its end, failing with [`BodyError::TooLarge`] as soon as more than
-    /// `limit` bytes have arrived.
-    async fn read_to_end(self, limit: usize) -> Result<Vec<u8>, BodyError>;
-}
-
-/// Why a body could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// More than the limit arrived.
-    #[error("body too large")]
-    TooLarge,
-    /// The stream failed.
-    #[error("{0}")]
-    Io(String),
-}
-
-impl RequestBody for Vec<u8> {
-    async fn read_to_end(self, limit: usize) -> Result<Vec<u8>, BodyError> {
-        if self.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        Ok(self)
-    }
-}
-
 /// Handles one request from start to end.
-pub async fn handle<B, T>(
+/// `now` is the wall-clock time (for `receivedAt` and `x-ms-date`); durations come from the
+/// host's monotonic clock.
+pub async fn handle<B, H>(
     head: &Parts,
     body: B,
     config: impl FnOnce() -> Result<Config, ConfigError>,
-    transport: &T,
+    host: &H,
     now: SystemTime,
 ) -> Result<Success, Failure>
 where
     B: RequestBody,
-    T: Transport,
+    H: Host,
 {
     match head.uri.path() {
         HEALTH_ROUTE => match head.method {
@@ -86,7 +50,7 @@ where
             }
             let config = config()?;
             let body = admit(head, body, &config).await?;
-            receive_acr_event(&config, transport, &body, now).await
+            receive_acr_event(&config, host, &body, now).await
         }
         _ => Err(Failure::NotFound),
     }
@@ -108,69 +72,106 @@ async fn admit<B: RequestBody>(head: &Parts, body: B, config: &Config) -> Result
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large);
     }
-    body.read_to_end(MAX_BODY_BYTES).await.map_err(|e| match e {
-        BodyError::TooLarge => too_large,
-        BodyError::Io(reason) => Failure::BodyUnreadable(reason),
-    })
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    body.read_to_end(MAX_BODY_BYTES, budget.body_timeout())
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => too_large,
+            BodyError::TimedOut => Failure::BodyTimeout,
+            BodyError::Io(reason) => Failure::BodyUnreadable(reason),
+        })
 }
 
 /// Parses one ACR event and stores it (or, for `ping`, checks the store).
-pub async fn receive_acr_event<T: Transport>(
+pub async fn receive_acr_event<H: Host>(
     config: &Config,
-    transport: &T,
+    host: &H,
     body: &[u8],
     now: SystemTime,
 ) -> Result<Success, Failure> {
     let parsed = parse_event(body)?;
     if parsed.action == AcrAction::Ping {
-        return check_store(config, transport, now).await;
+        return check_store(config, host, now).await;
     }
-    store_event(config, transport, &parsed, now).await
+    store_event(config, host, &parsed, now).await
 }
 
-/// Writes the event's document; 201 when new, 200 when it was stored before.
-async fn store_event<T: Transport>(
+/// Writes the event's document: 201 when new, 200 when it was stored before. Transient
+/// failures (429, 449, 408, 5xx, no answer) are retried within the write budget; a write whose
+/// outcome is unknown is simply sent again, since a create of the same id is idempotent (409).
+async fn store_event<H: Host>(
     config: &Config,
-    transport: &T,
+    host: &H,
     parsed: &ParsedEvent,
     now: SystemTime,
 ) -> Result<Success, Failure> {
     let document = EventDocument::from_acr(parsed, now);
     let value = serde_json::to_value(&document).expect("documents serialize");
     let partition_key = config.store.partition_key_path.header_for(&value);
-    let request = config.store.create_document_request(
-        value.to_string().into_bytes(),
-        &partition_key,
-        &x_ms_date(now),
-    );
-    let response = transport
-        .send(request)
-        .await
-        .map_err(|e| Failure::StoreUnavailable {
-            reason: format!("Cosmos DB could not be reached: {e}"),
-            retry_after: None,
-        })?;
-    match classify_write(response.status(), response.headers(), response.body()) {
-        WriteResult::Created => Ok(Success::Stored { id: document.id }),
-        WriteResult::AlreadyStored => Ok(Success::AlreadyStored { id: document.id }),
-        WriteResult::Failed(f) if f.is_transient() => Err(Failure::StoreUnavailable {
-            reason: f.to_string(),
-            retry_after: f.retry_after,
-        }),
-        WriteResult::Failed(f) => Err(Failure::StoreRefused(f)),
+    let body = value.to_string().into_bytes();
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    let mut attempt = 0;
+    loop {
+        let elapsed = host.elapsed();
+        let Some(timeout) = budget.attempt_timeout(elapsed) else {
+            return Err(out_of_budget(
+                "no time left for a first attempt".into(),
+                None,
+            ));
+        };
+        let request = config.store.create_document_request(
+            body.clone(),
+            &partition_key,
+            &x_ms_date(now + elapsed),
+        );
+        let (reason, requested) = match host.send(request, timeout).await {
+            Ok(response) => {
+                match classify_write(response.status(), response.headers(), response.body()) {
+                    WriteResult::Created => return Ok(Success::Stored { id: document.id }),
+                    WriteResult::AlreadyStored => {
+                        return Ok(Success::AlreadyStored { id: document.id })
+                    }
+                    WriteResult::Failed(f) if f.is_transient() => (f.to_string(), f.retry_after),
+                    WriteResult::Failed(f) => return Err(Failure::StoreRefused(f)),
+                }
+            }
+            Err(e) => (format!("Cosmos DB could not be reached: {e}"), None),
+        };
+        match budget.delay(attempt, requested, host.elapsed(), host.random_u64()) {
+            Some(wait) => host.sleep(wait).await,
+            None => return Err(out_of_budget(reason, requested)),
+        }
+        attempt += 1;
+    }
+}
+
+fn out_of_budget(last: String, requested: Option<std::time::Duration>) -> Failure {
+    Failure::StoreUnavailable {
+        reason: last,
+        retry_after: requested,
     }
 }
 
 /// A signed read of the container's metadata: proves endpoint, key, database and container.
-async fn check_store<T: Transport>(
+async fn check_store<H: Host>(
     config: &Config,
-    transport: &T,
+    host: &H,
     now: SystemTime,
 ) -> Result<Success, Failure> {
     let store = &config.store;
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    let timeout = budget
+        .attempt_timeout(host.elapsed())
+        .unwrap_or(crate::retry::MIN_ATTEMPT);
     let request = store.read_container_request(&x_ms_date(now));
-    let response = transport
-        .send(request)
+    let response = host
+        .send(request, timeout)
         .await
         .map_err(|e| Failure::StoreCheckFailed {
             reason: format!("Cosmos DB could not be reached: {e}"),

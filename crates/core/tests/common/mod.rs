@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use acr_webhook_core::{Config, Transport, TransportError};
+use acr_webhook_core::{Config, Host, TransportError};
 use http::{Request, Response, StatusCode};
 
 /// The Cosmos emulator's well-known key, for tests only.
@@ -41,21 +41,32 @@ pub fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)
 }
 
-/// What the in-memory store should do with the next requests.
+/// What the in-memory store does with one request.
 #[derive(Clone, Debug)]
 pub enum Behaviour {
     /// Answer like Cosmos: 201, 409 on a repeated id, 200 on container reads.
     Normal,
-    /// Answer every request with this status (and optional x-ms-retry-after-ms).
+    /// Answer with this status (and optional x-ms-retry-after-ms); nothing stored.
     Status(u16, Option<&'static str>),
-    /// Fail before answering.
+    /// Refuse the connection.
     Unreachable,
+    /// Never answer: the attempt's whole timeout passes; nothing stored.
+    Stall,
+    /// Store the document, then lose the answer after the timeout.
+    LostAnswer,
 }
 
+/// An in-memory stand-in for the store, with a virtual clock: `sleep` and stalls advance it.
 pub struct MemoryStore {
     pub documents: RefCell<HashMap<String, serde_json::Value>>,
     pub requests: RefCell<Vec<Request<Vec<u8>>>>,
+    /// Played one per request; `behaviour` once it is empty.
+    pub script: RefCell<std::collections::VecDeque<Behaviour>>,
     pub behaviour: RefCell<Behaviour>,
+    pub clock: std::cell::Cell<Duration>,
+    pub sleeps: RefCell<Vec<Duration>>,
+    pub timeouts: RefCell<Vec<Duration>>,
+    seed: std::cell::Cell<u64>,
 }
 
 impl MemoryStore {
@@ -63,49 +74,109 @@ impl MemoryStore {
         Self {
             documents: RefCell::default(),
             requests: RefCell::default(),
+            script: RefCell::default(),
             behaviour: RefCell::new(Behaviour::Normal),
+            clock: std::cell::Cell::new(Duration::ZERO),
+            sleeps: RefCell::default(),
+            timeouts: RefCell::default(),
+            seed: std::cell::Cell::new(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    pub fn scripted(script: &[Behaviour]) -> Self {
+        let store = Self::new();
+        store.script.borrow_mut().extend(script.iter().cloned());
+        store
+    }
+
+    fn advance(&self, by: Duration) {
+        self.clock.set(self.clock.get() + by);
+    }
+
+    fn write(&self, request: &Request<Vec<u8>>) -> (u16, Vec<u8>) {
+        let path = request.uri().path();
+        if request.method() == http::Method::POST && path.ends_with("/docs") {
+            let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+            let id = doc["id"].as_str().unwrap().to_owned();
+            match self.documents.borrow_mut().entry(id) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    (409, br#"{"code":"Conflict","message":"exists"}"#.to_vec())
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(doc);
+                    (201, b"{}".to_vec())
+                }
+            }
+        } else if request.method() == http::Method::GET && path.contains("/colls/") {
+            (200, br#"{"id":"events"}"#.to_vec())
+        } else {
+            (400, b"{}".to_vec())
         }
     }
 }
 
-impl Transport for MemoryStore {
-    async fn send(&self, request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, TransportError> {
-        let behaviour = self.behaviour.borrow().clone();
-        let (status, retry_after, body) = match behaviour {
+impl Host for MemoryStore {
+    async fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, TransportError> {
+        self.timeouts.borrow_mut().push(timeout);
+        let behaviour = self
+            .script
+            .borrow_mut()
+            .pop_front()
+            .unwrap_or_else(|| self.behaviour.borrow().clone());
+        let answer = match behaviour {
             Behaviour::Unreachable => {
-                self.requests.borrow_mut().push(request);
-                return Err(TransportError("connection refused".into()));
+                self.advance(Duration::from_millis(1));
+                Err(TransportError::not_sent("connection refused"))
             }
-            Behaviour::Status(s, r) => (s, r, br#"{"code":"Injected","message":"m"}"#.to_vec()),
-            Behaviour::Normal => {
-                let path = request.uri().path().to_owned();
-                if request.method() == http::Method::POST && path.ends_with("/docs") {
-                    let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
-                    let id = doc["id"].as_str().unwrap().to_owned();
-                    match self.documents.borrow_mut().entry(id) {
-                        std::collections::hash_map::Entry::Occupied(_) => (
-                            409,
-                            None,
-                            br#"{"code":"Conflict","message":"exists"}"#.to_vec(),
-                        ),
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            slot.insert(doc);
-                            (201, None, b"{}".to_vec())
-                        }
-                    }
-                } else if request.method() == http::Method::GET && path.contains("/colls/") {
-                    (200, None, br#"{"id":"events"}"#.to_vec())
-                } else {
-                    (400, None, b"{}".to_vec())
+            Behaviour::Stall => {
+                self.advance(timeout);
+                Err(TransportError::outcome_unknown("timed out"))
+            }
+            Behaviour::LostAnswer => {
+                self.write(&request);
+                self.advance(timeout);
+                Err(TransportError::outcome_unknown("timed out"))
+            }
+            Behaviour::Status(s, r) => {
+                self.advance(Duration::from_millis(5));
+                let mut b = Response::builder().status(StatusCode::from_u16(s).unwrap());
+                if let Some(ms) = r {
+                    b = b.header("x-ms-retry-after-ms", ms);
                 }
+                Ok(b.body(br#"{"code":"Injected","message":"m"}"#.to_vec())
+                    .unwrap())
+            }
+            Behaviour::Normal => {
+                self.advance(Duration::from_millis(5));
+                let (status, body) = self.write(&request);
+                Ok(Response::builder().status(status).body(body).unwrap())
             }
         };
         self.requests.borrow_mut().push(request);
-        let mut builder = Response::builder().status(StatusCode::from_u16(status).unwrap());
-        if let Some(ms) = retry_after {
-            builder = builder.header("x-ms-retry-after-ms", ms);
-        }
-        Ok(builder.body(body).unwrap())
+        answer
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        self.sleeps.borrow_mut().push(duration);
+        self.advance(duration);
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.clock.get()
+    }
+
+    fn random_u64(&self) -> u64 {
+        let x = self
+            .seed
+            .get()
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.seed.set(x);
+        x >> 11
     }
 }
 

@@ -1,0 +1,89 @@
+//! What the host gives the core: outbound HTTP with a timeout, a monotonic clock, a way to
+//! wait, randomness for jitter, and the incoming body. The Spin component, the native CLI and
+//! the tests (with a virtual clock) each implement these.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+
+/// The host's side of one request's life.
+#[allow(async_fn_in_trait)] // single-threaded hosts (wasm) need no Send bound
+pub trait Host {
+    /// Sends one request and returns the whole answer, giving up after `timeout` (connect,
+    /// first byte and between bytes each bounded by it).
+    async fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, TransportError>;
+
+    /// Waits for `duration`.
+    async fn sleep(&self, duration: Duration);
+
+    /// Monotonic time since the incoming request arrived.
+    fn elapsed(&self) -> Duration;
+
+    /// A random number (for retry jitter; need not be cryptographic).
+    fn random_u64(&self) -> u64;
+}
+
+/// The store could not be reached or did not answer in time. Carries no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TransportError {
+    /// What happened.
+    pub message: String,
+    /// True when the request may have reached the store (a timeout after sending, a reset
+    /// mid-answer): its outcome is unknown.
+    pub outcome_unknown: bool,
+}
+
+impl TransportError {
+    /// The request did not reach the store (refused, DNS, denied by the host).
+    pub fn not_sent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            outcome_unknown: false,
+        }
+    }
+
+    /// The request may have reached the store; no answer came back.
+    pub fn outcome_unknown(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            outcome_unknown: true,
+        }
+    }
+}
+
+/// The incoming request's body, read only after the key was checked.
+#[allow(async_fn_in_trait)]
+pub trait RequestBody {
+    /// Reads the body to its end, failing with [`BodyError::TooLarge`] as soon as more than
+    /// `limit` bytes have arrived and with [`BodyError::TimedOut`] when it has not ended
+    /// within `timeout`.
+    async fn read_to_end(self, limit: usize, timeout: Duration) -> Result<Vec<u8>, BodyError>;
+}
+
+/// Why a body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// More than the limit arrived.
+    #[error("body too large")]
+    TooLarge,
+    /// The body did not end in time.
+    #[error("body not received in time")]
+    TimedOut,
+    /// The stream failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl RequestBody for Vec<u8> {
+    async fn read_to_end(self, limit: usize, _timeout: Duration) -> Result<Vec<u8>, BodyError> {
+        if self.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        Ok(self)
+    }
+}
