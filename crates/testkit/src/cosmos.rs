@@ -307,5 +307,6 @@ fn encode_segment(s: &str) -> String {
 impl Drop for CosmosStore {
     fn drop(&mut self) {
         self.stop();
+        crate::process::keep_dir_if_wanted(&mut self.dir, "Cosmos store");
     }
 }

@@ -10,6 +10,9 @@
 //! - [`ChildGuard`], [`free_port`], [`wait_for_port`]: the building blocks.
 //! - [`http::request`]: a minimal blocking HTTP/1.1 client for `http://` URLs.
 //!
+//! A peer's log and config live in a temp dir removed on drop, unless the test is panicking
+//! or [`KEEP_ENV`] is set: then the dir is kept and its path printed.
+//!
 //! Needs on the machine: `node` (20) with `npm ci` run at the repository root,
 //! `docker-registry` and `skopeo` (Debian packages). Unix only (process groups); on Linux a
 //! child is also killed by the kernel if the test process dies without unwinding.
@@ -45,7 +48,7 @@ mod registry;
 pub use capture::{describe_event, summarize, CaptureServer, CapturedRequest};
 pub use cosmos::{cosmos_cli_path, repo_root, CosmosStore, COSMOS_CLI_ENV, NODE_ENV};
 pub use net::{free_port, port_is_open, wait_for_port, wait_for_port_closed, PortReservation};
-pub use process::{log_tail, ChildGuard};
+pub use process::{log_tail, ChildGuard, KEEP_ENV};
 pub use registry::{
     sha256_digest, ManifestFormat, NotifyEndpoint, PushOptions, PushedImage, Registry,
     DOCKER_MANIFEST_V2, EVENTS_MEDIA_TYPE, OCI_MANIFEST_V1, REGISTRY_BIN_ENV, SKOPEO_BIN_ENV,

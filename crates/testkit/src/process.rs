@@ -209,6 +209,29 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Environment variable: when set (to anything), the peers' temp dirs (logs, configs,
+/// registry storage) are kept after drop and their paths printed to stderr. They are
+/// always kept when the handle drops while the thread panics (a failing test).
+pub const KEEP_ENV: &str = "ACR_WEBHOOK_TESTKIT_KEEP";
+
+/// Keeps `dir` (disables its cleanup) if the thread is panicking or `$ACR_WEBHOOK_TESTKIT_KEEP`
+/// is set, and says so on stderr.
+pub(crate) fn keep_dir_if_wanted(dir: &mut tempfile::TempDir, what: &str) {
+    let panicking = std::thread::panicking();
+    if panicking || std::env::var_os(KEEP_ENV).is_some() {
+        dir.disable_cleanup(true);
+        eprintln!(
+            "testkit: kept the {what} files (logs, config) in {}{}",
+            dir.path().display(),
+            if panicking {
+                " (the test panicked)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
 /// The last `lines` lines of a text file, or a note that it cannot be read.
 pub fn log_tail(path: &Path, lines: usize) -> String {
     match File::open(path) {

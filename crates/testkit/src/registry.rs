@@ -432,6 +432,7 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
+        crate::process::keep_dir_if_wanted(&mut self.dir, "registry");
     }
 }
 

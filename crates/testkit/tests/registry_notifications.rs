@@ -359,6 +359,22 @@ fn a_registry_without_notifications_runs_and_drop_stops_it() {
 }
 
 #[test]
+fn a_panicking_test_keeps_the_registry_files_for_debugging() {
+    let seen = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let registry = Registry::start(None);
+        *seen.lock().unwrap() = Some((registry.log_path(), registry.addr()));
+        panic!("assertion failed while the registry runs");
+    }));
+    assert!(result.is_err());
+    let (log, addr) = seen.lock().unwrap().take().unwrap();
+    assert!(!port_is_open(addr), "stopped all the same");
+    let text = std::fs::read_to_string(&log).expect("log kept");
+    assert!(text.contains("listening on"), "{text}");
+    std::fs::remove_dir_all(log.parent().unwrap()).unwrap();
+}
+
+#[test]
 fn events_are_described_one_per_line() {
     let e = serde_json::json!({
         "action": "push",
