@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod cosmos;
 pub mod document;
+pub mod filter;
 pub mod host;
 pub mod retry;
 pub mod webhook;
