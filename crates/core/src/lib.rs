@@ -16,6 +16,7 @@ pub mod cosmos;
 pub mod document;
 pub mod filter;
 pub mod host;
+pub mod read_api;
 pub mod retry;
 pub mod webhook;
 

@@ -1,0 +1,1302 @@
+//! The read API's pure parts: `GET /events?image=&tag=&action=&since=&until=&limit=&continuation=`
+//! and `GET /events/{id}`.
+//!
+//! - [`EventQuery::parse`] reads and validates the query string.
+//! - [`query_body`] builds the Cosmos DB SQL query, parameterised only: the SQL text is put
+//!   together from fixed fragments, and every value travels in `parameters`.
+//! - [`query_partition_key`] says whether the query can stay in one partition.
+//! - [`seal_continuation`] / [`open_continuation`] wrap Cosmos's continuation token so that it
+//!   goes back to the client opaque, and a forged or re-targeted token is refused (400).
+//! - [`page_body`] shapes a page: `{"events": [...], "continuation": "..."}`.
+//! - [`document_path_id`] turns the `{id}` path segment into a document id.
+//!
+//! # Ordering
+//! Newest first by `receivedAt`, then by `id`, both descending. `receivedAt` is written by
+//! this receiver, always as fixed-width RFC 3339 in UTC with milliseconds
+//! (`2024-05-01T12:00:00.123Z`), so string order is time order. The event's own `timestamp`
+//! is not: senders write 1 to 9 fraction digits (and sometimes offsets), so `...:01.5Z` sorts
+//! after `...:01.343145347Z` as a string although it is later, and the order would be wrong.
+//! `id` breaks ties between events received in the same millisecond, so pages are stable.
+//!
+//! On real Cosmos DB, ordering by two properties needs a composite index on
+//! `(/receivedAt DESC, /id DESC)` (or both ascending) in the container's indexing policy.
+//!
+//! # Time window
+//! `since` is inclusive and `until` exclusive (`since <= receivedAt < until`), so consecutive
+//! windows neither overlap nor leave gaps. Both accept any RFC 3339 time (any fraction length,
+//! `Z` or an offset) and are compared at millisecond precision, in UTC, like `receivedAt`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::acr::AcrAction;
+use crate::auth::CODE_QUERY_PARAMETER;
+use crate::cosmos::{partition_key_header, PartitionKeyPath};
+use crate::document::{safe_id, MAX_ID_LEN};
+
+/// Route: the list of stored events.
+pub const EVENTS_ROUTE: &str = "/events";
+/// Route prefix of one stored event: `/events/{id}`.
+pub const EVENT_ROUTE_PREFIX: &str = "/events/";
+
+/// Page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 20;
+/// The largest page size; a larger `limit` is lowered to this.
+pub const MAX_LIMIT: u32 = 100;
+/// The longest `image` or `tag` value accepted, in bytes.
+pub const MAX_VALUE_LEN: usize = 1024;
+/// The longest continuation token accepted, in bytes.
+pub const MAX_CONTINUATION_LEN: usize = 16 * 1024;
+/// The longest `{id}` path segment accepted, in bytes.
+pub const MAX_ID_SEGMENT_LEN: usize = 4 * 1024;
+/// Properties Cosmos DB adds to every document, removed from answers.
+pub const SYSTEM_PROPERTIES: [&str; 5] = ["_rid", "_self", "_etag", "_attachments", "_ts"];
+
+/// What the HMAC of a continuation token is bound to, besides the filters: a version tag, so
+/// a later format can never be confused with this one.
+const CONTINUATION_CONTEXT: &str = "acr-webhook/events-continuation/v1";
+
+/// A parsed `GET /events` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only events of this repository (`image` in the document).
+    pub image: Option<String>,
+    /// Only events with this tag.
+    pub tag: Option<String>,
+    /// Only events with this action.
+    pub action: Option<AcrAction>,
+    /// Only events received at or after this time: RFC 3339, UTC, milliseconds, exactly as
+    /// `receivedAt` is written.
+    pub since: Option<String>,
+    /// Only events received before this time (same form as `since`).
+    pub until: Option<String>,
+    /// Page size, 1 to [`MAX_LIMIT`].
+    pub limit: u32,
+    /// The sealed continuation token of the previous page, as the client sent it; open it with
+    /// [`open_continuation`].
+    pub continuation: Option<String>,
+}
+
+impl Default for EventQuery {
+    /// No filter, the default page size, the first page.
+    fn default() -> Self {
+        Self {
+            image: None,
+            tag: None,
+            action: None,
+            since: None,
+            until: None,
+            limit: DEFAULT_LIMIT,
+            continuation: None,
+        }
+    }
+}
+
+/// Why a `GET /events` query string is refused (400). Values are shown bounded and with control
+/// characters replaced; the continuation token is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A parameter this API does not have.
+    #[error("unknown query parameter `{0}` (known: image, tag, action, since, until, limit, continuation)")]
+    UnknownParameter(String),
+    /// A parameter given twice.
+    #[error("the query parameter `{0}` is given more than once")]
+    DuplicateParameter(&'static str),
+    /// A `%` not followed by two hex digits, or bytes that are not UTF-8 once decoded.
+    #[error("the query parameter `{0}` is not correctly percent-encoded UTF-8")]
+    BadEncoding(String),
+    /// A value longer than allowed.
+    #[error("the query parameter `{parameter}` is longer than {max} bytes")]
+    TooLong {
+        /// The parameter.
+        parameter: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// `action` is not an ACR action.
+    #[error("unknown action `{0}` (expected push, delete, quarantine, chart_push, chart_delete or ping)")]
+    UnknownAction(String),
+    /// `limit` is not a whole number of at least 1.
+    #[error("`limit` must be a whole number from 1 to {max} (larger values are lowered to {max}), not `{value}`")]
+    InvalidLimit {
+        /// The value sent.
+        value: String,
+        /// [`MAX_LIMIT`].
+        max: u32,
+    },
+    /// `since` or `until` is not an RFC 3339 time.
+    #[error("`{parameter}` is not a usable RFC 3339 time such as 2024-05-01T12:00:00Z: {reason}")]
+    InvalidTime {
+        /// `since` or `until`.
+        parameter: &'static str,
+        /// What is wrong.
+        reason: TimeError,
+    },
+    /// `since` is not before `until`.
+    #[error("`since` must be earlier than `until` (since is inclusive, until exclusive)")]
+    EmptyWindow,
+}
+
+/// Why a time is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    /// Not `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    #[error("expected YYYY-MM-DDTHH:MM:SS[.fraction] followed by Z or an offset such as +02:00")]
+    Format,
+    /// A field out of its range (month 13, 31 April, hour 24, second 60, offset hour 24, ...).
+    #[error("the {0} is out of range")]
+    OutOfRange(&'static str),
+    /// The instant, once in UTC, falls outside years 0000 to 9999.
+    #[error("the time in UTC falls outside the years 0000 to 9999")]
+    OutOfYears,
+}
+
+impl EventQuery {
+    /// Parses the query string of `GET /events` (without the `?`; empty for none).
+    ///
+    /// Rules: keys and values are percent-decoded (`+` stays `+`, so offsets such as
+    /// `+02:00` survive clients that do not encode them); an empty value counts as not given;
+    /// unknown and repeated parameters are refused; `code` (the webhook key, see
+    /// [`crate::auth`]) is skipped, never interpreted here.
+    pub fn parse(query: &str) -> Result<Self, QueryError> {
+        let mut out = Self::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key =
+                percent_decode(raw_key).ok_or_else(|| QueryError::BadEncoding(shown(raw_key)))?;
+            if key == CODE_QUERY_PARAMETER {
+                continue;
+            }
+            let name =
+                known_parameter(&key).ok_or_else(|| QueryError::UnknownParameter(shown(&key)))?;
+            if seen.contains(&name) {
+                return Err(QueryError::DuplicateParameter(name));
+            }
+            seen.push(name);
+            let value = percent_decode(raw_value)
+                .ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?;
+            if value.is_empty() {
+                continue;
+            }
+            let max = if name == "continuation" {
+                MAX_CONTINUATION_LEN
+            } else {
+                MAX_VALUE_LEN
+            };
+            if value.len() > max {
+                return Err(QueryError::TooLong {
+                    parameter: name,
+                    max,
+                });
+            }
+            match name {
+                "image" => out.image = Some(value),
+                "tag" => out.tag = Some(value),
+                "action" => {
+                    out.action = Some(
+                        AcrAction::from_wire(&value)
+                            .ok_or_else(|| QueryError::UnknownAction(shown(&value)))?,
+                    )
+                }
+                "since" | "until" => {
+                    let normalised =
+                        normalise_time(&value).map_err(|reason| QueryError::InvalidTime {
+                            parameter: name,
+                            reason,
+                        })?;
+                    if name == "since" {
+                        out.since = Some(normalised);
+                    } else {
+                        out.until = Some(normalised);
+                    }
+                }
+                "limit" => out.limit = parse_limit(&value)?,
+                _ => out.continuation = Some(value),
+            }
+        }
+        if let (Some(since), Some(until)) = (&out.since, &out.until) {
+            if since >= until {
+                return Err(QueryError::EmptyWindow);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn known_parameter(key: &str) -> Option<&'static str> {
+    [
+        "image",
+        "tag",
+        "action",
+        "since",
+        "until",
+        "limit",
+        "continuation",
+    ]
+    .into_iter()
+    .find(|k| *k == key)
+}
+
+/// Digits only; 0 is refused, anything above [`MAX_LIMIT`] (however large) becomes it.
+fn parse_limit(value: &str) -> Result<u32, QueryError> {
+    let invalid = || QueryError::InvalidLimit {
+        value: shown(value),
+        max: MAX_LIMIT,
+    };
+    if !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let significant = value.trim_start_matches('0');
+    if significant.is_empty() {
+        return Err(invalid());
+    }
+    Ok(match significant.parse::<u32>() {
+        Ok(n) => n.min(MAX_LIMIT),
+        Err(_) => MAX_LIMIT, // more digits than a u32 holds: still "too large"
+    })
+}
+
+/// Strict RFC 3986 percent-decoding into UTF-8; `None` for a bad escape or bad UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let high = hex_value(*bytes.get(i + 1)?)?;
+            let low = hex_value(*bytes.get(i + 2)?)?;
+            out.push(high << 4 | low);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// At most 64 characters of an untrusted string, control characters replaced.
+fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if text.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Parses an RFC 3339 time (`2024-05-01T12:00:00Z`, `2024-05-01t14:00:00.5+02:00`, any
+/// number of fraction digits) and writes the same instant the way `receivedAt` is written:
+/// UTC, exactly three fraction digits (further digits are dropped), `Z`.
+pub fn normalise_time(text: &str) -> Result<String, TimeError> {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Result<i64, TimeError> {
+        let part = b.get(range).ok_or(TimeError::Format)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return Err(TimeError::Format);
+        }
+        Ok(part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let at = |i: usize, allowed: &[u8]| -> Result<(), TimeError> {
+        match b.get(i) {
+            Some(c) if allowed.contains(c) => Ok(()),
+            _ => Err(TimeError::Format),
+        }
+    };
+    let year = digits(0..4)?;
+    at(4, b"-")?;
+    let month = digits(5..7)?;
+    at(7, b"-")?;
+    let day = digits(8..10)?;
+    at(10, b"Tt")?;
+    let hour = digits(11..13)?;
+    at(13, b":")?;
+    let minute = digits(14..16)?;
+    at(16, b":")?;
+    let second = digits(17..19)?;
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if end == start {
+            return Err(TimeError::Format);
+        }
+        // The first three digits, right-padded: ".5" is 500 ms, ".0707808" is 70 ms.
+        for k in 0..3 {
+            millis = millis * 10
+                + b.get(start + k)
+                    .filter(|_| start + k < end)
+                    .map_or(0, |d| i64::from(d - b'0'));
+        }
+        i = end;
+    }
+    let offset_minutes = match b.get(i) {
+        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
+        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 => {
+            let oh = digits(i + 1..i + 3)?;
+            at(i + 3, b":")?;
+            let om = digits(i + 4..i + 6)?;
+            if oh > 23 {
+                return Err(TimeError::OutOfRange("offset hour"));
+            }
+            if om > 59 {
+                return Err(TimeError::OutOfRange("offset minute"));
+            }
+            let minutes = oh * 60 + om;
+            if *sign == b'+' {
+                minutes
+            } else {
+                -minutes
+            }
+        }
+        _ => return Err(TimeError::Format),
+    };
+    if !(1..=12).contains(&month) {
+        return Err(TimeError::OutOfRange("month"));
+    }
+    if day < 1 || day > days_in_month(year, month) {
+        return Err(TimeError::OutOfRange("day"));
+    }
+    if hour > 23 {
+        return Err(TimeError::OutOfRange("hour"));
+    }
+    if minute > 59 {
+        return Err(TimeError::OutOfRange("minute"));
+    }
+    if second > 59 {
+        // RFC 3339 allows a leap second (60); receivedAt never has one.
+        return Err(TimeError::OutOfRange("second"));
+    }
+    let total = days_from_civil(year, month, day) * MS_PER_DAY
+        + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000
+        + millis;
+    let (y, mo, d) = civil_from_days(total.div_euclid(MS_PER_DAY));
+    if !(0..=9999).contains(&y) {
+        return Err(TimeError::OutOfYears);
+    }
+    let ms = total.rem_euclid(MS_PER_DAY);
+    Ok(format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    ))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The Cosmos DB query for a page of events: `{"query": "SELECT * FROM c WHERE ... ORDER BY
+/// c.receivedAt DESC, c.id DESC", "parameters": [{"name": "@image", "value": ...}, ...]}`.
+///
+/// The SQL text is made of fixed fragments only; what the client sent is only ever a
+/// parameter value. (`limit` and `continuation` are not part of the query: they travel in the
+/// `x-ms-max-item-count` and `x-ms-continuation` headers.)
+pub fn query_body(query: &EventQuery) -> Value {
+    let mut conditions: Vec<&'static str> = Vec::new();
+    let mut parameters: Vec<Value> = Vec::new();
+    let mut add = |condition: &'static str, name: &'static str, value: &str| {
+        conditions.push(condition);
+        parameters.push(json!({ "name": name, "value": value }));
+    };
+    if let Some(image) = &query.image {
+        add("c.image = @image", "@image", image);
+    }
+    if let Some(tag) = &query.tag {
+        add("c.tag = @tag", "@tag", tag);
+    }
+    if let Some(action) = query.action {
+        add("c.action = @action", "@action", action.as_str());
+    }
+    if let Some(since) = &query.since {
+        add("c.receivedAt >= @since", "@since", since);
+    }
+    if let Some(until) = &query.until {
+        add("c.receivedAt < @until", "@until", until);
+    }
+    let mut sql = String::from("SELECT * FROM c");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY c.receivedAt DESC, c.id DESC");
+    json!({ "query": sql, "parameters": parameters })
+}
+
+/// The `x-ms-documentdb-partitionkey` value when the whole query lies in one partition: the
+/// container is partitioned by a property the query fixes by equality (`/image` with `image`,
+/// `/tag` with `tag`, `/action` with `action`). `None`: the query must fan out across
+/// partitions (`x-ms-documentdb-query-enablecrosspartition: True`).
+pub fn query_partition_key(path: &PartitionKeyPath, query: &EventQuery) -> Option<String> {
+    let value = match path.as_str() {
+        "/image" => query.image.as_deref(),
+        "/tag" => query.tag.as_deref(),
+        "/action" => query.action.map(AcrAction::as_str),
+        _ => None,
+    }?;
+    Some(partition_key_header(Some(&Value::String(value.to_owned()))))
+}
+
+/// For `GET /events/{id}`: the partition key header of a point read when the container is
+/// partitioned by `/id`; `None` when the partition is unknown, and the document must be found
+/// with the cross-partition query [`id_query_body`] instead.
+pub fn read_partition_key(path: &PartitionKeyPath, id: &str) -> Option<String> {
+    (path.as_str() == "/id").then(|| partition_key_header(Some(&Value::String(id.to_owned()))))
+}
+
+/// The query that finds one document by id across partitions (parameterised).
+pub fn id_query_body(id: &str) -> Value {
+    json!({
+        "query": "SELECT * FROM c WHERE c.id = @id",
+        "parameters": [{ "name": "@id", "value": id }]
+    })
+}
+
+/// Why a continuation token is refused (400). Never shows the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ContinuationError {
+    /// Longer than [`MAX_CONTINUATION_LEN`].
+    #[error("the continuation token is too long")]
+    TooLong,
+    /// Not of the form this server issues.
+    #[error("the continuation token is malformed (pass back the `continuation` value of the previous page unchanged)")]
+    Malformed,
+    /// Well-formed, but not issued by this server for this query's filters.
+    #[error("the continuation token was not issued for these filters (keep image, tag, action, since and until unchanged while paging)")]
+    Forged,
+}
+
+/// Wraps Cosmos DB's continuation token for the client:
+/// `base64url(cosmos_token) "." base64url(HMAC-SHA256(secret, binding))`, where the binding
+/// holds a version tag, the query's normalised filters (`image`, `tag`, `action`, `since`,
+/// `until`) and the Cosmos token. A token therefore only opens with the same filters; `limit`
+/// is not bound, so a client may change the page size between pages (Cosmos allows it).
+///
+/// `secret` must be a server-side secret shared by every replica (at least 32 bytes), such as
+/// an HMAC of the Cosmos account key with a fixed label.
+pub fn seal_continuation(secret: &[u8], query: &EventQuery, cosmos_token: &str) -> String {
+    let mac = continuation_mac(secret, query, cosmos_token);
+    format!(
+        "{}.{}",
+        BASE64URL.encode(cosmos_token),
+        BASE64URL.encode(mac)
+    )
+}
+
+/// Unwraps a token made by [`seal_continuation`] for the same secret and filters, returning
+/// Cosmos DB's token to send back in `x-ms-continuation`. The MAC is compared in constant
+/// time.
+pub fn open_continuation(
+    secret: &[u8],
+    query: &EventQuery,
+    token: &str,
+) -> Result<String, ContinuationError> {
+    if token.len() > MAX_CONTINUATION_LEN {
+        return Err(ContinuationError::TooLong);
+    }
+    let (cosmos, mac) = token.split_once('.').ok_or(ContinuationError::Malformed)?;
+    let cosmos = BASE64URL
+        .decode(cosmos)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|t| !t.is_empty())
+        .ok_or(ContinuationError::Malformed)?;
+    let mac = BASE64URL
+        .decode(mac)
+        .ok()
+        .filter(|m| m.len() == 32)
+        .ok_or(ContinuationError::Malformed)?;
+    let expected = continuation_mac(secret, query, &cosmos);
+    if bool::from(expected.ct_eq(mac.as_slice())) {
+        Ok(cosmos)
+    } else {
+        Err(ContinuationError::Forged)
+    }
+}
+
+fn continuation_mac(secret: &[u8], query: &EventQuery, cosmos_token: &str) -> [u8; 32] {
+    // A JSON array: unambiguous (no separator can be smuggled into a value), absent ≠ empty.
+    let binding = json!([
+        CONTINUATION_CONTEXT,
+        query.image,
+        query.tag,
+        query.action.map(AcrAction::as_str),
+        query.since,
+        query.until,
+        cosmos_token
+    ])
+    .to_string();
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        .expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(binding.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// Why a Cosmos DB answer cannot be turned into a page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// Not JSON.
+    #[error("the Cosmos DB answer is not JSON: {0}")]
+    InvalidJson(String),
+    /// JSON without a `Documents` array (query) or not an object (point read).
+    #[error("the Cosmos DB answer has an unexpected shape: {0}")]
+    UnexpectedShape(&'static str),
+}
+
+/// The answer body of `GET /events`: `{"events": [...], "continuation": "..."}` from a Cosmos
+/// DB query answer (`{"Documents": [...], ...}`). The documents keep their order; Cosmos's
+/// system properties ([`SYSTEM_PROPERTIES`]) are removed. `continuation` (already sealed) is
+/// absent on the last page.
+pub fn page_body(
+    cosmos_response_body: &[u8],
+    sealed_next: Option<String>,
+) -> Result<Vec<u8>, PageError> {
+    let documents = query_documents(cosmos_response_body)?;
+    let mut page = serde_json::Map::new();
+    page.insert(
+        "events".to_owned(),
+        Value::Array(
+            documents
+                .into_iter()
+                .map(without_system_properties)
+                .collect(),
+        ),
+    );
+    if let Some(token) = sealed_next {
+        page.insert("continuation".to_owned(), Value::String(token));
+    }
+    Ok(Value::Object(page).to_string().into_bytes())
+}
+
+/// The answer body of `GET /events/{id}` from a point read's answer (one document).
+pub fn event_body(cosmos_document: &[u8]) -> Result<Vec<u8>, PageError> {
+    let document: Value = serde_json::from_slice(cosmos_document)
+        .map_err(|e| PageError::InvalidJson(e.to_string()))?;
+    if !document.is_object() {
+        return Err(PageError::UnexpectedShape(
+            "a document is not a JSON object",
+        ));
+    }
+    Ok(without_system_properties(document).to_string().into_bytes())
+}
+
+/// The answer body of `GET /events/{id}` from an [`id_query_body`] answer: the first
+/// document, or `None` when there is none (404).
+pub fn event_body_from_query(cosmos_response_body: &[u8]) -> Result<Option<Vec<u8>>, PageError> {
+    Ok(query_documents(cosmos_response_body)?
+        .into_iter()
+        .next()
+        .map(|d| without_system_properties(d).to_string().into_bytes()))
+}
+
+fn query_documents(body: &[u8]) -> Result<Vec<Value>, PageError> {
+    let mut response: Value =
+        serde_json::from_slice(body).map_err(|e| PageError::InvalidJson(e.to_string()))?;
+    match response.get_mut("Documents") {
+        Some(Value::Array(documents)) => Ok(std::mem::take(documents)),
+        _ => Err(PageError::UnexpectedShape("no `Documents` array")),
+    }
+}
+
+fn without_system_properties(mut document: Value) -> Value {
+    if let Value::Object(map) = &mut document {
+        for name in SYSTEM_PROPERTIES {
+            map.remove(name);
+        }
+    }
+    document
+}
+
+/// Why an `{id}` path segment is refused (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Nothing after `/events/`.
+    #[error("the event id is empty")]
+    Empty,
+    /// Longer than [`MAX_ID_SEGMENT_LEN`].
+    #[error("the event id is too long")]
+    TooLong,
+    /// A bad `%` escape, or not UTF-8 once decoded.
+    #[error("the event id is not correctly percent-encoded UTF-8")]
+    BadEncoding,
+}
+
+/// The document id named by the `{id}` of `GET /events/{id}`: `segment` is the raw path after
+/// `/events/` (not yet decoded; it may contain `/`).
+///
+/// The contract: the segment is a document's `id` (as listed by `GET /events`),
+/// percent-encoded once like any path segment ([`document_path_segment`]). Ids made by
+/// [`safe_id`] contain `%XX` themselves (`a/b` is stored as `a%2Fb`), so a correct client
+/// sends `a%252Fb`, which decodes once to `a%2Fb`.
+///
+/// Clients that skip the encoding are served too: the segment is decoded once, and if the
+/// result cannot be an id [`safe_id`] produces (it holds a raw `/ \ ? #` or control
+/// character, or a `%` that is not one of safe_id's own escapes), it is taken to be the
+/// original event id and mapped through [`safe_id`], which leads to the same document. So
+/// `a%2Fb` sent raw decodes to `a/b` and maps to `a%2Fb`. The only ambiguity left is an event
+/// id that itself looks like an escaped id (a literal `a%2Fb`); there the contract wins.
+pub fn document_path_id(segment: &str) -> Result<String, IdError> {
+    if segment.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if segment.len() > MAX_ID_SEGMENT_LEN {
+        return Err(IdError::TooLong);
+    }
+    let decoded = percent_decode(segment).ok_or(IdError::BadEncoding)?;
+    if decoded.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if is_safe_id_output(&decoded) {
+        Ok(decoded)
+    } else {
+        Ok(safe_id(&decoded))
+    }
+}
+
+/// Percent-encodes a document id for a `/events/{id}` path (everything but RFC 3986
+/// unreserved characters, so the `%` of safe_id's escapes becomes `%25`).
+pub fn document_path_segment(id: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(id.len() * 3);
+    for &byte in id.as_bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 15)]));
+        }
+    }
+    out
+}
+
+/// Characters [`safe_id`] escapes.
+fn escaped_by_safe_id(c: char) -> bool {
+    matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control()
+}
+
+/// True when `id` has the form of a [`safe_id`] result: at most [`MAX_ID_LEN`] bytes, no raw
+/// character safe_id escapes, and every `%` part of an upper-case `%XX` escape whose decoded
+/// run consists of characters safe_id escapes. A shortened id (prefix, `~`, 64 hex digits)
+/// may end its prefix in the middle of an escape, where safe_id cut it.
+fn is_safe_id_output(id: &str) -> bool {
+    if id.len() > MAX_ID_LEN {
+        return false;
+    }
+    let (body, shortened) = match shortened_prefix(id) {
+        Some(prefix) => (prefix, true),
+        None => (id, false),
+    };
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            let Some(c) = body[i..].chars().next() else {
+                return false;
+            };
+            if escaped_by_safe_id(c) {
+                return false;
+            }
+            i += c.len_utf8();
+            continue;
+        }
+        // A run of escapes, decoded together (a control character may take several bytes).
+        let mut run = Vec::new();
+        while bytes.get(i) == Some(&b'%') {
+            let high = bytes.get(i + 1).copied().and_then(upper_hex_value);
+            let low = bytes.get(i + 2).copied().and_then(upper_hex_value);
+            match (high, low) {
+                (Some(h), Some(l)) => {
+                    run.push(h << 4 | l);
+                    i += 3;
+                }
+                // safe_id's cut can leave `%` or `%X` at the very end of the prefix.
+                _ if shortened
+                    && (i + 1 == bytes.len() || (i + 2 == bytes.len() && high.is_some())) =>
+                {
+                    i = bytes.len();
+                }
+                _ => return false,
+            }
+        }
+        let text = match std::str::from_utf8(&run) {
+            Ok(text) => text,
+            // The cut can also fall between the escapes of one multi-byte character.
+            Err(e) if shortened && i == bytes.len() && e.error_len().is_none() => {
+                match std::str::from_utf8(&run[..e.valid_up_to()]) {
+                    Ok(text) => text,
+                    Err(_) => return false,
+                }
+            }
+            Err(_) => return false,
+        };
+        if !text.chars().all(escaped_by_safe_id) {
+            return false;
+        }
+    }
+    true
+}
+
+fn upper_hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The prefix of an id shortened by [`safe_id`] (`prefix~<64 lower-case hex>`), if `id` has
+/// that form.
+fn shortened_prefix(id: &str) -> Option<&str> {
+    let split = id.len().checked_sub(65)?;
+    let (prefix, tail) = (id.get(..split)?, id.get(split..)?);
+    let hash = tail.strip_prefix('~')?;
+    (prefix.len() <= MAX_ID_LEN - 65
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then_some(prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const SECRET: &[u8] = b"test-continuation-secret-32-bytes!!";
+
+    fn parse(q: &str) -> Result<EventQuery, QueryError> {
+        EventQuery::parse(q)
+    }
+
+    #[test]
+    fn a_full_query() {
+        let q = parse("image=team%2Fapp&tag=v1&action=push&since=2024-05-01T12:00:00Z&until=2024-05-02T00:00:00.5%2B02:00&limit=7&continuation=abc.def").unwrap();
+        assert_eq!(
+            q,
+            EventQuery {
+                image: Some("team/app".into()),
+                tag: Some("v1".into()),
+                action: Some(AcrAction::Push),
+                since: Some("2024-05-01T12:00:00.000Z".into()),
+                until: Some("2024-05-01T22:00:00.500Z".into()),
+                limit: 7,
+                continuation: Some("abc.def".into()),
+            }
+        );
+        assert_eq!(parse("").unwrap(), EventQuery::default());
+        assert_eq!(parse("&&").unwrap(), EventQuery::default());
+    }
+
+    #[test]
+    fn empty_values_are_not_given_and_code_is_skipped() {
+        assert_eq!(
+            parse("image=&tag=&action=&since=&until=&limit=&continuation=").unwrap(),
+            EventQuery::default()
+        );
+        assert_eq!(
+            parse("code=secret&tag=v1").unwrap().tag.as_deref(),
+            Some("v1")
+        );
+        assert!(!format!("{:?}", parse("code=secret").unwrap()).contains("secret"));
+    }
+
+    #[test]
+    fn plus_is_not_a_space() {
+        let q = parse("since=2024-05-01T14:00:00+02:00&image=a+b").unwrap();
+        assert_eq!(q.since.as_deref(), Some("2024-05-01T12:00:00.000Z"));
+        assert_eq!(q.image.as_deref(), Some("a+b"));
+    }
+
+    #[test]
+    fn query_errors_are_precise() {
+        assert_eq!(
+            parse("imgae=x"),
+            Err(QueryError::UnknownParameter("imgae".into()))
+        );
+        assert_eq!(
+            parse("tag=a&tag=b"),
+            Err(QueryError::DuplicateParameter("tag"))
+        );
+        assert_eq!(
+            parse("tag=&tag=b"),
+            Err(QueryError::DuplicateParameter("tag")),
+            "an empty duplicate is still a duplicate"
+        );
+        assert_eq!(
+            parse("t%61g=a&tag=b"),
+            Err(QueryError::DuplicateParameter("tag")),
+            "keys are decoded too"
+        );
+        assert_eq!(parse("tag=%zz"), Err(QueryError::BadEncoding("tag".into())));
+        assert_eq!(parse("tag=%4"), Err(QueryError::BadEncoding("tag".into())));
+        assert_eq!(parse("tag=%ff"), Err(QueryError::BadEncoding("tag".into())));
+        assert_eq!(parse("%ff=1"), Err(QueryError::BadEncoding("%ff".into())));
+        assert_eq!(
+            parse("action=pull"),
+            Err(QueryError::UnknownAction("pull".into()))
+        );
+        assert_eq!(
+            parse("action=PUSH"),
+            Err(QueryError::UnknownAction("PUSH".into()))
+        );
+        assert_eq!(
+            parse(&format!("image={}", "a".repeat(MAX_VALUE_LEN + 1))),
+            Err(QueryError::TooLong {
+                parameter: "image",
+                max: MAX_VALUE_LEN
+            })
+        );
+        assert!(matches!(
+            parse("since=yesterday"),
+            Err(QueryError::InvalidTime {
+                parameter: "since",
+                reason: TimeError::Format
+            })
+        ));
+        assert_eq!(
+            parse("since=2024-05-02T00:00:00Z&until=2024-05-01T00:00:00Z"),
+            Err(QueryError::EmptyWindow)
+        );
+        assert_eq!(
+            parse("since=2024-05-01T00:00:00Z&until=2024-05-01T02:00:00+02:00"),
+            Err(QueryError::EmptyWindow),
+            "compared as instants"
+        );
+        let err = parse("x%0Aforged=1").unwrap_err().to_string();
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse("limit=1").unwrap().limit, 1);
+        assert_eq!(parse("limit=007").unwrap().limit, 7);
+        assert_eq!(parse("limit=100").unwrap().limit, 100);
+        assert_eq!(parse("limit=101").unwrap().limit, MAX_LIMIT);
+        assert_eq!(
+            parse("limit=99999999999999999999999").unwrap().limit,
+            MAX_LIMIT
+        );
+        for bad in ["0", "000", "-1", "+5", "5.0", "ten", " 5", "1e3"] {
+            assert_eq!(
+                parse(&format!("limit={}", bad.replace(' ', "%20"))),
+                Err(QueryError::InvalidLimit {
+                    value: bad.into(),
+                    max: MAX_LIMIT
+                }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn times_normalise_to_received_at_form() {
+        for (input, want) in [
+            ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000Z"),
+            ("2024-05-01t12:00:00z", "2024-05-01T12:00:00.000Z"),
+            ("2023-11-17T16:52:01.343145347Z", "2023-11-17T16:52:01.343Z"),
+            ("2017-03-01T23:14:37.0707808Z", "2017-03-01T23:14:37.070Z"),
+            ("2026-06-01T12:22:07.5Z", "2026-06-01T12:22:07.500Z"),
+            ("2024-01-01T00:30:00+01:00", "2023-12-31T23:30:00.000Z"),
+            ("2023-12-31T23:30:00-01:30", "2024-01-01T01:00:00.000Z"),
+            ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00.000Z"),
+            ("2000-02-29T00:00:00Z", "2000-02-29T00:00:00.000Z"),
+            ("1970-01-01T00:30:00+01:00", "1969-12-31T23:30:00.000Z"),
+            ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000Z"),
+            ("9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z"),
+        ] {
+            assert_eq!(normalise_time(input).as_deref(), Ok(want), "{input}");
+        }
+        for (input, err) in [
+            ("2024-05-01", TimeError::Format),
+            ("2024-05-01T12:00Z", TimeError::Format),
+            ("2024-05-01T12:00:00", TimeError::Format),
+            ("2024-05-01 12:00:00Z", TimeError::Format),
+            ("2024-05-01T12:00:00.Z", TimeError::Format),
+            ("2024-05-01T12:00:00Zjunk", TimeError::Format),
+            ("2024-05-01T12:00:00+0200", TimeError::Format),
+            ("+2024-05-01T12:00:00Z", TimeError::Format),
+            ("２０２４-05-01T12:00:00Z", TimeError::Format),
+            ("2024-13-01T12:00:00Z", TimeError::OutOfRange("month")),
+            ("2024-04-31T12:00:00Z", TimeError::OutOfRange("day")),
+            ("2023-02-29T12:00:00Z", TimeError::OutOfRange("day")),
+            ("1900-02-29T12:00:00Z", TimeError::OutOfRange("day")),
+            ("2024-05-00T12:00:00Z", TimeError::OutOfRange("day")),
+            ("2024-05-01T24:00:00Z", TimeError::OutOfRange("hour")),
+            ("2024-05-01T12:60:00Z", TimeError::OutOfRange("minute")),
+            ("2016-12-31T23:59:60Z", TimeError::OutOfRange("second")),
+            (
+                "2024-05-01T12:00:00+24:00",
+                TimeError::OutOfRange("offset hour"),
+            ),
+            (
+                "2024-05-01T12:00:00+01:60",
+                TimeError::OutOfRange("offset minute"),
+            ),
+            ("0000-01-01T00:00:00+00:01", TimeError::OutOfYears),
+            ("9999-12-31T23:59:59-00:01", TimeError::OutOfYears),
+        ] {
+            assert_eq!(normalise_time(input), Err(err), "{input}");
+        }
+        assert_eq!(normalise_time(""), Err(TimeError::Format));
+    }
+
+    #[test]
+    fn time_arithmetic_agrees_with_humantime() {
+        // Every 7919th hour over ~140 years, plus odd milliseconds.
+        let mut ms: u64 = 0;
+        while ms < 4_400_000_000_000 {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            let text = humantime::format_rfc3339_millis(t).to_string();
+            assert_eq!(normalise_time(&text).as_deref(), Ok(text.as_str()));
+            ms += 7919 * 3_600_000 + 123;
+        }
+    }
+
+    #[test]
+    fn query_bodies_are_parameterised() {
+        let all = query_body(&EventQuery::default());
+        assert_eq!(
+            all,
+            json!({"query": "SELECT * FROM c ORDER BY c.receivedAt DESC, c.id DESC", "parameters": []})
+        );
+        let hostile = "x' OR 1=1 --\"; DROP";
+        let q = EventQuery {
+            image: Some(hostile.into()),
+            tag: Some(hostile.into()),
+            action: Some(AcrAction::Delete),
+            since: Some("2024-05-01T00:00:00.000Z".into()),
+            until: Some("2024-06-01T00:00:00.000Z".into()),
+            ..EventQuery::default()
+        };
+        let body = query_body(&q);
+        assert_eq!(
+            body["query"],
+            "SELECT * FROM c WHERE c.image = @image AND c.tag = @tag AND c.action = @action \
+             AND c.receivedAt >= @since AND c.receivedAt < @until \
+             ORDER BY c.receivedAt DESC, c.id DESC"
+        );
+        assert_eq!(
+            body["parameters"],
+            json!([
+                {"name": "@image", "value": hostile},
+                {"name": "@tag", "value": hostile},
+                {"name": "@action", "value": "delete"},
+                {"name": "@since", "value": "2024-05-01T00:00:00.000Z"},
+                {"name": "@until", "value": "2024-06-01T00:00:00.000Z"},
+            ])
+        );
+        let tag_only = query_body(&EventQuery {
+            tag: Some("v1".into()),
+            ..EventQuery::default()
+        });
+        assert_eq!(
+            tag_only["query"],
+            "SELECT * FROM c WHERE c.tag = @tag ORDER BY c.receivedAt DESC, c.id DESC"
+        );
+    }
+
+    #[test]
+    fn partitions() {
+        let path = |p: &str| PartitionKeyPath::parse(p).unwrap();
+        let q = EventQuery {
+            image: Some("héllo".into()),
+            action: Some(AcrAction::Push),
+            ..EventQuery::default()
+        };
+        assert_eq!(
+            query_partition_key(&path("/image"), &q).as_deref(),
+            Some(r#"["h\u00e9llo"]"#)
+        );
+        assert_eq!(
+            query_partition_key(&path("/action"), &q).as_deref(),
+            Some(r#"["push"]"#)
+        );
+        assert_eq!(query_partition_key(&path("/tag"), &q), None);
+        assert_eq!(query_partition_key(&path("/id"), &q), None);
+        assert_eq!(
+            query_partition_key(&path("/image"), &EventQuery::default()),
+            None
+        );
+        assert_eq!(
+            read_partition_key(&path("/id"), "a%2Fb").as_deref(),
+            Some(r#"["a%2Fb"]"#)
+        );
+        assert_eq!(read_partition_key(&path("/image"), "x"), None);
+        assert_eq!(
+            id_query_body("x'--"),
+            json!({"query": "SELECT * FROM c WHERE c.id = @id", "parameters": [{"name": "@id", "value": "x'--"}]})
+        );
+    }
+
+    #[test]
+    fn continuation_round_trip() {
+        let q = parse("image=app&limit=7").unwrap();
+        let cosmos = r#"{"token":"+RID:~abc==#RT:1#TRC:7","range":{"min":"","max":"FF"}}"#;
+        let sealed = seal_continuation(SECRET, &q, cosmos);
+        assert!(sealed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')));
+        assert_eq!(
+            open_continuation(SECRET, &q, &sealed).as_deref(),
+            Ok(cosmos)
+        );
+        // As it comes back through the query string, unencoded.
+        let again = parse(&format!("image=app&limit=50&continuation={sealed}")).unwrap();
+        assert_eq!(
+            open_continuation(SECRET, &again, again.continuation.as_deref().unwrap()).as_deref(),
+            Ok(cosmos),
+            "limit may change between pages"
+        );
+    }
+
+    #[test]
+    fn forged_and_retargeted_continuations_are_refused() {
+        let q = parse("image=app").unwrap();
+        let sealed = seal_continuation(SECRET, &q, "cosmos-token");
+        let (body, mac) = sealed.split_once('.').unwrap();
+
+        // Another filter set, another secret.
+        for other in [
+            "image=other",
+            "",
+            "image=app&tag=v1",
+            "image=app&action=push",
+            "image=app&since=2024-01-01T00:00:00Z",
+        ] {
+            assert_eq!(
+                open_continuation(SECRET, &parse(other).unwrap(), &sealed),
+                Err(ContinuationError::Forged),
+                "{other}"
+            );
+        }
+        assert_eq!(
+            open_continuation(b"another-secret", &q, &sealed),
+            Err(ContinuationError::Forged)
+        );
+        // A token of the client's own making, with a recomputed-looking MAC.
+        let forged = format!("{}.{mac}", BASE64URL.encode("other-token"));
+        assert_eq!(
+            open_continuation(SECRET, &q, &forged),
+            Err(ContinuationError::Forged)
+        );
+        let mut flipped = mac.as_bytes().to_vec();
+        flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+        let flipped = format!("{body}.{}", String::from_utf8(flipped).unwrap());
+        assert_eq!(
+            open_continuation(SECRET, &q, &flipped),
+            Err(ContinuationError::Forged)
+        );
+        // Shapes this server never issues.
+        for bad in [
+            "",
+            ".",
+            "abc",
+            &format!("{body}."),
+            &format!(".{mac}"),
+            &format!("{body}.{mac}.x"),
+            &format!("{body}.{}", &mac[..10]),
+            &format!("{body}=.{mac}"),
+            &format!("{}.{mac}", BASE64URL.encode([0xff, 0xfe])),
+            "cosmos-token",
+            r#"{"token":"+RID:x"}"#,
+        ] {
+            assert_eq!(
+                open_continuation(SECRET, &q, bad),
+                Err(ContinuationError::Malformed),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            open_continuation(SECRET, &q, &"a".repeat(MAX_CONTINUATION_LEN + 1)),
+            Err(ContinuationError::TooLong)
+        );
+    }
+
+    #[test]
+    fn pages_drop_system_properties() {
+        let cosmos = br#"{"_rid":"x","Documents":[
+            {"id":"b","receivedAt":"2024-05-01T00:00:00.002Z","_rid":"r","_self":"s","_etag":"\"e\"","_attachments":"a/","_ts":1},
+            {"id":"a","receivedAt":"2024-05-01T00:00:00.001Z","_ts":2,"_custom":"kept"}
+        ],"_count":2}"#;
+        let page: Value =
+            serde_json::from_slice(&page_body(cosmos, Some("tok.en".into())).unwrap()).unwrap();
+        assert_eq!(
+            page,
+            json!({
+                "events": [
+                    {"id": "b", "receivedAt": "2024-05-01T00:00:00.002Z"},
+                    {"id": "a", "receivedAt": "2024-05-01T00:00:00.001Z", "_custom": "kept"}
+                ],
+                "continuation": "tok.en"
+            })
+        );
+        let last: Value =
+            serde_json::from_slice(&page_body(br#"{"Documents":[]}"#, None).unwrap()).unwrap();
+        assert_eq!(last, json!({"events": []}));
+        assert!(matches!(
+            page_body(b"nope", None),
+            Err(PageError::InvalidJson(_))
+        ));
+        assert_eq!(
+            page_body(br#"{"Documents":{}}"#, None),
+            Err(PageError::UnexpectedShape("no `Documents` array"))
+        );
+        assert_eq!(
+            page_body(b"[]", None),
+            Err(PageError::UnexpectedShape("no `Documents` array"))
+        );
+
+        let one: Value =
+            serde_json::from_slice(&event_body(br#"{"id":"x","_etag":"e","_ts":1}"#).unwrap())
+                .unwrap();
+        assert_eq!(one, json!({"id": "x"}));
+        assert!(event_body(b"[1]").is_err());
+        let found = event_body_from_query(br#"{"Documents":[{"id":"x","_rid":"r"}]}"#).unwrap();
+        assert_eq!(found.as_deref(), Some(br#"{"id":"x"}"#.as_slice()));
+        assert_eq!(event_body_from_query(br#"{"Documents":[]}"#), Ok(None));
+    }
+
+    /// Original event ids of every awkward kind, including long ones whose shortening by
+    /// safe_id cuts through an escape at every possible offset.
+    fn awkward_ids() -> Vec<String> {
+        let mut ids: Vec<String> = [
+            "cb8c3971-9adc-488b-bdd8-43cbb4974ff5",
+            "evt/2024\\01?kind=push#frag",
+            "a/b",
+            "a%2Fb",
+            "100%",
+            "%",
+            "x%41",
+            "tab\there",
+            "nul\0",
+            "c1\u{85}control",
+            "é😀 spaces and + signs",
+            "~",
+            "ends~0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for pad in 180..=192 {
+            ids.push(format!("{}{}", "p".repeat(pad), "/".repeat(100)));
+            ids.push(format!("{}{}", "p".repeat(pad), "\u{85}".repeat(50)));
+            ids.push(format!("{}{}", "é".repeat(pad / 2), "#?".repeat(60)));
+        }
+        ids.push("x".repeat(300));
+        ids.push("/".repeat(300));
+        ids
+    }
+
+    #[test]
+    fn every_safe_id_round_trips_through_the_path() {
+        for original in awkward_ids() {
+            let id = safe_id(&original);
+            assert!(is_safe_id_output(&id), "{id:?} from {original:?}");
+            // The contract: the listed id, percent-encoded once.
+            let segment = document_path_segment(&id);
+            assert_eq!(
+                document_path_id(&segment).as_deref(),
+                Ok(id.as_str()),
+                "{original:?}"
+            );
+            // A client that does not encode: the raw id (for ids that are not shortened, whose
+            // raw form decodes back to the original event id, and whose original has no `%`).
+            if !original.contains('%') && id.len() == original.len() + 2 * id.matches('%').count() {
+                assert_eq!(
+                    document_path_id(&id).as_deref(),
+                    Ok(id.as_str()),
+                    "raw {id:?}"
+                );
+            }
+            // A client that sends the original event id, encoded, when it has no `%`.
+            if !original.contains('%') {
+                let segment = document_path_segment(&original);
+                assert_eq!(
+                    document_path_id(&segment).as_deref(),
+                    Ok(id.as_str()),
+                    "original {original:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ids_that_safe_id_cannot_produce_are_mapped_through_it() {
+        for (segment, want) in [
+            ("a%2Fb", "a%2Fb"),   // raw `a/b`'s id sent unencoded
+            ("a%252Fb", "a%2Fb"), // the same id, encoded: the contract
+            ("a/b", "a%2Fb"),     // a raw slash in the path
+            ("x%2541", "x%2541"), // `x%41` cannot be a safe id: the event id `x%41`
+            ("100%25", "100%25"), // `100%` → its id
+            ("guid-1", "guid-1"),
+            ("%C3%A9", "é"),
+        ] {
+            assert_eq!(document_path_id(segment).as_deref(), Ok(want), "{segment}");
+        }
+        assert!(!is_safe_id_output("x%41"));
+        assert!(!is_safe_id_output("x%2f"), "safe_id writes upper-case hex");
+        assert!(!is_safe_id_output("a/b"));
+        assert!(!is_safe_id_output(&"y".repeat(MAX_ID_LEN + 1)));
+        assert_eq!(document_path_id(""), Err(IdError::Empty));
+        assert_eq!(document_path_id("%zz"), Err(IdError::BadEncoding));
+        assert_eq!(document_path_id("%C3"), Err(IdError::BadEncoding));
+        assert_eq!(
+            document_path_id(&"a".repeat(MAX_ID_SEGMENT_LEN + 1)),
+            Err(IdError::TooLong)
+        );
+        // Long but acceptable: shortened like safe_id does.
+        let long = "z".repeat(1000);
+        assert_eq!(document_path_id(&long), Ok(safe_id(&long)));
+    }
+}
