@@ -17,6 +17,7 @@ pub mod document;
 pub mod filter;
 pub mod host;
 pub mod read_api;
+pub mod replay;
 pub mod retry;
 pub mod webhook;
 
