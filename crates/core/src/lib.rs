@@ -13,6 +13,7 @@ pub mod answer;
 pub mod auth;
 pub mod config;
 pub mod cosmos;
+pub mod distribution;
 pub mod document;
 pub mod filter;
 pub mod host;
