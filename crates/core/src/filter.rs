@@ -6,6 +6,7 @@
 //! `repository` means `repository:latest` (as `--scope` documents: "'foo' is equivalent to
 //! 'foo:latest'"). Both parts may use the wildcards `*` (any run of characters, `/` included,
 //! so `team/*:*` covers `team/app` and `team/sub/app`) and `?` (exactly one character).
+//! Consequently `*` alone means "the `latest` tag of every repository"; everything is `*:*`.
 //!
 //! Decisions ([`ScopeFilter::decide`]):
 //! - An exclude pattern that matches wins over every include pattern.
