@@ -7,6 +7,8 @@ use http::{header, Response, StatusCode};
 use crate::acr::PayloadError;
 use crate::config::ConfigError;
 use crate::cosmos::CosmosFailure;
+use crate::distribution::DistributionError;
+use crate::eventgrid::EventGridError;
 
 /// A request that was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,52 @@ pub enum Success {
     Pong,
     /// The health check (200).
     Healthy,
+    /// The event is outside the configured `include`/`exclude` scope: not written (202).
+    Filtered {
+        /// Why, for the log line and the answer.
+        reason: String,
+    },
+    /// A delivery of several events, every one of them stored or deliberately skipped.
+    Batch(BatchOutcome),
+    /// An Event Grid subscription validation: echo the code (200).
+    ValidationAccepted {
+        /// `validationCode`.
+        code: String,
+    },
+    /// A CloudEvents abuse-protection handshake: delivery allowed (200 with these headers).
+    DeliveryAllowed {
+        /// `WebHook-Allowed-Origin`, `WebHook-Allowed-Rate`.
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    },
+    /// A read API answer: a JSON body (200).
+    Json(Vec<u8>),
+}
+
+/// What happened to each event of a delivery (every event was handled; none failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Ids stored now.
+    pub stored: Vec<String>,
+    /// Ids stored before (redelivery).
+    pub already_stored: Vec<String>,
+    /// Events skipped by kind (pulls, blobs, unknown types).
+    pub skipped: usize,
+    /// Events outside the `include`/`exclude` scope, with the reason.
+    pub filtered: Vec<String>,
+}
+
+impl BatchOutcome {
+    /// 201 when something was stored now, 200 when everything was stored before, 202 when
+    /// there was nothing to store.
+    pub fn status(&self) -> StatusCode {
+        if !self.stored.is_empty() {
+            StatusCode::CREATED
+        } else if !self.already_stored.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        }
+    }
 }
 
 /// A request that was not handled. Messages never contain keys, signatures or query strings.
@@ -77,6 +125,24 @@ pub enum Failure {
         /// What happened, without secrets.
         reason: String,
     },
+    /// A Distribution notification that cannot be read.
+    #[error(transparent)]
+    Distribution(#[from] DistributionError),
+    /// An Event Grid delivery that cannot be read.
+    #[error(transparent)]
+    EventGrid(#[from] EventGridError),
+    /// An abuse-protection `OPTIONS` without a usable `WebHook-Request-Origin`.
+    #[error("missing or invalid WebHook-Request-Origin header")]
+    InvalidHandshake,
+    /// The read API's query string is not acceptable.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// A continuation token that this receiver did not issue for this query.
+    #[error("invalid continuation token: {0}")]
+    InvalidContinuation(String),
+    /// No stored event has this id.
+    #[error("no event with this id")]
+    EventNotFound,
 }
 
 impl Failure {
@@ -94,6 +160,12 @@ impl Failure {
             Failure::StoreUnavailable { .. } | Failure::StoreCheckFailed { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Failure::Distribution(e) => e.status(),
+            Failure::EventGrid(e) => e.status(),
+            Failure::InvalidHandshake
+            | Failure::InvalidQuery(_)
+            | Failure::InvalidContinuation(_) => StatusCode::BAD_REQUEST,
+            Failure::EventNotFound => StatusCode::NOT_FOUND,
         }
     }
 
@@ -113,7 +185,21 @@ impl Failure {
             Failure::StoreRefused(_) => "store_refused",
             Failure::StoreUnavailable { .. } => "store_unavailable",
             Failure::StoreCheckFailed { .. } => "store_check_failed",
+            Failure::Distribution(e) => by_status(e.status(), "invalid_notification"),
+            Failure::EventGrid(e) => by_status(e.status(), "invalid_delivery"),
+            Failure::InvalidHandshake => "invalid_handshake",
+            Failure::InvalidQuery(_) => "invalid_query",
+            Failure::InvalidContinuation(_) => "invalid_continuation",
+            Failure::EventNotFound => "event_not_found",
         }
+    }
+}
+
+fn by_status(status: StatusCode, otherwise: &'static str) -> &'static str {
+    match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_many_events",
+        _ => otherwise,
     }
 }
 
@@ -139,6 +225,36 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             .status(StatusCode::NO_CONTENT)
             .body(Vec::new()),
         Ok(Success::Healthy) => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+        Ok(Success::Filtered { reason }) => json(
+            StatusCode::ACCEPTED,
+            serde_json::json!({ "status": "filtered", "reason": reason }),
+        ),
+        Ok(Success::Batch(batch)) => json(
+            batch.status(),
+            serde_json::json!({
+                "stored": batch.stored,
+                "alreadyStored": batch.already_stored,
+                "skipped": batch.skipped,
+                "filtered": batch.filtered.len(),
+            }),
+        ),
+        Ok(Success::ValidationAccepted { code }) => json(
+            StatusCode::OK,
+            serde_json::json!({ "validationResponse": code }),
+        ),
+        Ok(Success::DeliveryAllowed { headers }) => {
+            let mut builder = Response::builder()
+                .status(StatusCode::OK)
+                .header(header::ALLOW, crate::eventgrid::ALLOW_METHODS);
+            for (name, value) in headers {
+                builder = builder.header(name, value);
+            }
+            builder.body(Vec::new())
+        }
+        Ok(Success::Json(body)) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.clone()),
         Err(failure) => {
             let mut response = json(
                 failure.status(),

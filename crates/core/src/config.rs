@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::auth::WebhookKeys;
 use crate::cosmos::{CosmosEndpoint, MasterKey, PartitionKeyPath};
+use crate::filter::{ScopeFilter, VAR_EXCLUDE, VAR_INCLUDE};
 
 /// Spin variable: the Cosmos DB account endpoint, e.g. `https://myaccount.documents.azure.com:443`.
 pub const VAR_COSMOS_ENDPOINT: &str = "cosmos_endpoint";
@@ -27,6 +28,12 @@ pub const VAR_WRITE_BUDGET_MS: &str = "write_budget_ms";
 /// Default request budget: 4 s, under ACR's 5 s timeout.
 pub const DEFAULT_WRITE_BUDGET_MS: u64 = 4000;
 
+/// Spin variable (secret, optional): keys for the read API (`GET /events`), separated by
+/// commas; when unset the webhook keys are accepted there too.
+pub const VAR_READ_KEYS: &str = "read_keys";
+/// Spin variable: `true` to also store Distribution pull, mount and blob (layer) events.
+pub const VAR_KEEP_PULLS_AND_BLOBS: &str = "keep_pulls_and_blobs";
+
 /// Default database id, as the replaced Azure Function used.
 pub const DEFAULT_DATABASE: &str = "acr";
 /// Default container id.
@@ -43,6 +50,12 @@ pub struct Config {
     pub webhook_keys: WebhookKeys,
     /// Time budget of one request, from arrival to answer.
     pub write_budget: Duration,
+    /// Keys for the read API, when they differ from the webhook keys.
+    pub read_keys: Option<WebhookKeys>,
+    /// Which repositories and tags are stored (`include` / `exclude`).
+    pub filter: ScopeFilter,
+    /// Store Distribution pull, mount and blob events too.
+    pub keep_pulls_and_blobs: bool,
 }
 
 /// The Cosmos DB side of the configuration (also what `acr-webhook init` needs).
@@ -109,10 +122,38 @@ impl Config {
                 }
             },
         };
+        let read_keys = optional(&lookup, VAR_READ_KEYS)
+            .map(|list| WebhookKeys::parse(&list))
+            .transpose()
+            .map_err(|reason| ConfigError::Invalid {
+                name: VAR_READ_KEYS,
+                reason: reason.to_string(),
+            })?;
+        let filter = ScopeFilter::from_variables(
+            optional(&lookup, VAR_INCLUDE).as_deref(),
+            optional(&lookup, VAR_EXCLUDE).as_deref(),
+        )
+        .map_err(|e| ConfigError::Invalid {
+            name: e.variable,
+            reason: e.error.to_string(),
+        })?;
+        let keep_pulls_and_blobs = match optional(&lookup, VAR_KEEP_PULLS_AND_BLOBS).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: VAR_KEEP_PULLS_AND_BLOBS,
+                    reason: "expected true or false".into(),
+                })
+            }
+        };
         Ok(Self {
             store,
             webhook_keys,
             write_budget,
+            read_keys,
+            filter,
+            keep_pulls_and_blobs,
         })
     }
 }
@@ -187,6 +228,9 @@ impl fmt::Debug for Config {
             .field("store", &self.store)
             .field("webhook_keys", &self.webhook_keys)
             .field("write_budget", &self.write_budget)
+            .field("read_keys", &self.read_keys)
+            .field("filter", &self.filter)
+            .field("keep_pulls_and_blobs", &self.keep_pulls_and_blobs)
             .finish()
     }
 }
@@ -281,6 +325,17 @@ pub(crate) mod tests {
             test_config(&[(VAR_WRITE_BUDGET_MS, "1500")]).write_budget,
             Duration::from_millis(1500)
         );
+
+        for (name, bad) in [
+            (VAR_READ_KEYS, "has space"),
+            (VAR_INCLUDE, "a:b:c"),
+            (VAR_EXCLUDE, "Upper"),
+            (VAR_KEEP_PULLS_AND_BLOBS, "yes"),
+        ] {
+            let map = vars(&[(name, bad)]);
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err.variable(), name);
+        }
 
         let map = vars(&[(VAR_COSMOS_ENDPOINT, "ftp://x")]);
         let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();

@@ -15,8 +15,12 @@ pub const MAX_ID_LEN: usize = 255;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventSource {
-    /// An Azure Container Registry webhook.
+    /// An Azure Container Registry webhook (`POST /acr`).
     Acr,
+    /// A CNCF Distribution notification (`POST /distribution`).
+    Distribution,
+    /// An Azure Event Grid delivery (`POST /eventgrid`).
+    EventGrid,
 }
 
 /// One stored event.
@@ -28,8 +32,8 @@ pub struct EventDocument {
     /// The event id exactly as sent, when it differs from `id` (made safe) or is absent (`None`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    /// `push`, `delete`, ...
-    pub action: &'static str,
+    /// `push`, `delete`, ... (and `pull`, `mount` from Distribution when kept)
+    pub action: String,
     /// The event's own time, as sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
@@ -73,9 +77,23 @@ pub struct EventDocument {
 }
 
 impl EventDocument {
-    /// Maps an ACR event to its document; `received_at` is this receiver's clock.
+    /// Maps an ACR webhook event to its document; `received_at` is this receiver's clock.
     pub fn from_acr(parsed: &ParsedEvent, received_at: SystemTime) -> Self {
-        let event = &parsed.event;
+        Self::from_event(
+            &parsed.event,
+            parsed.action.as_str(),
+            EventSource::Acr,
+            received_at,
+        )
+    }
+
+    /// Maps a registry event (in the ACR model, whoever sent it) to its document.
+    pub fn from_event(
+        event: &AcrEvent,
+        action: &str,
+        source: EventSource,
+        received_at: SystemTime,
+    ) -> Self {
         let target = event.target.clone().unwrap_or_default();
         let request = event.request.clone().unwrap_or_default();
         let sent_id = event.id.as_deref().filter(|id| !id.is_empty());
@@ -89,7 +107,7 @@ impl EventDocument {
                 other => other.map(str::to_owned),
             },
             id,
-            action: parsed.action.as_str(),
+            action: action.to_owned(),
             timestamp: non_empty(event.timestamp.clone()),
             received_at: humantime::format_rfc3339_millis(received_at).to_string(),
             login_server: non_empty(request.host),
@@ -103,7 +121,7 @@ impl EventDocument {
             request_id: non_empty(request.id),
             request_method: non_empty(request.method),
             user_agent: non_empty(request.user_agent),
-            source: EventSource::Acr,
+            source,
         }
     }
 }

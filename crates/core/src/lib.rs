@@ -21,9 +21,10 @@ pub mod host;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
+pub mod store;
 pub mod webhook;
 
-pub use answer::{respond, Failure, Success};
+pub use answer::{respond, BatchOutcome, Failure, Success};
 pub use config::{Config, ConfigError, StoreConfig};
 pub use host::{BodyError, Host, RequestBody, TransportError};
 pub use webhook::{handle, log_line};

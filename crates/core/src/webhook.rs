@@ -1,4 +1,4 @@
-//! The request flow, host-independent: route → configuration → key → body → event → store.
+//! The request flow, host-independent: route → configuration → key → body → events → store.
 //!
 //! The host supplies outbound HTTP, a monotonic clock and sleep ([`Host`]), the body
 //! ([`RequestBody`]), the configuration loader and the wall-clock time; nothing here performs
@@ -8,24 +8,31 @@ use std::time::SystemTime;
 
 use http::{header, request::Parts, Method};
 
-use crate::acr::{parse_event, AcrAction, ParsedEvent};
-use crate::answer::{Failure, Success};
-use crate::auth::is_authorized;
+use crate::acr::{parse_event, AcrAction};
+use crate::answer::{BatchOutcome, Failure, Success};
+use crate::auth::{is_authorized, WebhookKeys};
 use crate::config::{Config, ConfigError};
-use crate::cosmos::{classify_read, classify_write, x_ms_date, ReadResult, WriteResult};
-use crate::document::EventDocument;
+use crate::document::{EventDocument, EventSource};
+use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
+use crate::store::{check_store, expect_ok, send_with_retries, write_document, Written};
+use crate::{distribution, eventgrid, read_api};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Route: one ACR webhook event per POST.
 pub const ACR_ROUTE: &str = "/acr";
+/// Route: CNCF Distribution notifications (`{"events": [...]}`).
+pub const DISTRIBUTION_ROUTE: &str = "/distribution";
+/// Route: Azure Event Grid deliveries (Event Grid schema or CloudEvents 1.0).
+pub const EVENTGRID_ROUTE: &str = "/eventgrid";
 /// Route: health check, answers without touching the store.
 pub const HEALTH_ROUTE: &str = "/healthz";
 
 /// Handles one request from start to end.
+///
 /// `now` is the wall-clock time (for `receivedAt` and `x-ms-date`); durations come from the
 /// host's monotonic clock.
 pub async fn handle<B, H>(
@@ -39,26 +46,66 @@ where
     B: RequestBody,
     H: Host,
 {
-    match head.uri.path() {
-        HEALTH_ROUTE => match head.method {
+    let path = head.uri.path();
+    let method = &head.method;
+    match path {
+        HEALTH_ROUTE => match *method {
             Method::GET | Method::HEAD => Ok(Success::Healthy),
             _ => Err(Failure::MethodNotAllowed { allow: "GET, HEAD" }),
         },
-        ACR_ROUTE => {
-            if head.method != Method::POST {
-                return Err(Failure::MethodNotAllowed { allow: "POST" });
+        ACR_ROUTE | DISTRIBUTION_ROUTE | EVENTGRID_ROUTE => {
+            if path == EVENTGRID_ROUTE && *method == Method::OPTIONS {
+                return allow_delivery(head);
+            }
+            if *method != Method::POST {
+                return Err(Failure::MethodNotAllowed {
+                    allow: if path == EVENTGRID_ROUTE {
+                        eventgrid::ALLOW_METHODS
+                    } else {
+                        "POST"
+                    },
+                });
             }
             let config = config()?;
-            let body = admit(head, body, &config).await?;
-            receive_acr_event(&config, host, &body, now).await
+            let body = admit(head, body, &config, &config.webhook_keys).await?;
+            let content_type = head
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            match path {
+                ACR_ROUTE => receive_acr_event(&config, host, &body, now).await,
+                DISTRIBUTION_ROUTE => {
+                    receive_distribution(&config, host, content_type, &body, now).await
+                }
+                _ => receive_event_grid(&config, host, content_type, &body, now).await,
+            }
+        }
+        _ if path == read_api::EVENTS_ROUTE || path.starts_with(read_api::EVENT_ROUTE_PREFIX) => {
+            if !matches!(*method, Method::GET | Method::HEAD) {
+                return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
+            }
+            let config = config()?;
+            let keys = config.read_keys.as_ref().unwrap_or(&config.webhook_keys);
+            if !is_authorized(&head.headers, head.uri.query(), keys) {
+                return Err(Failure::Unauthorized);
+            }
+            match path.strip_prefix(read_api::EVENT_ROUTE_PREFIX) {
+                Some(segment) => read_one_event(&config, host, segment, now).await,
+                None => list_events(&config, host, head.uri.query().unwrap_or(""), now).await,
+            }
         }
         _ => Err(Failure::NotFound),
     }
 }
 
-/// Checks the key, then reads the body within [`MAX_BODY_BYTES`].
-async fn admit<B: RequestBody>(head: &Parts, body: B, config: &Config) -> Result<Vec<u8>, Failure> {
-    if !is_authorized(&head.headers, head.uri.query(), &config.webhook_keys) {
+/// Checks the key, then reads the body within [`MAX_BODY_BYTES`] and half the budget.
+async fn admit<B: RequestBody>(
+    head: &Parts,
+    body: B,
+    config: &Config,
+    keys: &WebhookKeys,
+) -> Result<Vec<u8>, Failure> {
+    if !is_authorized(&head.headers, head.uri.query(), keys) {
         return Err(Failure::Unauthorized);
     }
     let too_large = Failure::PayloadTooLarge {
@@ -84,7 +131,7 @@ async fn admit<B: RequestBody>(head: &Parts, body: B, config: &Config) -> Result
         })
 }
 
-/// Parses one ACR event and stores it (or, for `ping`, checks the store).
+/// One ACR webhook event: stored (or, for `ping`, the store checked).
 pub async fn receive_acr_event<H: Host>(
     config: &Config,
     host: &H,
@@ -95,110 +142,221 @@ pub async fn receive_acr_event<H: Host>(
     if parsed.action == AcrAction::Ping {
         return check_store(config, host, now).await;
     }
-    store_event(config, host, &parsed, now).await
+    let document = EventDocument::from_acr(&parsed, now);
+    if let FilterDecision::Skip { reason } = decide(config, &document) {
+        return Ok(Success::Filtered { reason });
+    }
+    match write_document(config, host, &document, now).await? {
+        Written::Created => Ok(Success::Stored { id: document.id }),
+        Written::AlreadyStored => Ok(Success::AlreadyStored { id: document.id }),
+    }
 }
 
-/// Writes the event's document: 201 when new, 200 when it was stored before. Transient
-/// failures (429, 449, 408, 5xx, no answer) are retried within the write budget; a write whose
-/// outcome is unknown is simply sent again, since a create of the same id is idempotent (409).
-async fn store_event<H: Host>(
+fn decide(config: &Config, document: &EventDocument) -> FilterDecision {
+    config
+        .filter
+        .decide(document.image.as_deref(), document.tag.as_deref())
+}
+
+/// A Distribution envelope: every event to keep is stored before the answer is 2xx.
+async fn receive_distribution<H: Host>(
     config: &Config,
     host: &H,
-    parsed: &ParsedEvent,
+    content_type: Option<&str>,
+    body: &[u8],
     now: SystemTime,
 ) -> Result<Success, Failure> {
-    let document = EventDocument::from_acr(parsed, now);
-    let value = serde_json::to_value(&document).expect("documents serialize");
-    let partition_key = config.store.partition_key_path.header_for(&value);
-    let body = value.to_string().into_bytes();
-    let budget = RetryBudget {
-        total: config.write_budget,
-    };
-    let mut attempt = 0;
-    loop {
-        let elapsed = host.elapsed();
-        let Some(timeout) = budget.attempt_timeout(elapsed) else {
-            return Err(out_of_budget(
-                "no time left for a first attempt".into(),
-                None,
-            ));
-        };
-        let request = config.store.create_document_request(
-            body.clone(),
-            &partition_key,
-            &x_ms_date(now + elapsed),
-        );
-        let (reason, requested) = match host.send(request, timeout).await {
-            Ok(response) => {
-                match classify_write(response.status(), response.headers(), response.body()) {
-                    WriteResult::Created => return Ok(Success::Stored { id: document.id }),
-                    WriteResult::AlreadyStored => {
-                        return Ok(Success::AlreadyStored { id: document.id })
-                    }
-                    WriteResult::Failed(f) if f.is_transient() => (f.to_string(), f.retry_after),
-                    WriteResult::Failed(f) => return Err(Failure::StoreRefused(f)),
-                }
-            }
-            Err(e) => (format!("Cosmos DB could not be reached: {e}"), None),
-        };
-        match budget.delay(attempt, requested, host.elapsed(), host.random_u64()) {
-            Some(wait) => host.sleep(wait).await,
-            None => return Err(out_of_budget(reason, requested)),
+    let events = distribution::parse_envelope(content_type, body)?;
+    let mut batch = BatchOutcome::default();
+    let mut documents = Vec::new();
+    for event in &events {
+        if !distribution::should_store(event, config.keep_pulls_and_blobs) {
+            batch.skipped += 1;
+            continue;
         }
-        attempt += 1;
+        let action = event.event.action.as_deref().unwrap_or("unknown");
+        documents.push(EventDocument::from_event(
+            &event.to_acr_event(),
+            action,
+            EventSource::Distribution,
+            now,
+        ));
     }
+    store_batch(config, host, documents, batch, now).await
 }
 
-fn out_of_budget(last: String, requested: Option<std::time::Duration>) -> Failure {
-    Failure::StoreUnavailable {
-        reason: last,
-        retry_after: requested,
-    }
-}
-
-/// A signed read of the container's metadata: proves endpoint, key, database and container.
-async fn check_store<H: Host>(
+/// An Event Grid delivery: the validation handshake, or ACR events to store.
+async fn receive_event_grid<H: Host>(
     config: &Config,
     host: &H,
+    content_type: Option<&str>,
+    body: &[u8],
     now: SystemTime,
 ) -> Result<Success, Failure> {
-    let store = &config.store;
-    let budget = RetryBudget {
-        total: config.write_budget,
-    };
-    let timeout = budget
-        .attempt_timeout(host.elapsed())
-        .unwrap_or(crate::retry::MIN_ATTEMPT);
-    let request = store.read_container_request(&x_ms_date(now));
-    let response = host
-        .send(request, timeout)
-        .await
-        .map_err(|e| Failure::StoreCheckFailed {
-            reason: format!("Cosmos DB could not be reached: {e}"),
-        })?;
-    let (parts, body) = response.into_parts();
-    match classify_read(parts.status, &parts.headers, body) {
-        ReadResult::Found(_) => Ok(Success::Pong),
-        ReadResult::NotFound => Err(Failure::StoreCheckFailed {
-            reason: format!(
-                "container `{}` in database `{}` does not exist (create it with `acr-webhook init`)",
-                store.container, store.database
-            ),
-        }),
-        ReadResult::Failed(f) => Err(Failure::StoreCheckFailed {
-            reason: f.to_string(),
+    match eventgrid::parse_delivery(content_type, body)? {
+        eventgrid::Delivery::Validation { code, .. } => Ok(Success::ValidationAccepted { code }),
+        eventgrid::Delivery::Events { events, skipped } => {
+            let batch = BatchOutcome {
+                skipped: skipped.len(),
+                ..BatchOutcome::default()
+            };
+            let documents = events
+                .iter()
+                .map(|e| {
+                    EventDocument::from_event(
+                        &e.parsed.event,
+                        e.parsed.action.as_str(),
+                        EventSource::EventGrid,
+                        now,
+                    )
+                })
+                .collect();
+            store_batch(config, host, documents, batch, now).await
+        }
+    }
+}
+
+/// Stores documents one after the other; the first failure fails the delivery (the sender
+/// sends it again, and what was stored answers 409 then).
+async fn store_batch<H: Host>(
+    config: &Config,
+    host: &H,
+    documents: Vec<EventDocument>,
+    mut batch: BatchOutcome,
+    now: SystemTime,
+) -> Result<Success, Failure> {
+    for document in documents {
+        if let FilterDecision::Skip { reason } = decide(config, &document) {
+            batch.filtered.push(reason);
+            continue;
+        }
+        match write_document(config, host, &document, now).await? {
+            Written::Created => batch.stored.push(document.id),
+            Written::AlreadyStored => batch.already_stored.push(document.id),
+        }
+    }
+    Ok(Success::Batch(batch))
+}
+
+/// The CloudEvents abuse-protection handshake (no key: it grants nothing and writes nothing).
+fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
+    let origin = head
+        .headers
+        .get(eventgrid::WEBHOOK_REQUEST_ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    eventgrid::abuse_protection_answer(origin)
+        .map(|headers| Success::DeliveryAllowed {
+            headers: headers.into(),
+        })
+        .ok_or(Failure::InvalidHandshake)
+}
+
+/// The secret that seals continuation tokens: derived from the account key, so every replica
+/// shares it and it changes when the key is rotated.
+fn continuation_secret(config: &Config) -> [u8; 32] {
+    config
+        .store
+        .key
+        .derive(b"acr-webhook continuation token v1")
+}
+
+/// `GET /events?...`: one page, newest first.
+async fn list_events<H: Host>(
+    config: &Config,
+    host: &H,
+    query: &str,
+    now: SystemTime,
+) -> Result<Success, Failure> {
+    let query =
+        read_api::EventQuery::parse(query).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
+    let secret = continuation_secret(config);
+    let cosmos_token = query
+        .continuation
+        .as_deref()
+        .map(|token| read_api::open_continuation(&secret, &query, token))
+        .transpose()
+        .map_err(|e| Failure::InvalidContinuation(e.to_string()))?;
+    let body = read_api::query_body(&query);
+    let partition_key = read_api::query_partition_key(&config.store.partition_key_path, &query);
+    let response = send_with_retries(config, host, now, |date| {
+        config.store.query_documents_request(
+            &body,
+            partition_key.as_deref(),
+            query.limit,
+            cosmos_token.as_deref(),
+            date,
+        )
+    })
+    .await
+    .and_then(expect_ok)?;
+    let next = response
+        .headers()
+        .get("x-ms-continuation")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
+        .map(|t| read_api::seal_continuation(&secret, &query, t));
+    read_api::page_body(response.body(), next)
+        .map(Success::Json)
+        .map_err(|e| Failure::StoreUnavailable {
+            reason: format!("unusable answer from Cosmos DB: {e}"),
+            retry_after: None,
+        })
+}
+
+/// `GET /events/{id}`: one stored event, found by a query on its id (which works whatever
+/// the container's partition key path is).
+async fn read_one_event<H: Host>(
+    config: &Config,
+    host: &H,
+    segment: &str,
+    now: SystemTime,
+) -> Result<Success, Failure> {
+    let id =
+        read_api::document_path_id(segment).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
+    let body = read_api::id_query_body(&id);
+    let partition_key = read_api::read_partition_key(&config.store.partition_key_path, &id);
+    let response = send_with_retries(config, host, now, |date| {
+        config
+            .store
+            .query_documents_request(&body, partition_key.as_deref(), 1, None, date)
+    })
+    .await
+    .and_then(expect_ok)?;
+    match read_api::event_body_from_query(response.body()) {
+        Ok(Some(event)) => Ok(Success::Json(event)),
+        Ok(None) => Err(Failure::EventNotFound),
+        Err(e) => Err(Failure::StoreUnavailable {
+            reason: format!("unusable answer from Cosmos DB: {e}"),
+            retry_after: None,
         }),
     }
 }
 
-/// The one log line for a request: method, path (never the query string), status, and for
-/// failures the error code and message.
+/// The one log line for a request: method, path (never the query string), status, and what
+/// happened (the error code and message for failures).
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
-    match outcome {
-        Ok(Success::Stored { id }) => format!("{method} {path} 201 stored {id}"),
-        Ok(Success::AlreadyStored { id }) => format!("{method} {path} 200 already stored {id}"),
-        Ok(Success::Pong) => format!("{method} {path} 204 ping ok"),
-        Ok(Success::Healthy) => format!("{method} {path} 200 healthy"),
-        Err(f) => format!("{method} {path} {} {}: {f}", f.status().as_u16(), f.code()),
-    }
+    let status = crate::answer::respond(outcome).status().as_u16();
+    let what = match outcome {
+        Ok(Success::Stored { id }) => format!("stored {id}"),
+        Ok(Success::AlreadyStored { id }) => format!("already stored {id}"),
+        Ok(Success::Pong) => "ping ok".into(),
+        Ok(Success::Healthy) => "healthy".into(),
+        Ok(Success::Filtered { reason }) => format!("filtered out: {reason}"),
+        Ok(Success::Batch(b)) => format!(
+            "stored {}, already stored {}, skipped {}, filtered {}{}",
+            b.stored.len(),
+            b.already_stored.len(),
+            b.skipped,
+            b.filtered.len(),
+            b.filtered
+                .iter()
+                .map(|r| format!("; {r}"))
+                .collect::<String>()
+        ),
+        Ok(Success::ValidationAccepted { .. }) => "event grid subscription validated".into(),
+        Ok(Success::DeliveryAllowed { .. }) => "cloudevents delivery allowed".into(),
+        Ok(Success::Json(body)) => format!("{} bytes", body.len()),
+        Err(f) => format!("{}: {f}", f.code()),
+    };
+    format!("{method} {path} {status} {what}")
 }

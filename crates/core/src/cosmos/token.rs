@@ -41,6 +41,17 @@ impl MasterKey {
     }
 }
 
+impl MasterKey {
+    /// A 32-byte secret derived from the key for another purpose (HMAC-SHA256 of `label`),
+    /// so the key itself is never reused directly.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.decoded)
+            .expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey([REDACTED])")

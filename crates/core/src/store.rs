@@ -1,0 +1,151 @@
+//! Talking to Cosmos DB through the host, within the request's time budget: writes with
+//! retries, the ping check, and the read API's queries.
+
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response};
+
+use crate::answer::{Failure, Success};
+use crate::config::Config;
+use crate::cosmos::{
+    classify_read, classify_write, x_ms_date, CosmosFailure, ReadResult, WriteResult,
+};
+use crate::document::EventDocument;
+use crate::host::Host;
+use crate::retry::{RetryBudget, MIN_ATTEMPT};
+
+/// Whether a document was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Stored now.
+    Created,
+    /// Stored before (same id).
+    AlreadyStored,
+}
+
+/// Sends the request `build(date)` makes, again after transient failures (429, 449, 408, 5xx,
+/// no answer) with jittered backoff or the wait Cosmos asks for, until an answer that is not
+/// transient arrives or the budget is spent. Resending is safe for every request built here:
+/// creates are idempotent by id (409), reads and queries have no effect.
+pub async fn send_with_retries<H: Host>(
+    config: &Config,
+    host: &H,
+    now: SystemTime,
+    build: impl Fn(&str) -> Request<Vec<u8>>,
+) -> Result<Response<Vec<u8>>, Failure> {
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    let mut attempt = 0;
+    let mut last: Option<(String, Option<Duration>)> = None;
+    loop {
+        let elapsed = host.elapsed();
+        let Some(timeout) = budget.attempt_timeout(elapsed) else {
+            let (reason, requested) =
+                last.unwrap_or_else(|| ("no time left for a first attempt".into(), None));
+            return Err(Failure::StoreUnavailable {
+                reason,
+                retry_after: requested,
+            });
+        };
+        let (reason, requested) = match host.send(build(&x_ms_date(now + elapsed)), timeout).await {
+            Ok(response) => {
+                let failure = transient_failure(&response);
+                match failure {
+                    None => return Ok(response),
+                    Some(f) => (f.to_string(), f.retry_after),
+                }
+            }
+            Err(e) => (format!("Cosmos DB could not be reached: {e}"), None),
+        };
+        match budget.delay(attempt, requested, host.elapsed(), host.random_u64()) {
+            Some(wait) => host.sleep(wait).await,
+            None => {
+                return Err(Failure::StoreUnavailable {
+                    reason,
+                    retry_after: requested,
+                })
+            }
+        }
+        last = Some((reason, requested));
+        attempt += 1;
+    }
+}
+
+fn transient_failure(response: &Response<Vec<u8>>) -> Option<CosmosFailure> {
+    match classify_write(response.status(), response.headers(), response.body()) {
+        WriteResult::Failed(f) if f.is_transient() => Some(f),
+        _ => None,
+    }
+}
+
+/// Writes one document: created now, or stored before.
+pub async fn write_document<H: Host>(
+    config: &Config,
+    host: &H,
+    document: &EventDocument,
+    now: SystemTime,
+) -> Result<Written, Failure> {
+    let value = serde_json::to_value(document).expect("documents serialize");
+    let partition_key = config.store.partition_key_path.header_for(&value);
+    let body = value.to_string().into_bytes();
+    let response = send_with_retries(config, host, now, |date| {
+        config
+            .store
+            .create_document_request(body.clone(), &partition_key, date)
+    })
+    .await?;
+    match classify_write(response.status(), response.headers(), response.body()) {
+        WriteResult::Created => Ok(Written::Created),
+        WriteResult::AlreadyStored => Ok(Written::AlreadyStored),
+        WriteResult::Failed(f) => Err(Failure::StoreRefused(f)),
+    }
+}
+
+/// A signed read of the container's metadata: proves endpoint, key, database and container.
+/// One attempt: a ping is a check, its answer should say what is wrong now.
+pub async fn check_store<H: Host>(
+    config: &Config,
+    host: &H,
+    now: SystemTime,
+) -> Result<Success, Failure> {
+    let store = &config.store;
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    let timeout = budget
+        .attempt_timeout(host.elapsed())
+        .unwrap_or(MIN_ATTEMPT);
+    let request = store.read_container_request(&x_ms_date(now));
+    let response = host
+        .send(request, timeout)
+        .await
+        .map_err(|e| Failure::StoreCheckFailed {
+            reason: format!("Cosmos DB could not be reached: {e}"),
+        })?;
+    let (parts, body) = response.into_parts();
+    match classify_read(parts.status, &parts.headers, body) {
+        ReadResult::Found(_) => Ok(Success::Pong),
+        ReadResult::NotFound => Err(Failure::StoreCheckFailed {
+            reason: format!(
+                "container `{}` in database `{}` does not exist (create it with `acr-webhook init`)",
+                store.container, store.database
+            ),
+        }),
+        ReadResult::Failed(f) => Err(Failure::StoreCheckFailed {
+            reason: f.to_string(),
+        }),
+    }
+}
+
+/// A successful read answer, or the failure it means.
+pub fn expect_ok(response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failure> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    match classify_read(parts.status, &parts.headers, body) {
+        ReadResult::Failed(f) => Err(Failure::StoreRefused(f)),
+        _ => Err(Failure::EventNotFound),
+    }
+}

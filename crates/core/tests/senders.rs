@@ -1,0 +1,202 @@
+//! Distribution notifications and Event Grid deliveries through the whole flow: the same
+//! registry event lands as the same document whichever way it came.
+
+mod common;
+
+use acr_webhook_core::{handle, respond, Success};
+use common::*;
+use serde_json::Value;
+
+fn post(
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    store: &MemoryStore,
+    extra: &[(&str, &str)],
+) -> (
+    Result<Success, acr_webhook_core::Failure>,
+    http::Response<Vec<u8>>,
+) {
+    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+    let h = head(
+        "POST",
+        path,
+        &[("authorization", &bearer), ("content-type", content_type)],
+    );
+    let cfg = config(extra);
+    let outcome = block_on(handle(&h, body, || Ok(cfg), store, now()));
+    let response = respond(&outcome);
+    (outcome, response)
+}
+
+const DISTRIBUTION_TYPE: &str = "application/vnd.docker.distribution.events.v1+json";
+
+#[test]
+fn distribution_push_is_stored_and_pulls_and_blobs_are_skipped() {
+    let store = MemoryStore::new();
+    let (_, response) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        fixture("distribution/push.json"),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201);
+    let docs = store.documents.borrow();
+    assert_eq!(docs.len(), 1);
+    let doc = docs.values().next().unwrap();
+    assert_eq!(doc["source"], "distribution");
+    assert_eq!(doc["action"], "push");
+    let original: Value = serde_json::from_slice(&fixture("distribution/push.json")).unwrap();
+    assert_eq!(doc["digest"], original["events"][0]["target"]["digest"]);
+    assert_eq!(doc["id"], original["events"][0]["id"]);
+    drop(docs);
+
+    for skipped in ["distribution/pull.json", "distribution/push_blob.json"] {
+        let store = MemoryStore::new();
+        let (outcome, response) = post(
+            "/distribution",
+            DISTRIBUTION_TYPE,
+            fixture(skipped),
+            &store,
+            &[],
+        );
+        assert_eq!(response.status(), 202, "{skipped}: {outcome:?}");
+        assert!(store.documents.borrow().is_empty());
+        let store = MemoryStore::new();
+        let (_, response) = post(
+            "/distribution",
+            DISTRIBUTION_TYPE,
+            fixture(skipped),
+            &store,
+            &[("keep_pulls_and_blobs", "true")],
+        );
+        assert_eq!(response.status(), 201, "{skipped} kept");
+    }
+}
+
+#[test]
+fn a_redelivered_envelope_stores_nothing_twice() {
+    let store = MemoryStore::new();
+    let body = fixture("distribution/delete_tag.json");
+    let (_, first) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        body.clone(),
+        &store,
+        &[],
+    );
+    let (_, again) = post("/distribution", DISTRIBUTION_TYPE, body, &store, &[]);
+    assert_eq!(first.status(), 201);
+    assert_eq!(again.status(), 200);
+    let count = store.documents.borrow().len();
+    assert!(count >= 1);
+    let answer: Value = serde_json::from_slice(again.body()).unwrap();
+    assert_eq!(answer["alreadyStored"].as_array().unwrap().len(), count);
+}
+
+#[test]
+fn a_partial_failure_answers_non_2xx_and_a_retry_completes_it() {
+    let store = MemoryStore::scripted(&[Behaviour::Normal, Behaviour::Status(400, None)]);
+    let mut envelope: Value = serde_json::from_slice(&fixture("distribution/push.json")).unwrap();
+    let mut second = envelope["events"][0].clone();
+    second["id"] = "second-event".into();
+    envelope["events"].as_array_mut().unwrap().push(second);
+    let body = serde_json::to_vec(&envelope).unwrap();
+    let (_, response) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        body.clone(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 502);
+    assert_eq!(store.documents.borrow().len(), 1);
+    let (_, response) = post("/distribution", DISTRIBUTION_TYPE, body, &store, &[]);
+    assert_eq!(response.status(), 201);
+    assert_eq!(store.documents.borrow().len(), 2);
+}
+
+#[test]
+fn event_grid_and_webhook_copies_of_one_event_are_one_document() {
+    let store = MemoryStore::new();
+    let egrid = fixture("eventgrid/eventgrid-schema/image_pushed.json");
+    let (outcome, response) = post("/eventgrid", "application/json", egrid.clone(), &store, &[]);
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    let delivered: Value = serde_json::from_slice(&egrid).unwrap();
+    let data = &delivered[0]["data"];
+    let docs = store.documents.borrow().clone();
+    let doc = &docs[data["id"].as_str().unwrap()];
+    assert_eq!(doc["source"], "eventgrid");
+    assert_eq!(doc["image"], data["target"]["repository"]);
+    // The same content as a bare ACR webhook: already stored.
+    let (outcome, _) = post(
+        "/acr",
+        "application/json",
+        serde_json::to_vec(data).unwrap(),
+        &store,
+        &[],
+    );
+    assert!(
+        matches!(outcome, Ok(Success::AlreadyStored { .. })),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn event_grid_validation_and_cloudevents_handshake() {
+    let store = MemoryStore::new();
+    let body = fixture("eventgrid/eventgrid-schema/subscription_validation.json");
+    let (_, response) = post("/eventgrid", "application/json", body.clone(), &store, &[]);
+    assert_eq!(response.status(), 200);
+    let answer: Value = serde_json::from_slice(response.body()).unwrap();
+    let sent: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        answer["validationResponse"],
+        sent[0]["data"]["validationCode"]
+    );
+
+    let h = head(
+        "OPTIONS",
+        "/eventgrid",
+        &[("webhook-request-origin", "eventgrid.azure.net")],
+    );
+    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    let response = respond(&outcome);
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["webhook-allowed-origin"],
+        "eventgrid.azure.net"
+    );
+    assert_eq!(response.headers()["webhook-allowed-rate"], "*");
+    let h = head("OPTIONS", "/eventgrid", &[]);
+    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    assert_eq!(respond(&outcome).status(), 400);
+    assert!(store.requests.borrow().is_empty());
+}
+
+#[test]
+fn filters_answer_202_and_write_nothing() {
+    let store = MemoryStore::new();
+    let (outcome, response) = post(
+        "/acr",
+        "application/json",
+        fixture("acr/push.json"),
+        &store,
+        &[("exclude", "hello-world:*")],
+    );
+    assert_eq!(response.status(), 202, "{outcome:?}");
+    let Ok(Success::Filtered { reason }) = outcome else {
+        panic!()
+    };
+    assert!(reason.contains("hello-world"), "{reason}");
+    assert!(store.requests.borrow().is_empty());
+    let (_, response) = post(
+        "/acr",
+        "application/json",
+        fixture("acr/push.json"),
+        &store,
+        &[("include", "hello-world:v1")],
+    );
+    assert_eq!(response.status(), 201);
+}
