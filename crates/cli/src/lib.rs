@@ -4,9 +4,17 @@
 //! - [`manifest`]: spin.toml parsing and variable resolution;
 //! - [`template`]: `{{ name }}` templates;
 //! - [`route`]: HTTP trigger routes;
-//! - [`outbound`]: the `allowed_outbound_hosts` allow-list.
+//! - [`outbound`]: the `allowed_outbound_hosts` allow-list;
+//! - [`componentize`]: core module to component, with the preview1 proxy adapter;
+//! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
+//! - [`server`]: the wasmtime + hyper server;
+//! - [`up`]: the `up` subcommand.
 
+pub mod componentize;
 pub mod manifest;
 pub mod outbound;
 pub mod route;
+pub mod server;
 pub mod template;
+pub mod up;
+pub mod variables;

@@ -1,1 +1,42 @@
-fn main() {}
+//! `acr-webhook`: the project's native command line.
+//!
+//! Subcommands live in the library (`acr_webhook_cli::<name>`), each with a `clap::Args`
+//! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
+//! [`run`].
+
+use acr_webhook_cli::up;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The acr-webhook command line.
+#[derive(Debug, Parser)]
+#[command(name = "acr-webhook", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the application described by a spin.toml, like `spin up`.
+    Up(up::UpArgs),
+}
+
+/// Dispatches to the subcommand.
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up(args) => up::run(args),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! The HTTP server behind `acr-webhook up`: a wasmtime host that serves one wasi:http
+//! component the way `spin up` does.
+//!
+//! The structure follows `wasmtime serve` (wasmtime 48): one engine (pooling allocator when
+//! the machine can reserve the address space), a `ProxyPre` made once, and for every request
+//! a fresh `Store` and instance, so no request ever sees another's memory. Connections are
+//! served by hyper's HTTP/1 server; SIGINT/SIGTERM stop accepting and let in-flight
+//! requests finish for up to [`SHUTDOWN_GRACE`].
+
+use crate::componentize;
+use crate::manifest::{App, ComponentVariables};
+use crate::outbound::{AllowedHosts, Destination};
+use crate::route::{Route, RouteMatch};
+use crate::variables;
+use anyhow::{anyhow, bail, Context, Result};
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpSocket};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+
+/// How long in-flight requests may run after SIGINT/SIGTERM before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Backlog of the listening socket (as `wasmtime serve`).
+const LISTEN_BACKLOG: u32 = 100;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Address-space bits the pooling-allocator probe reserves, as `wasmtime serve` does: the
+/// default pool needs about this much virtual memory.
+const POOLING_PROBE_BITS: u32 = 42;
+
+/// Spin's request header with the full request URL.
+const SPIN_FULL_URL: &str = "spin-full-url";
+/// Spin's request header with the path below the matched route.
+const SPIN_PATH_INFO: &str = "spin-path-info";
+/// Spin's request header with the matched route as written.
+const SPIN_MATCHED_ROUTE: &str = "spin-matched-route";
+/// Spin's request header with the component's route as written.
+const SPIN_RAW_COMPONENT_ROUTE: &str = "spin-raw-component-route";
+/// Spin's request header with the component's route without the wildcard.
+const SPIN_COMPONENT_ROUTE: &str = "spin-component-route";
+/// Spin's request header with the application's base path (always `/` in manifest v2).
+const SPIN_BASE_PATH: &str = "spin-base-path";
+/// Spin's request header with the client's socket address.
+const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
+
+/// How instances are allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots reused (and zeroed) between requests.
+    Pooling,
+    /// Fresh mappings per instance; used when the pool cannot be reserved.
+    OnDemand,
+}
+
+/// Creates the engine: component model on, pooling allocator when possible, otherwise the
+/// on-demand allocator with a warning on stderr.
+pub fn new_engine() -> Result<(Engine, Allocation)> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+
+    if pooling_address_space_available() {
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            PoolingAllocationConfig::default(),
+        ));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, Allocation::Pooling)),
+            Err(e) => eprintln!(
+                "warning: the pooling allocator is unavailable ({e}); using on-demand allocation"
+            ),
+        }
+    } else {
+        eprintln!(
+            "warning: cannot reserve the virtual memory the pooling allocator needs; using on-demand allocation"
+        );
+    }
+    let engine = Engine::new(&config).map_err(|e| anyhow!("cannot create the wasm engine: {e}"))?;
+    Ok((engine, Allocation::OnDemand))
+}
+
+/// `wasmtime serve`'s test: can a 64-bit memory with a 2^42-byte static reservation be made?
+fn pooling_address_space_available() -> bool {
+    use wasmtime::{Memory, MemoryType};
+    let mut config = Config::new();
+    config.wasm_memory64(true);
+    config.memory_reservation(1 << POOLING_PROBE_BITS);
+    let Ok(engine) = Engine::new(&config) else {
+        return false;
+    };
+    let mut store = Store::new(&engine, ());
+    // The maximum is in 64 KiB wasm pages.
+    let ty = MemoryType::new64(0, Some(1 << (POOLING_PROBE_BITS - 16)));
+    Memory::new(&mut store, ty).is_ok()
+}
+
+/// Per-request store data: WASI, wasi:http and the Spin variables.
+pub struct RequestState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    variables: ComponentVariables,
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The wasi:http hooks that enforce `allowed_outbound_hosts`.
+struct OutboundHooks {
+    allowed: Arc<AllowedHosts>,
+}
+
+/// The future `WasiHttpHooks::send_request` returns.
+type SendRequestFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> SendRequestFuture {
+        match Destination::from_uri(request.uri()) {
+            Some(dest) if self.allowed.allows(&dest) => {
+                wasmtime_wasi_http::default_hooks().send_request(request, options, fut)
+            }
+            dest => {
+                let shown = match dest {
+                    Some(dest) => dest.to_string(),
+                    None => describe_destination(request.uri()),
+                };
+                eprintln!("outbound network destination not allowed: {shown}");
+                Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+            }
+        }
+    }
+}
+
+/// `scheme://authority` of a URI with no usable destination, for the refusal log line.
+fn describe_destination(uri: &Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map(|a| a.as_str()).unwrap_or("")
+    )
+}
+
+/// A loaded application, ready to serve requests.
+pub struct AppServer {
+    pre: ProxyPre<RequestState>,
+    route: Route,
+    component_id: String,
+    allowed: Arc<AllowedHosts>,
+    variables: ComponentVariables,
+    /// The authority used for the request URI when the client sends no usable `Host`.
+    fallback_authority: Authority,
+}
+
+impl AppServer {
+    /// Reads, componentizes and compiles the component, links the Spin imports and
+    /// pre-instantiates it. Fails when the component imports something this host lacks.
+    pub fn new(engine: &Engine, app: &App, listen: SocketAddr) -> Result<Self> {
+        let bytes = componentize::read_component_bytes(&app.source)?;
+        let component = Component::new(engine, &bytes)
+            .map_err(|e| anyhow!("cannot compile {}: {e:?}", app.source.display()))?;
+
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("linking WASI: {e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow!("linking wasi:http: {e}"))?;
+        variables::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.variables)
+            .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
+
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+            anyhow!(
+                "component {:?} cannot run on this host: {e}",
+                app.component_id
+            )
+        })?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            anyhow!(
+                "component {:?} does not export wasi:http/incoming-handler: {e}",
+                app.component_id
+            )
+        })?;
+
+        let fallback_authority = listen
+            .to_string()
+            .parse()
+            .context("listen address is not a valid authority")?;
+        Ok(Self {
+            pre,
+            route: app.route.clone(),
+            component_id: app.component_id.clone(),
+            allowed: Arc::new(app.allowed_outbound_hosts.clone()),
+            variables: app.variables.clone(),
+            fallback_authority,
+        })
+    }
+
+    /// The lines `spin up` prints once it listens, e.g. `Serving http://127.0.0.1:3000`.
+    pub fn banner(&self, local: SocketAddr) -> String {
+        let base = format!("http://{local}");
+        let route = match &self.route {
+            Route::Wildcard { prefix, .. } => format!("{base}{prefix} (wildcard)"),
+            Route::Exact { path, .. } => format!("{base}{path}"),
+        };
+        format!(
+            "Serving {base}\nAvailable Routes:\n  {}: {route}",
+            self.component_id
+        )
+    }
+
+    /// Accepts connections until `shutdown` resolves, then waits up to [`SHUTDOWN_GRACE`]
+    /// for in-flight requests (or returns early when `shutdown_again` resolves).
+    pub async fn serve<S, T>(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: S,
+        shutdown_again: T,
+    ) -> Result<()>
+    where
+        S: Future<Output = &'static str>,
+        T: Future<Output = &'static str>,
+    {
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                signal = &mut shutdown => {
+                    eprintln!("Received {signal}; shutting down");
+                    break;
+                }
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, client) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("warning: accepting a connection failed: {e}");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            };
+            // Small response chunks must not wait for Nagle (as `wasmtime serve`).
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let connection = http1::Builder::new().keep_alive(true).serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                }),
+            );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    if !e.is_incomplete_message() {
+                        eprintln!("warning: connection from {client}: {e}");
+                    }
+                }
+            });
+        }
+        drop(listener);
+
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+                eprintln!("warning: in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
+            }
+            signal = shutdown_again => {
+                eprintln!("Received {signal} again; exiting now");
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes one request, runs the component, logs `METHOD /path STATUS 1.2ms`.
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        // Never the query string: it can carry credentials.
+        let path = req.uri().path().to_string();
+
+        let response = match self.route.matches(&path) {
+            None => empty_response(StatusCode::NOT_FOUND),
+            Some(matched) => match self.call_component(req, &matched, client).await {
+                Ok(response) => response,
+                Err(e) => {
+                    eprintln!("error: {method} {path}: {e:#}");
+                    empty_response(StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            },
+        };
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
+        eprintln!(
+            "{method} {path} {} {elapsed_ms:.1}ms",
+            response.status().as_u16()
+        );
+        response
+    }
+
+    /// Instantiates the component in a fresh store and hands it the request.
+    async fn call_component(
+        &self,
+        req: Request<Incoming>,
+        matched: &RouteMatch,
+        client: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>> {
+        let req = self.spin_request(req, matched, client)?;
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr();
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                allowed: self.allowed.clone(),
+            },
+            variables: self.variables.clone(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(|e| anyhow!("{e}"))?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| anyhow!("{e}"))?;
+        let pre = self.pre.clone();
+
+        // The guest runs in its own task so it can keep streaming the body after the
+        // response head has been handed to hyper.
+        let task = tokio::task::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => {
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => eprintln!("error: component failed after responding: {e:?}"),
+                        Err(e) => eprintln!("error: component task failed after responding: {e}"),
+                    }
+                });
+                Ok(response)
+            }
+            Ok(Err(code)) => bail!("component returned error {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => bail!("component returned without setting a response"),
+                Ok(Err(e)) => Err(anyhow!("component failed: {e:?}")),
+                Err(e) => Err(anyhow!("component task failed: {e}")),
+            },
+        }
+    }
+
+    /// Gives the request the absolute URI and `spin-*` headers Spin gives it.
+    fn spin_request(
+        &self,
+        req: Request<Incoming>,
+        matched: &RouteMatch,
+        client: SocketAddr,
+    ) -> Result<Request<Incoming>> {
+        let (mut parts, body) = req.into_parts();
+        let authority = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<Authority>().ok())
+            .unwrap_or_else(|| self.fallback_authority.clone());
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(authority)
+            .path_and_query(path_and_query)
+            .build()
+            .context("cannot build the request URI")?;
+
+        let full_url = parts.uri.to_string();
+        let headers = [
+            (SPIN_FULL_URL, full_url.as_str()),
+            (SPIN_PATH_INFO, matched.path_info.as_str()),
+            (SPIN_MATCHED_ROUTE, self.route.raw()),
+            (SPIN_RAW_COMPONENT_ROUTE, self.route.raw()),
+            (SPIN_COMPONENT_ROUTE, self.route.component_route()),
+            (SPIN_BASE_PATH, "/"),
+            (SPIN_CLIENT_ADDR, &client.to_string()),
+        ];
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value)
+                .with_context(|| format!("invalid value for header {name}"))?;
+            parts.headers.insert(HeaderName::from_static(name), value);
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// A response with no body.
+fn empty_response(status: StatusCode) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Empty::new()
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+}
+
+/// Binds the listening socket (with `SO_REUSEADDR`, as `wasmtime serve` on Unix).
+pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(!cfg!(windows))?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(socket.listen(LISTEN_BACKLOG)?)
+}
+
+/// SIGINT and SIGTERM, registered when this is created (so a signal that arrives right after
+/// the banner is not lost).
+pub struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; needs a running tokio runtime.
+    pub fn install() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
+    }
+
+    /// Resolves with the signal's name when the next one arrives.
+    pub async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+/// The signal's name, or never if the signal task has gone away.
+async fn signal_or_pending(rx: tokio::sync::oneshot::Receiver<&'static str>) -> &'static str {
+    match rx.await {
+        Ok(signal) => signal,
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Loads `app`, listens on `listen`, prints the banner on stdout and serves until SIGINT or
+/// SIGTERM.
+pub async fn run(app: App, listen: SocketAddr) -> Result<()> {
+    let (engine, _allocation) = new_engine()?;
+    let server = {
+        let engine = engine.clone();
+        let app = app.clone();
+        // Compiling with Cranelift is CPU-bound: keep it off the async workers.
+        tokio::task::spawn_blocking(move || AppServer::new(&engine, &app, listen))
+            .await
+            .context("loading the component panicked")??
+    };
+    let listener = bind(listen)?;
+    let local = listener.local_addr()?;
+    let mut signals = Signals::install()?;
+    println!("{}", server.banner(local));
+
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+    let (again_tx, again_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = first_tx.send(signals.next().await);
+        let _ = again_tx.send(signals.next().await);
+    });
+    Arc::new(server)
+        .serve(
+            listener,
+            signal_or_pending(first_rx),
+            signal_or_pending(again_rx),
+        )
+        .await
+}

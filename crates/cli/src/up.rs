@@ -1,0 +1,97 @@
+//! `acr-webhook up`: serve the application described by a spin.toml, like `spin up`.
+
+use crate::manifest::{self, Manifest, DEFAULT_MANIFEST_FILE};
+use crate::server;
+use anyhow::{anyhow, Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The address `up` listens on by default (Spin's default).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// How long the runtime may take to wind down its remaining tasks after the server stops.
+const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Arguments of `acr-webhook up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// The application manifest: a spin.toml file, or a folder that contains one.
+    #[arg(long = "from", short = 'f', value_name = "MANIFEST", default_value = DEFAULT_MANIFEST_FILE)]
+    pub from: PathBuf,
+
+    /// The address to listen on (port 0 picks a free port; the banner shows which).
+    #[arg(long, value_name = "ADDRESS", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Sets an application variable, NAME=VALUE; may be repeated. Wins over the
+    /// SPIN_VARIABLE_<NAME> environment variable, which wins over the manifest's default.
+    // Parsed in `run`, not by clap, so that a malformed argument's value (perhaps a
+    // secret) never appears in an error message.
+    #[arg(long = "variable", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
+}
+
+/// Parses `--variable` arguments; errors name the variable, never the value.
+pub fn parse_variable_args(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.iter()
+        .map(|arg| {
+            manifest::parse_variable_arg(arg).map_err(|reason| match arg.split_once('=') {
+                Some((name, _)) => anyhow!("invalid --variable {name:?}: {reason}"),
+                None => anyhow!("invalid --variable: expected NAME=VALUE"),
+            })
+        })
+        .collect()
+}
+
+/// Runs `up` to completion: Ok after a clean SIGINT/SIGTERM shutdown.
+pub fn run(args: UpArgs) -> Result<()> {
+    let cli_variables = parse_variable_args(&args.variables)?;
+    let manifest = Manifest::load(&args.from)?;
+    let resolution = manifest::resolve_variables(&manifest.variables, &cli_variables, |k| {
+        std::env::var(k).ok()
+    })?;
+    for warning in &resolution.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let app = manifest.resolve(&resolution.variables)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(server::run(app, args.listen));
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_errors_do_not_echo_values() {
+        let err = parse_variable_args(&["COSMOS_KEY=hunter2".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("COSMOS_KEY"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse_variable_args(&["hunter2".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn variables_parse_in_order() {
+        let vars = parse_variable_args(&["a=1".into(), "b=x=y".into(), "a=2".into()]).unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "x=y".into()),
+                ("a".into(), "2".into())
+            ]
+        );
+    }
+}
