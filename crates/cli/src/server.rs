@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -290,13 +290,17 @@ impl AppServer {
             // Small response chunks must not wait for Nagle (as `wasmtime serve`).
             let _ = stream.set_nodelay(true);
             let server = self.clone();
-            let connection = http1::Builder::new().keep_alive(true).serve_connection(
-                TokioIo::new(stream),
-                hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(server.handle(req, client).await) }
-                }),
-            );
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                // Enables hyper's header read timeout (30 s) against slow clients.
+                .timer(TokioTimer::new())
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                    }),
+                );
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {

@@ -3,7 +3,7 @@
 use crate::manifest::{self, Manifest, DEFAULT_MANIFEST_FILE};
 use crate::server;
 use anyhow::{anyhow, Context, Result};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,8 +20,9 @@ pub struct UpArgs {
     #[arg(long = "from", short = 'f', value_name = "MANIFEST", default_value = DEFAULT_MANIFEST_FILE)]
     pub from: PathBuf,
 
-    /// The address to listen on (port 0 picks a free port; the banner shows which).
-    #[arg(long, value_name = "ADDRESS", default_value = DEFAULT_LISTEN)]
+    /// The address to listen on, IP:PORT or HOST:PORT (port 0 picks a free port; the banner
+    /// shows which).
+    #[arg(long, value_name = "ADDRESS", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Sets an application variable, NAME=VALUE; may be repeated. Wins over the
@@ -30,6 +31,17 @@ pub struct UpArgs {
     // secret) never appears in an error message.
     #[arg(long = "variable", value_name = "NAME=VALUE")]
     pub variables: Vec<String>,
+}
+
+/// Parses `--listen`: a socket address, or a host name and port (first address it resolves to).
+pub fn parse_listen(arg: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = arg.parse() {
+        return Ok(addr);
+    }
+    arg.to_socket_addrs()
+        .map_err(|e| format!("expected IP:PORT or HOST:PORT ({e})"))?
+        .next()
+        .ok_or_else(|| "the host name resolves to no address".to_string())
 }
 
 /// Parses `--variable` arguments; errors name the variable, never the value.
@@ -80,6 +92,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:3000").unwrap(),
+            "127.0.0.1:3000".parse().unwrap()
+        );
+        assert_eq!(parse_listen("[::1]:0").unwrap(), "[::1]:0".parse().unwrap());
+        assert!(parse_listen("localhost:3000").unwrap().ip().is_loopback());
+        assert!(parse_listen("3000").is_err());
+        assert!(parse_listen("127.0.0.1").is_err());
     }
 
     #[test]
