@@ -10,7 +10,7 @@ SHELL := bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_BUILT := $(TARGET_DIR)/wasm32-wasip1/release/acr_webhook.wasm
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
-HOST := $(TARGET_DIR)/release/acr-webhook
+HOST := $(TARGET_DIR)/host/acr-webhook
 
 .PHONY: help setup-rust setup-node setup-test-peers setup-python wasm host build run test lint vectors
 
@@ -44,7 +44,7 @@ wasm: setup-rust
 	@echo "component: $(WASM) $$(stat -c %s $(WASM)) bytes"
 
 host:
-	cargo build --release -p acr-webhook-cli
+	cargo build --profile host -p acr-webhook-cli
 
 build: wasm host
 
@@ -53,7 +53,7 @@ run: setup-node build
 
 lint: setup-rust
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets --release -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release -- -D warnings
 
 # The committed vectors must be exactly what the official SDK computes today.
@@ -63,4 +63,4 @@ vectors: setup-python
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
 test: setup-node setup-test-peers lint vectors wasm
-	cargo test --workspace --release
+	cargo test --workspace --profile host

@@ -8,13 +8,17 @@
 //! - [`componentize`]: core module to component, with the preview1 proxy adapter;
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
 //! - [`server`]: the wasmtime + hyper server;
-//! - [`up`]: the `up` subcommand.
+//! - [`up`]: the `up` subcommand;
+//! - [`init`]: the `init` subcommand (database and container creation);
+//! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
 
 pub mod componentize;
+pub mod init;
 pub mod manifest;
 pub mod outbound;
 pub mod route;
 pub mod server;
+pub mod store_client;
 pub mod template;
 pub mod up;
 pub mod variables;

@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::up;
+use acr_webhook_cli::{init, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -21,12 +21,15 @@ struct Cli {
 enum Command {
     /// Serve the application described by a spin.toml, like `spin up`.
     Up(up::UpArgs),
+    /// Create the Cosmos DB database and container the app's variables name (idempotent).
+    Init(init::InitArgs),
 }
 
 /// Dispatches to the subcommand.
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => up::run(args),
+        Command::Init(args) => init::run(args),
     }
 }
 

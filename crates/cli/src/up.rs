@@ -56,17 +56,23 @@ pub fn parse_variable_args(args: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Runs `up` to completion: Ok after a clean SIGINT/SIGTERM shutdown.
-pub fn run(args: UpArgs) -> Result<()> {
-    let cli_variables = parse_variable_args(&args.variables)?;
-    let manifest = Manifest::load(&args.from)?;
+/// Loads a manifest and resolves its variables (`--variable` over `SPIN_VARIABLE_*` over
+/// defaults), as `up` and `init` both do.
+pub fn load_app(from: &std::path::Path, variable_args: &[String]) -> Result<manifest::App> {
+    let cli_variables = parse_variable_args(variable_args)?;
+    let manifest = Manifest::load(from)?;
     let resolution = manifest::resolve_variables(&manifest.variables, &cli_variables, |k| {
         std::env::var(k).ok()
     })?;
     for warning in &resolution.warnings {
         eprintln!("warning: {warning}");
     }
-    let app = manifest.resolve(&resolution.variables)?;
+    manifest.resolve(&resolution.variables)
+}
+
+/// Runs `up` to completion: Ok after a clean SIGINT/SIGTERM shutdown.
+pub fn run(args: UpArgs) -> Result<()> {
+    let app = load_app(&args.from, &args.variables)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

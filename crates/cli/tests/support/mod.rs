@@ -1,0 +1,257 @@
+//! The local stack for end-to-end tests: the Cosmos-compatible store, `acr-webhook init`, and
+//! `acr-webhook up` serving the repository's spin.toml with the real component, each on a
+//! free 127.0.0.1 port and stopped on drop (also when a test fails).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use acr_webhook_cli::store_client::NativeHost;
+use acr_webhook_core::cosmos::x_ms_date;
+use acr_webhook_core::StoreConfig;
+use acr_webhook_testkit::{free_port, http, repo_root, wait_for_port, ChildGuard, CosmosStore};
+use serde_json::Value;
+
+/// The Cosmos emulator's well-known key: the local store accepts it (it checks no signature).
+pub const EMULATOR_KEY: &str =
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+/// Webhook keys for tests only.
+pub const TEST_KEY: &str = "e2e-test-key-5f0c1d";
+pub const TEST_KEY_2: &str = "e2e-test-key-rotated-in-77aa";
+
+pub fn bearer(key: &str) -> String {
+    format!("Bearer {key}")
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = repo_root().join("tests/fixtures").join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+pub fn fixture_json(path: &str) -> Value {
+    serde_json::from_slice(&fixture(path)).unwrap()
+}
+
+fn host_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_acr-webhook"))
+}
+
+fn manifest() -> PathBuf {
+    let root = repo_root();
+    let wasm = root.join("target/wasm32-wasip1/release/acr_webhook.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: build the component first (`make wasm`)",
+        wasm.display()
+    );
+    root.join("spin.toml")
+}
+
+/// The store, the app, and the variables they were started with.
+pub struct Stack {
+    pub store: CosmosStore,
+    app: Option<ChildGuard>,
+    pub addr: std::net::SocketAddr,
+    variables: Vec<(String, String)>,
+    pub config: StoreConfig,
+    logs: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A temporary folder removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "acr-webhook-e2e-{}-{}",
+                std::process::id(),
+                super::free_port()
+            ));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+}
+
+impl Stack {
+    /// Store + init + app, with the webhook key [`TEST_KEY`].
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// As [`Stack::start`], with more (or other) app variables.
+    pub fn start_with(extra: &[(&str, &str)]) -> Self {
+        let store = CosmosStore::start();
+        let mut variables: Vec<(String, String)> = vec![
+            ("cosmos_endpoint".into(), store.endpoint()),
+            ("cosmos_key".into(), EMULATOR_KEY.into()),
+            ("webhook_keys".into(), TEST_KEY.into()),
+        ];
+        for (k, v) in extra {
+            variables.retain(|(name, _)| name != k);
+            variables.push((k.to_string(), v.to_string()));
+        }
+        let lookup = variables.clone();
+        let config = StoreConfig::from_lookup(|name| {
+            lookup
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let mut stack = Stack {
+            store,
+            app: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            variables,
+            config,
+            logs: tempdir::Dir::new(),
+        };
+        stack.init();
+        stack.start_app();
+        stack
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(host_binary());
+        cmd.args(args).arg("--from").arg(manifest());
+        for (k, v) in &self.variables {
+            cmd.env(format!("SPIN_VARIABLE_{}", k.to_uppercase()), v);
+        }
+        cmd
+    }
+
+    /// `acr-webhook init`, which must succeed.
+    pub fn init(&self) {
+        let out = self.command(&["init"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "init failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start_app(&mut self) {
+        let port = free_port();
+        self.addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
+        cmd.env_remove("RUST_LOG");
+        let log = self.logs.0.join(format!("up-{port}.log"));
+        let guard = ChildGuard::spawn("acr-webhook up", cmd, &log).unwrap();
+        if wait_for_port(self.addr, Duration::from_secs(60)).is_err() {
+            panic!("acr-webhook up did not start:\n{}", guard.log_tail(40));
+        }
+        self.app = Some(guard);
+    }
+
+    /// What `acr-webhook up` printed so far.
+    pub fn app_log(&self) -> String {
+        self.app
+            .as_ref()
+            .map(|a| a.log_tail(10_000))
+            .unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A POST with the given headers.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> http::HttpResponse {
+        http::request("POST", &self.url(path), headers, Some(body)).unwrap()
+    }
+
+    /// A POST of an ACR event with the bearer key.
+    pub fn post_acr(&self, body: &[u8]) -> http::HttpResponse {
+        let auth = bearer(TEST_KEY);
+        self.post(
+            "/acr",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    /// Every stored document, read back over signed REST (a cross-partition query, paged).
+    pub fn documents(&self) -> Vec<Value> {
+        let host = NativeHost::new();
+        let query = serde_json::json!({ "query": "SELECT * FROM c", "parameters": [] });
+        let mut all = Vec::new();
+        let mut continuation: Option<String> = None;
+        loop {
+            let request = self.config.query_documents_request(
+                &query,
+                None,
+                100,
+                continuation.as_deref(),
+                &x_ms_date(SystemTime::now()),
+            );
+            let response = host
+                .send_blocking(request, Duration::from_secs(10))
+                .expect("the store answers");
+            assert_eq!(
+                response.status(),
+                200,
+                "{}",
+                String::from_utf8_lossy(response.body())
+            );
+            let page: Value = serde_json::from_slice(response.body()).unwrap();
+            all.extend(page["Documents"].as_array().unwrap().iter().cloned());
+            continuation = response
+                .headers()
+                .get("x-ms-continuation")
+                .and_then(|v| v.to_str().ok())
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            if continuation.is_none() {
+                return all;
+            }
+        }
+    }
+
+    /// One stored document by id, read back over signed REST.
+    pub fn document(&self, id: &str) -> Option<Value> {
+        let host = NativeHost::new();
+        let query = serde_json::json!({
+            "query": "SELECT * FROM c WHERE c.id = @id",
+            "parameters": [{ "name": "@id", "value": id }]
+        });
+        let request = self.config.query_documents_request(
+            &query,
+            None,
+            10,
+            None,
+            &x_ms_date(SystemTime::now()),
+        );
+        let response = host
+            .send_blocking(request, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let page: Value = serde_json::from_slice(response.body()).unwrap();
+        let docs = page["Documents"].as_array().unwrap();
+        assert!(docs.len() <= 1, "id {id} stored {} times", docs.len());
+        docs.first().cloned()
+    }
+
+    pub fn count(&self) -> usize {
+        self.documents().len()
+    }
+}
+
+/// Parses a JSON answer body.
+pub fn json(response: &http::HttpResponse) -> Value {
+    response
+        .json()
+        .unwrap_or_else(|| panic!("not JSON ({}): {}", response.status, response.text()))
+}
