@@ -10,10 +10,12 @@
 //! - [`server`]: the wasmtime + hyper server;
 //! - [`up`]: the `up` subcommand;
 //! - [`init`]: the `init` subcommand (database and container creation);
+//! - [`log`]: the host's log lines (text or JSON);
 //! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
 
 pub mod componentize;
 pub mod init;
+pub mod log;
 pub mod manifest;
 pub mod outbound;
 pub mod route;

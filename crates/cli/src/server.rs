@@ -8,6 +8,7 @@
 //! requests finish for up to [`SHUTDOWN_GRACE`].
 
 use crate::componentize;
+use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
 use crate::outbound::{AllowedHosts, Destination};
 use crate::route::{Route, RouteMatch};
@@ -39,6 +40,9 @@ use wasmtime_wasi_http::{
 
 /// How long in-flight requests may run after SIGINT/SIGTERM before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The most a component may print while handling one request in JSON log mode.
+const COMPONENT_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// Backlog of the listening socket (as `wasmtime serve`).
 const LISTEN_BACKLOG: u32 = 100;
@@ -87,13 +91,17 @@ pub fn new_engine() -> Result<(Engine, Allocation)> {
         ));
         match Engine::new(&pooled) {
             Ok(engine) => return Ok((engine, Allocation::Pooling)),
-            Err(e) => eprintln!(
-                "warning: the pooling allocator is unavailable ({e}); using on-demand allocation"
+            Err(e) => log::message(
+                Level::Warn,
+                None,
+                &format!("the pooling allocator is unavailable ({e}); using on-demand allocation"),
             ),
         }
     } else {
-        eprintln!(
-            "warning: cannot reserve the virtual memory the pooling allocator needs; using on-demand allocation"
+        log::message(
+            Level::Warn,
+            None,
+            "cannot reserve the virtual memory the pooling allocator needs; using on-demand allocation",
         );
     }
     let engine = Engine::new(&config).map_err(|e| anyhow!("cannot create the wasm engine: {e}"))?;
@@ -174,7 +182,11 @@ impl WasiHttpHooks for OutboundHooks {
                     Some(dest) => dest.to_string(),
                     None => describe_destination(request.uri()),
                 };
-                eprintln!("outbound network destination not allowed: {shown}");
+                log::message(
+                    Level::Warn,
+                    None,
+                    &format!("outbound network destination not allowed: {shown}"),
+                );
                 Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
             }
         }
@@ -274,7 +286,7 @@ impl AppServer {
         loop {
             let accepted = tokio::select! {
                 signal = &mut shutdown => {
-                    eprintln!("Received {signal}; shutting down");
+                    log::message(Level::Info, None, &format!("Received {signal}; shutting down"));
                     break;
                 }
                 accepted = listener.accept() => accepted,
@@ -282,7 +294,11 @@ impl AppServer {
             let (stream, client) = match accepted {
                 Ok(v) => v,
                 Err(e) => {
-                    eprintln!("warning: accepting a connection failed: {e}");
+                    log::message(
+                        Level::Warn,
+                        None,
+                        &format!("accepting a connection failed: {e}"),
+                    );
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                     continue;
                 }
@@ -305,7 +321,11 @@ impl AppServer {
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     if !e.is_incomplete_message() {
-                        eprintln!("warning: connection from {client}: {e}");
+                        log::message(
+                            Level::Debug,
+                            None,
+                            &format!("connection from {client}: {e}"),
+                        );
                     }
                 }
             });
@@ -315,40 +335,48 @@ impl AppServer {
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
-                eprintln!("warning: in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
+                log::message(
+                    Level::Warn,
+                    None,
+                    &format!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting"),
+                );
             }
             signal = shutdown_again => {
-                eprintln!("Received {signal} again; exiting now");
+                log::message(Level::Info, None, &format!("Received {signal} again; exiting now"));
             }
         }
         Ok(())
     }
 
-    /// Routes one request, runs the component, logs `METHOD /path STATUS 1.2ms`.
+    /// Routes one request, runs the component, logs `METHOD /path STATUS 1.2ms id=…`.
     async fn handle(
         &self,
         req: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let start = Instant::now();
+        let id = log::new_request_id();
         let method = req.method().clone();
         // Never the query string: it can carry credentials.
         let path = req.uri().path().to_string();
 
         let response = match self.route.matches(&path) {
             None => empty_response(StatusCode::NOT_FOUND),
-            Some(matched) => match self.call_component(req, &matched, client).await {
+            Some(matched) => match self.call_component(req, &matched, client, &id).await {
                 Ok(response) => response,
                 Err(e) => {
-                    eprintln!("error: {method} {path}: {e:#}");
+                    log::message(Level::Error, Some(&id), &format!("{method} {path}: {e:#}"));
                     empty_response(StatusCode::INTERNAL_SERVER_ERROR)
                 }
             },
         };
         let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
-        eprintln!(
-            "{method} {path} {} {elapsed_ms:.1}ms",
-            response.status().as_u16()
+        log::request(
+            &id,
+            method.as_str(),
+            &path,
+            response.status().as_u16(),
+            elapsed_ms,
         );
         response
     }
@@ -359,11 +387,24 @@ impl AppServer {
         req: Request<Incoming>,
         matched: &RouteMatch,
         client: SocketAddr,
+        id: &str,
     ) -> Result<Response<HyperOutgoingBody>> {
         let req = self.spin_request(req, matched, client)?;
 
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr();
+        // In JSON mode the component's output is captured and logged as JSON lines tied to
+        // the request; in text mode it goes straight to the host's stdout and stderr.
+        let captured = match log::format() {
+            LogFormat::Text => {
+                wasi.inherit_stdout().inherit_stderr();
+                None
+            }
+            LogFormat::Json => {
+                let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(COMPONENT_OUTPUT_LIMIT);
+                wasi.stdout(pipe.clone()).stderr(pipe.clone());
+                Some(pipe)
+            }
+        };
         let state = RequestState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -390,22 +431,29 @@ impl AppServer {
 
         // The guest runs in its own task so it can keep streaming the body after the
         // response head has been handed to hyper.
+        let request_id = id.to_owned();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
+            let result = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
+                .await;
+            if let Some(pipe) = captured {
+                log::component_output(&request_id, &pipe.contents());
+            }
+            result
         });
 
         match receiver.await {
             Ok(Ok(response)) => {
+                let id = id.to_owned();
                 tokio::spawn(async move {
-                    match task.await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => eprintln!("error: component failed after responding: {e:?}"),
-                        Err(e) => eprintln!("error: component task failed after responding: {e}"),
-                    }
+                    let failure = match task.await {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => format!("component failed after responding: {e:?}"),
+                        Err(e) => format!("component task failed after responding: {e}"),
+                    };
+                    log::message(Level::Error, Some(&id), &failure);
                 });
                 Ok(response)
             }

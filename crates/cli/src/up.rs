@@ -31,6 +31,11 @@ pub struct UpArgs {
     // secret) never appears in an error message.
     #[arg(long = "variable", value_name = "NAME=VALUE")]
     pub variables: Vec<String>,
+
+    /// How log lines are written: text, or JSON lines with a request id. The level comes
+    /// from RUST_LOG (error, warn, info, debug; default info).
+    #[arg(long = "log-format", value_enum, default_value_t = crate::log::LogFormat::Text)]
+    pub log_format: crate::log::LogFormat,
 }
 
 /// Parses `--listen`: a socket address, or a host name and port (first address it resolves to).
@@ -72,6 +77,11 @@ pub fn load_app(from: &std::path::Path, variable_args: &[String]) -> Result<mani
 
 /// Runs `up` to completion: Ok after a clean SIGINT/SIGTERM shutdown.
 pub fn run(args: UpArgs) -> Result<()> {
+    let level = crate::log::Level::parse_directives(
+        &std::env::var(crate::log::LOG_LEVEL_ENV).unwrap_or_default(),
+    )
+    .map_err(|e| anyhow!(e))?;
+    crate::log::init(args.log_format, level);
     let app = load_app(&args.from, &args.variables)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
