@@ -108,8 +108,8 @@ pub enum Failure {
     /// The component is not configured.
     #[error("the receiver is not configured: {0}")]
     Config(#[from] ConfigError),
-    /// Cosmos refused the write for good (401, 403, 400, 413, ...).
-    #[error("the event was not stored: {0}")]
+    /// Cosmos refused the request for good (401, 403, 400, 413, ...); nothing was written.
+    #[error("Cosmos DB refused the request: {0}")]
     StoreRefused(CosmosFailure),
     /// Cosmos could not take the write now (unreachable, throttled, 5xx); sending again later may work.
     #[error("the event was not stored, the store is unavailable: {reason}")]

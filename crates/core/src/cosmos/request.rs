@@ -188,7 +188,8 @@ impl StoreConfig {
     }
 
     /// `POST /dbs/{db}/colls`: create the container with this configuration's partition key
-    /// path (409 when it exists).
+    /// path (409 when it exists), and the composite index the read API's ordering needs
+    /// (`ORDER BY c.receivedAt DESC, c.id DESC` is refused without one).
     pub fn create_container_request(&self, date: &str) -> Request<Vec<u8>> {
         let body = serde_json::json!({
             "id": self.container,
@@ -196,6 +197,16 @@ impl StoreConfig {
                 "paths": [self.partition_key_path.as_str()],
                 "kind": "Hash",
                 "version": 2
+            },
+            "indexingPolicy": {
+                "indexingMode": "consistent",
+                "automatic": true,
+                "includedPaths": [{ "path": "/*" }],
+                "excludedPaths": [{ "path": "/\"_etag\"/?" }],
+                "compositeIndexes": [[
+                    { "path": "/receivedAt", "order": "descending" },
+                    { "path": "/id", "order": "descending" }
+                ]]
             }
         })
         .to_string();
@@ -273,6 +284,10 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(coll.body()).unwrap();
         assert_eq!(body["partitionKey"]["paths"][0], "/id");
         assert_eq!(body["partitionKey"]["kind"], "Hash");
+        assert_eq!(
+            body["indexingPolicy"]["compositeIndexes"][0][0]["path"],
+            "/receivedAt"
+        );
     }
 
     #[test]
