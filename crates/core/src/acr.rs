@@ -4,6 +4,8 @@
 
 use serde::Deserialize;
 
+use crate::text::printable;
+
 /// The actions ACR sends. `ping` comes from `az acr webhook ping` and the portal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AcrAction {
@@ -145,19 +147,6 @@ pub(crate) fn classify_json_error(e: serde_json::Error) -> PayloadError {
         Category::Data => PayloadError::NotAnEvent(e.to_string()),
         Category::Syntax | Category::Eof | Category::Io => PayloadError::InvalidJson(e.to_string()),
     }
-}
-
-/// At most 64 printable characters of an untrusted string, for messages.
-fn printable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().count() > 64 {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::text::hex_digit;
+
 /// The header an Azure Function key travels in.
 pub const FUNCTIONS_KEY_HEADER: &str = "x-functions-key";
 /// The query parameter an Azure Function key travels in.
@@ -125,7 +127,7 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < input.len() {
         if input[i] == b'%' && i + 2 < input.len() {
-            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+            if let (Some(h), Some(l)) = (hex_digit(input[i + 1]), hex_digit(input[i + 2])) {
                 out.push(h << 4 | l);
                 i += 3;
                 continue;
@@ -135,15 +137,6 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

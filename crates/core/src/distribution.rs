@@ -19,6 +19,7 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::acr::{AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
+use crate::text::{printable, printable_n};
 
 /// Envelope media type sent by Distribution up to 2.8.x.
 pub const MEDIA_TYPE_V1: &str = "application/vnd.docker.distribution.events.v1+json";
@@ -501,23 +502,6 @@ pub(crate) fn json_error(e: &serde_json::Error) -> JsonErrorKind {
 
 pub(crate) fn strip_bom(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
-}
-
-/// At most 64 printable characters of an untrusted string, for messages.
-pub(crate) fn printable(text: &str) -> String {
-    printable_n(text, 64)
-}
-
-fn printable_n(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::acr::{AcrEvent, ParsedEvent};
+use crate::text::hex_lower;
 
 /// The longest id Cosmos accepts (REST reference: 255 characters).
 pub const MAX_ID_LEN: usize = 255;
@@ -150,7 +151,7 @@ pub fn safe_id(id: &str) -> String {
         return out;
     }
     if out.len() > MAX_ID_LEN {
-        let hash = hex(&Sha256::digest(id.as_bytes()));
+        let hash = hex_lower(&Sha256::digest(id.as_bytes()));
         let mut cut = MAX_ID_LEN - hash.len() - 1;
         while !out.is_char_boundary(cut) {
             cut -= 1;
@@ -184,12 +185,8 @@ pub fn derived_id(event: &AcrEvent) -> String {
     ]);
     format!(
         "sha256-{}",
-        hex(&Sha256::digest(canonical.to_string().as_bytes()))
+        hex_lower(&Sha256::digest(canonical.to_string().as_bytes()))
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

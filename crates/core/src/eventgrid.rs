@@ -20,9 +20,9 @@ use serde_json::Value;
 
 use crate::acr::{AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
 use crate::distribution::{
-    json_error, media_type_essence, printable, strip_bom, CappedVisitor, ContentTypeError,
-    JsonErrorKind,
+    json_error, media_type_essence, strip_bom, CappedVisitor, ContentTypeError, JsonErrorKind,
 };
+use crate::text::printable;
 
 /// The most events accepted in one delivery: the largest "max events per batch" an Event
 /// Grid subscription can be configured with (1 to 5,000, "Event Grid message delivery and

@@ -26,6 +26,8 @@
 
 use std::fmt;
 
+use crate::text::printable;
+
 /// Spin variable: repository:tag patterns of the events to store (empty: every event).
 pub const VAR_INCLUDE: &str = "include";
 /// Spin variable: repository:tag patterns of the events never to store (wins over `include`).
@@ -48,7 +50,7 @@ pub struct ScopePattern {
 impl ScopePattern {
     /// Parses one pattern: `repo`, `repo:tag` or `repo:*`, with `*` and `?` wildcards.
     pub fn parse(text: &str) -> Result<Self, PatternError> {
-        let pattern = shown(text);
+        let pattern = printable(text);
         if text.len() > MAX_PATTERN_LEN {
             return Err(PatternError::TooLong {
                 pattern,
@@ -67,7 +69,7 @@ impl ScopePattern {
         }
         if tag.is_empty() {
             return Err(PatternError::EmptyTag {
-                repository: shown(repository),
+                repository: printable(repository),
                 pattern,
             });
         }
@@ -277,8 +279,8 @@ impl ScopeFilter {
 fn describe(repository: Option<&str>, tag: Option<&str>) -> String {
     match (repository, tag) {
         (None, _) => "an event without a repository".to_owned(),
-        (Some(r), Some(t)) => format!("`{}:{}`", shown(r), shown(t)),
-        (Some(r), None) => format!("`{}` (no tag)", shown(r)),
+        (Some(r), Some(t)) => format!("`{}:{}`", printable(r), printable(t)),
+        (Some(r), None) => format!("`{}` (no tag)", printable(r)),
     }
 }
 
@@ -292,20 +294,6 @@ fn list(patterns: &[ScopePattern]) -> String {
         out.push(format!("and {} more", patterns.len() - REASON_PATTERNS));
     }
     out.join(", ")
-}
-
-/// At most 64 characters of an untrusted string, control characters replaced, for messages
-/// and log lines (a repository name cannot forge a second log line).
-fn shown(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(64).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// A wildcard pattern over characters: `*` any run (possibly empty), `?` exactly one.

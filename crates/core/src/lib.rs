@@ -22,6 +22,7 @@ pub mod read_api;
 pub mod replay;
 pub mod retry;
 pub mod store;
+mod text;
 pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};

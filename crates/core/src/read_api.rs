@@ -37,6 +37,7 @@ use crate::acr::AcrAction;
 use crate::auth::CODE_QUERY_PARAMETER;
 use crate::cosmos::{partition_key_header, PartitionKeyPath};
 use crate::document::{safe_id, MAX_ID_LEN};
+use crate::text::{hex_digit, printable};
 
 /// Route: the list of stored events.
 pub const EVENTS_ROUTE: &str = "/events";
@@ -167,13 +168,13 @@ impl EventQuery {
         let mut seen: Vec<&'static str> = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key =
-                percent_decode(raw_key).ok_or_else(|| QueryError::BadEncoding(shown(raw_key)))?;
+            let key = percent_decode(raw_key)
+                .ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
             if key == CODE_QUERY_PARAMETER {
                 continue;
             }
-            let name =
-                known_parameter(&key).ok_or_else(|| QueryError::UnknownParameter(shown(&key)))?;
+            let name = known_parameter(&key)
+                .ok_or_else(|| QueryError::UnknownParameter(printable(&key)))?;
             if seen.contains(&name) {
                 return Err(QueryError::DuplicateParameter(name));
             }
@@ -200,7 +201,7 @@ impl EventQuery {
                 "action" => {
                     out.action = Some(
                         AcrAction::from_wire(&value)
-                            .ok_or_else(|| QueryError::UnknownAction(shown(&value)))?,
+                            .ok_or_else(|| QueryError::UnknownAction(printable(&value)))?,
                     )
                 }
                 "since" | "until" => {
@@ -245,7 +246,7 @@ fn known_parameter(key: &str) -> Option<&'static str> {
 /// Digits only; 0 is refused, anything above [`MAX_LIMIT`] (however large) becomes it.
 fn parse_limit(value: &str) -> Result<u32, QueryError> {
     let invalid = || QueryError::InvalidLimit {
-        value: shown(value),
+        value: printable(value),
         max: MAX_LIMIT,
     };
     if !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -268,8 +269,8 @@ fn percent_decode(raw: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let high = hex_value(*bytes.get(i + 1)?)?;
-            let low = hex_value(*bytes.get(i + 2)?)?;
+            let high = hex_digit(*bytes.get(i + 1)?)?;
+            let low = hex_digit(*bytes.get(i + 2)?)?;
             out.push(high << 4 | low);
             i += 3;
         } else {
@@ -278,28 +279,6 @@ fn percent_decode(raw: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// At most 64 characters of an untrusted string, control characters replaced.
-fn shown(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(64).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 const MS_PER_DAY: i64 = 86_400_000;

@@ -24,6 +24,8 @@
 
 use serde_json::Value;
 
+use crate::text::printable_n;
+
 /// One recorded delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -42,7 +44,11 @@ impl Delivery {
     /// One line for the operator: `push hello-world:v1 (event <id>)`, as far as the body says.
     pub fn summary(&self) -> String {
         let event: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
-        let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(shown);
+        let text = |v: &Value| {
+            v.as_str()
+                .filter(|s| !s.is_empty())
+                .map(|s| printable_n(s, 100))
+        };
         let action = text(&event["action"]).unwrap_or_else(|| "event".to_owned());
         let what = match (
             text(&event["target"]["repository"]),
@@ -58,7 +64,10 @@ impl Delivery {
             Some(code) => format!("answered {code}"),
             None => "no answer recorded".to_owned(),
         };
-        format!("{action}{what} (delivery {}, {answer})", shown(&self.id))
+        format!(
+            "{action}{what} (delivery {}, {answer})",
+            printable_n(&self.id, 100)
+        )
     }
 }
 
@@ -149,7 +158,7 @@ fn delivery(position: usize, entry: Value) -> Result<Delivery, ReplayError> {
         None | Some(Value::Null) => {
             return Err(ReplayError::NoContent {
                 position,
-                id: shown(&id),
+                id: printable_n(&id, 100),
             })
         }
         Some(Value::String(raw)) => raw.into_bytes(),
@@ -157,7 +166,7 @@ fn delivery(position: usize, entry: Value) -> Result<Delivery, ReplayError> {
         Some(_) => {
             return Err(ReplayError::BadContent {
                 position,
-                id: shown(&id),
+                id: printable_n(&id, 100),
             })
         }
     };
@@ -166,7 +175,7 @@ fn delivery(position: usize, entry: Value) -> Result<Delivery, ReplayError> {
         Some(response) => {
             status_code(&response["statusCode"]).map_err(|status| ReplayError::BadStatus {
                 position,
-                id: shown(&id),
+                id: printable_n(&id, 100),
                 status,
             })?
         }
@@ -186,11 +195,11 @@ fn status_code(value: &Value) -> Result<Option<u16>, String> {
         Value::String(s) if s.trim().is_empty() => return Ok(None),
         Value::String(s) => s.trim().to_owned(),
         Value::Number(n) => n.to_string(),
-        other => return Err(shown(&other.to_string())),
+        other => return Err(printable_n(&other.to_string(), 100)),
     };
     match text.parse::<u16>() {
         Ok(code) if (100..=599).contains(&code) => Ok(Some(code)),
-        _ => Err(shown(&text)),
+        _ => Err(printable_n(&text, 100)),
     }
 }
 
@@ -212,20 +221,6 @@ fn without_nulls(value: Value) -> Value {
 /// failed), or every delivery when `all` is set. File order is kept.
 pub fn select(deliveries: &[Delivery], all: bool) -> Vec<&Delivery> {
     deliveries.iter().filter(|d| all || !d.succeeded).collect()
-}
-
-/// At most 100 characters of an untrusted string (a digest is 71), control characters
-/// replaced.
-fn shown(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(100)
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect();
-    if text.chars().nth(100).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 #[cfg(test)]
