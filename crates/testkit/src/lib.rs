@@ -40,6 +40,7 @@
 
 mod capture;
 mod cosmos;
+mod fault_proxy;
 pub mod http;
 mod net;
 mod process;
@@ -47,6 +48,9 @@ mod registry;
 
 pub use capture::{describe_event, summarize, CaptureServer, CapturedRequest};
 pub use cosmos::{cosmos_cli_path, repo_root, CosmosStore, COSMOS_CLI_ENV, NODE_ENV};
+pub use fault_proxy::{
+    Fault, FaultKind, FaultPlan, FaultProxy, FaultScope, FaultStats, XorShift64,
+};
 pub use net::{free_port, port_is_open, wait_for_port, wait_for_port_closed, PortReservation};
 pub use process::{log_tail, ChildGuard, KEEP_ENV};
 pub use registry::{
