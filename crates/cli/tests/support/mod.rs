@@ -255,3 +255,59 @@ pub fn json(response: &http::HttpResponse) -> Value {
         .json()
         .unwrap_or_else(|| panic!("not JSON ({}): {}", response.status, response.text()))
 }
+
+/// For tests that put something between the app and the store (a fault proxy): the store and
+/// `init` first, then the app against another endpoint. `init` and the test's own reads
+/// (`documents()`, `document()`, `count()`) keep going to the store directly.
+impl Stack {
+    /// Store + init (against the store), without the app: start it with
+    /// [`Stack::start_app_against`].
+    pub fn start_store_only(extra: &[(&str, &str)]) -> Self {
+        let store = CosmosStore::start();
+        let mut variables: Vec<(String, String)> = vec![
+            ("cosmos_endpoint".into(), store.endpoint()),
+            ("cosmos_key".into(), EMULATOR_KEY.into()),
+            ("webhook_keys".into(), TEST_KEY.into()),
+        ];
+        for (k, v) in extra {
+            variables.retain(|(name, _)| name != k);
+            variables.push((k.to_string(), v.to_string()));
+        }
+        let lookup = variables.clone();
+        let config = StoreConfig::from_lookup(|name| {
+            lookup
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        let stack = Stack {
+            store,
+            app: None,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            variables,
+            config,
+            logs: tempdir::Dir::new(),
+        };
+        stack.init();
+        stack
+    }
+
+    /// Starts (or restarts) the app with `cosmos_endpoint` set to `endpoint` (it is also the
+    /// app's only allowed outbound host). A later [`Stack::init`] goes there too.
+    pub fn start_app_against(&mut self, endpoint: &str) {
+        self.variables.retain(|(name, _)| name != "cosmos_endpoint");
+        self.variables
+            .push(("cosmos_endpoint".into(), endpoint.to_string()));
+        self.start_app();
+    }
+
+    /// Everything `acr-webhook up` printed so far (the whole log, not a tail).
+    pub fn app_log_all(&self) -> String {
+        self.app
+            .as_ref()
+            .and_then(|a| a.log_path())
+            .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
+            .unwrap_or_default()
+    }
+}
