@@ -1,0 +1,160 @@
+//! The read API's pure parts: `EventQuery::parse` on any query string, continuation tokens
+//! sealed and opened (random, tampered and re-targeted tokens), and the `{id}` path segment.
+//!
+//! Invariants: no panic; a token opens only if it is exactly the one the server would seal
+//! for that query and that Cosmos token (no forgery, no re-targeting to other filters, no
+//! other secret); a sealed token always opens with the same filters, whatever the limit;
+//! `document_path_id(document_path_segment(id)) == id` for every id `safe_id` produces;
+//! the SQL body is JSON with the values only as parameters.
+#![no_main]
+
+use acr_webhook_core::document::safe_id;
+use acr_webhook_core::read_api::{
+    document_path_id, document_path_segment, open_continuation, query_body, seal_continuation,
+    ContinuationError, EventQuery, MAX_CONTINUATION_LEN,
+};
+use acr_webhook_fuzz::{check_id, is_plainly_safe};
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+
+const SECRET: [u8; 32] = *b"fuzz-continuation-secret-32bytes";
+const OTHER_SECRET: [u8; 32] = *b"another-secret-of-thirty-two-byt";
+
+#[derive(Arbitrary, Debug)]
+enum Token {
+    /// Any text as the token.
+    Raw(String),
+    /// The token sealed for this query and this Cosmos token.
+    Sealed(String),
+    /// Sealed, then one byte changed.
+    Tampered(String, u16, u8),
+    /// Sealed for another query string, opened with this one.
+    OtherQuery(String, String),
+    /// Sealed with another secret.
+    OtherSecret(String),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    query: String,
+    token: Token,
+    id: String,
+}
+
+fn sealable(cosmos: &str) -> bool {
+    !cosmos.is_empty()
+}
+
+fn check_open(query: &EventQuery, token: &str) {
+    match open_continuation(&SECRET, query, token) {
+        Ok(cosmos) => {
+            assert_eq!(
+                seal_continuation(&SECRET, query, &cosmos),
+                token,
+                "a token that the server never issued was accepted"
+            );
+        }
+        Err(ContinuationError::TooLong) => assert!(token.len() > MAX_CONTINUATION_LEN),
+        Err(_) => {}
+    }
+}
+
+fn same_filters(a: &EventQuery, b: &EventQuery) -> bool {
+    (&a.image, &a.tag, a.action, &a.since, &a.until)
+        == (&b.image, &b.tag, b.action, &b.since, &b.until)
+}
+
+fuzz_target!(|input: Input| {
+    let parsed = EventQuery::parse(&input.query);
+    assert_eq!(parsed, EventQuery::parse(&input.query), "parse is not deterministic");
+    let query = match parsed {
+        Ok(q) => q,
+        Err(e) => {
+            assert!(e.to_string().len() <= 1024, "unbounded query error: {e}");
+            EventQuery::default()
+        }
+    };
+    assert!((1..=100).contains(&query.limit));
+    let body = query_body(&query).to_string();
+    let sql: serde_json::Value = serde_json::from_str(&body).expect("query body is JSON");
+    let text = sql["query"].as_str().expect("a SQL text");
+    for value in [&query.image, &query.tag].into_iter().flatten() {
+        if value.len() > 3 && !"SELECT * FROM c WHERE c.image = @image AND c.tag = @tag AND c.action = @action AND c.receivedAt >= @since AND c.receivedAt < @until ORDER BY c.receivedAt DESC, c.id DESC".contains(value.as_str()) {
+            assert!(!text.contains(value.as_str()), "a value reached the SQL text");
+        }
+    }
+    if let Some(token) = &query.continuation {
+        check_open(&query, token);
+    }
+
+    match &input.token {
+        Token::Raw(token) => check_open(&query, token),
+        Token::Sealed(cosmos) if sealable(cosmos) => {
+            let token = seal_continuation(&SECRET, &query, cosmos);
+            let mut other_limit = query.clone();
+            other_limit.limit = 100 - query.limit + 1;
+            for q in [&query, &other_limit] {
+                match open_continuation(&SECRET, q, &token) {
+                    Ok(opened) => assert_eq!(&opened, cosmos),
+                    Err(ContinuationError::TooLong) => assert!(token.len() > MAX_CONTINUATION_LEN),
+                    Err(e) => panic!("a sealed token did not open: {e}"),
+                }
+            }
+        }
+        Token::Tampered(cosmos, at, byte) if sealable(cosmos) => {
+            let token = seal_continuation(&SECRET, &query, cosmos);
+            let mut bytes = token.into_bytes();
+            let at = usize::from(*at) % bytes.len();
+            bytes[at] = *byte;
+            if let Ok(tampered) = String::from_utf8(bytes) {
+                check_open(&query, &tampered);
+            }
+        }
+        Token::OtherQuery(other, cosmos) if sealable(cosmos) => {
+            if let Ok(other) = EventQuery::parse(other) {
+                let token = seal_continuation(&SECRET, &other, cosmos);
+                let opened = open_continuation(&SECRET, &query, &token);
+                if token.len() <= MAX_CONTINUATION_LEN {
+                    assert_eq!(
+                        opened.is_ok(),
+                        same_filters(&query, &other),
+                        "a token opened for other filters (or did not for the same ones)"
+                    );
+                }
+            }
+        }
+        Token::OtherSecret(cosmos) if sealable(cosmos) => {
+            let token = seal_continuation(&OTHER_SECRET, &query, cosmos);
+            assert!(
+                open_continuation(&SECRET, &query, &token).is_err(),
+                "a token sealed with another secret opened"
+            );
+        }
+        _ => {}
+    }
+
+    // The `{id}` segment.
+    if !input.id.is_empty() {
+        let id = safe_id(&input.id);
+        check_id(&id);
+        let segment = document_path_segment(&id);
+        assert_eq!(
+            document_path_id(&segment).as_deref(),
+            Ok(id.as_str()),
+            "GET /events/{{segment}} does not lead back to the id"
+        );
+        // A client that encodes the original event id instead.
+        let raw = document_path_segment(&input.id);
+        if raw.len() <= 4096 {
+            let found = document_path_id(&raw).expect("an encoded id is a valid segment");
+            check_id(&found);
+            if is_plainly_safe(&input.id) {
+                assert_eq!(found, input.id);
+            }
+        }
+    }
+    // Any segment: no panic, and what it names is a valid id.
+    if let Ok(found) = document_path_id(&input.query) {
+        check_id(&found);
+    }
+});
