@@ -18,6 +18,7 @@ pub mod init;
 pub mod log;
 pub mod manifest;
 pub mod outbound;
+pub mod replay;
 pub mod route;
 pub mod server;
 pub mod store_client;

@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::{init, up};
+use acr_webhook_cli::{init, replay, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -23,6 +23,9 @@ enum Command {
     Up(up::UpArgs),
     /// Create the Cosmos DB database and container the app's variables name (idempotent).
     Init(init::InitArgs),
+    /// Send again the deliveries an ACR webhook recorded (`az acr webhook list-events -o json`):
+    /// the failed ones, or every one with --all.
+    Replay(replay::ReplayArgs),
 }
 
 /// Dispatches to the subcommand.
@@ -30,6 +33,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Up(args) => up::run(args),
         Command::Init(args) => init::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 
