@@ -63,8 +63,10 @@ pub struct AcrEvent {
     /// The action, as sent.
     pub action: Option<String>,
     /// What the event is about.
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub target: Option<Target>,
     /// The registry request that caused it (absent on chart events).
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub request: Option<EventRequest>,
 }
 
@@ -131,7 +133,8 @@ pub struct ParsedEvent {
 /// Parses one ACR webhook body (a bare JSON object). A UTF-8 byte-order mark is tolerated.
 pub fn parse_event(body: &[u8]) -> Result<ParsedEvent, PayloadError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let event: AcrEvent = serde_json::from_slice(body).map_err(classify_json_error)?;
+    let crate::json::Object(event): crate::json::Object<AcrEvent> =
+        serde_json::from_slice(body).map_err(classify_json_error)?;
     let action = match event.action.as_deref() {
         None => return Err(PayloadError::NotAnEvent("no `action` field".into())),
         Some(name) => AcrAction::from_wire(name)
@@ -202,6 +205,23 @@ mod tests {
             parse_event(br#"{"action":"pull"}"#),
             Err(PayloadError::UnsupportedAction("pull".into()))
         );
+    }
+
+    #[test]
+    fn arrays_never_stand_in_for_objects() {
+        for body in [
+            &br#"["h-positional","2024-01-02T03:04:05Z","push",null,null]"#[..],
+            br#"{"action":"push","target":["m",1,"sha256:x",1,"repo","tag",null,null]}"#,
+            br#"{"action":"push","request":["r","reg.example","PUT","ua"]}"#,
+        ] {
+            assert!(
+                matches!(parse_event(body), Err(PayloadError::NotAnEvent(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let p = parse_event(br#"{"action":"push","target":null,"request":null}"#).unwrap();
+        assert_eq!((p.event.target, p.event.request), (None, None));
     }
 
     #[test]

@@ -143,13 +143,17 @@ pub struct WireEvent {
     /// The action, as sent.
     pub action: Option<String>,
     /// What the event is about.
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub target: Option<WireTarget>,
     /// The registry request that caused it. Its `id` is shared by the events of one request
     /// (a manifest delete and its tag deletes), so it does not identify an event.
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub request: Option<WireRequest>,
     /// Who caused it.
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub actor: Option<Actor>,
     /// Which registry node generated it.
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     pub source: Option<Source>,
 }
 
@@ -345,7 +349,7 @@ fn target_kind(action: DistributionAction, target: Option<&WireTarget>) -> Targe
 
 #[derive(Deserialize)]
 struct Envelope {
-    events: Option<Capped<WireEvent, MAX_EVENTS>>,
+    events: Option<Capped<crate::json::Object<WireEvent>, MAX_EVENTS>>,
 }
 
 /// Parses one Distribution POST: checks the `Content-Type` (the v1/v2 events types, JSON, or
@@ -391,7 +395,7 @@ pub fn parse_envelope(
     Ok(events
         .items
         .into_iter()
-        .map(DistributionEvent::classify)
+        .map(|crate::json::Object(event)| DistributionEvent::classify(event))
         .collect())
 }
 

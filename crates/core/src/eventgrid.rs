@@ -438,7 +438,9 @@ struct AcrData {
     id: Option<String>,
     timestamp: Option<String>,
     action: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     target: Option<Target>,
+    #[serde(default, deserialize_with = "crate::json::optional_object")]
     request: Option<EventRequest>,
     location: Option<String>,
     connected_registry: Option<ConnectedRegistry>,

@@ -18,6 +18,7 @@ pub mod document;
 pub mod eventgrid;
 pub mod filter;
 pub mod host;
+mod json;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
