@@ -63,4 +63,4 @@ vectors: setup-python
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
 test: setup-node setup-test-peers lint vectors wasm
-	cargo test --workspace --profile host
+	cargo test --workspace --profile host --no-fail-fast
