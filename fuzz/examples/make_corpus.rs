@@ -208,8 +208,7 @@ fn main() {
     for (name, bytes) in &fixtures {
         let seed = if name.starts_with("acr-") && name != "acr-list-events.json" {
             post(0, Auth::Bearer, Ct::Json)
-        } else if name.starts_with("distribution-") && name != "distribution-request_headers.json"
-        {
+        } else if name.starts_with("distribution-") && name != "distribution-request_headers.json" {
             post(1, Auth::Bearer, Ct::DistV1)
         } else if name.starts_with("eventgrid-eventgrid-schema-") {
             post(2, Auth::Bearer, Ct::Json)
@@ -222,18 +221,50 @@ fn main() {
         };
         write(&dir, name, &encode(&seed, bytes));
     }
-    let ping = fixtures.iter().find(|(n, _)| n == "acr-ping.json").unwrap().1.clone();
-    let push = fixtures.iter().find(|(n, _)| n == "acr-push.json").unwrap().1.clone();
+    let ping = fixtures
+        .iter()
+        .find(|(n, _)| n == "acr-ping.json")
+        .unwrap()
+        .1
+        .clone();
+    let push = fixtures
+        .iter()
+        .find(|(n, _)| n == "acr-push.json")
+        .unwrap()
+        .1
+        .clone();
     let mut extra: Vec<(&str, Seed, Vec<u8>)> = vec![
-        ("acr-ping-functions-key", post(0, Auth::FunctionsKey, Ct::Absent), ping.clone()),
+        (
+            "acr-ping-functions-key",
+            post(0, Auth::FunctionsKey, Ct::Absent),
+            ping.clone(),
+        ),
         ("acr-ping-code", post(0, Auth::Code, Ct::Json), ping.clone()),
-        ("acr-push-rotated-key", post(0, Auth::BearerRotated, Ct::Json), push.clone()),
-        ("acr-push-no-key", post(0, Auth::None, Ct::Json), push.clone()),
-        ("acr-push-read-key", post(0, Auth::ReadKey, Ct::Json), push.clone()),
+        (
+            "acr-push-rotated-key",
+            post(0, Auth::BearerRotated, Ct::Json),
+            push.clone(),
+        ),
+        (
+            "acr-push-no-key",
+            post(0, Auth::None, Ct::Json),
+            push.clone(),
+        ),
+        (
+            "acr-push-read-key",
+            post(0, Auth::ReadKey, Ct::Json),
+            push.clone(),
+        ),
     ];
     // Outside the scope (the configuration excludes `scratch/*:*` and `*:tmp-*`): 202.
-    let excluded = String::from_utf8(push.clone()).unwrap().replace("hello-world", "scratch/app");
-    extra.push(("acr-push-excluded", post(0, Auth::Bearer, Ct::Json), excluded.into_bytes()));
+    let excluded = String::from_utf8(push.clone())
+        .unwrap()
+        .replace("hello-world", "scratch/app");
+    extra.push((
+        "acr-push-excluded",
+        post(0, Auth::Bearer, Ct::Json),
+        excluded.into_bytes(),
+    ));
     let mut with_length = post(0, Auth::Bearer, Ct::Json);
     with_length.actual_length = true;
     extra.push(("acr-push-content-length", with_length, push));
@@ -251,22 +282,42 @@ fn main() {
     extra.push(("events", get(4, None, None, Auth::ReadKey), Vec::new()));
     extra.push((
         "events-query",
-        get(4, None, Some("image=hello-world&tag=v1&action=push&limit=2"), Auth::ReadKeyCode),
+        get(
+            4,
+            None,
+            Some("image=hello-world&tag=v1&action=push&limit=2"),
+            Auth::ReadKeyCode,
+        ),
         Vec::new(),
     ));
     extra.push((
         "events-window",
-        get(4, None, Some("since=2023-11-14T00:00:00Z&until=2023-11-15T00:00:00.5%2B01:00&limit=1"), Auth::ReadKey),
+        get(
+            4,
+            None,
+            Some("since=2023-11-14T00:00:00Z&until=2023-11-15T00:00:00.5%2B01:00&limit=1"),
+            Auth::ReadKey,
+        ),
         Vec::new(),
     ));
     extra.push((
         "event-by-id",
-        get(5, Some("cb8c3971-9adc-488b-bdd8-43cbb4974ff5"), None, Auth::ReadKey),
+        get(
+            5,
+            Some("cb8c3971-9adc-488b-bdd8-43cbb4974ff5"),
+            None,
+            Auth::ReadKey,
+        ),
         Vec::new(),
     ));
     extra.push((
         "event-by-escaped-id",
-        get(5, Some("evt%252F2024%255C01%253Fkind%253Dpush%2523frag"), None, Auth::ReadKey),
+        get(
+            5,
+            Some("evt%252F2024%255C01%253Fkind%253Dpush%2523frag"),
+            None,
+            Auth::ReadKey,
+        ),
         Vec::new(),
     ));
     extra.push((
@@ -291,10 +342,34 @@ fn main() {
     // token's string length the one before it, and the id takes the rest.
     let dir = corpus.join("read_api_query");
     let cases: [(&str, &str, u64, &str, &str); 4] = [
-        ("q-sealed", "image=hello-world&tag=v1&limit=5", 1, "cosmos-token-1", "evt/2024\\01?kind=push#frag"),
-        ("q-window", "since=2024-05-01T12:00:00Z&until=2024-05-01t14:00:00.5%2B02:00", 2, "+RID:~abc==#RT:1", "a%2Fb"),
-        ("q-other", "action=delete&limit=0100", 4, "token", "cb8c3971-9adc-488b-bdd8-43cbb4974ff5"),
-        ("q-raw", "continuation=Y29zbW9z.AAAA&code=k", 0, "Y29zbW9z.AAAA", "é"),
+        (
+            "q-sealed",
+            "image=hello-world&tag=v1&limit=5",
+            1,
+            "cosmos-token-1",
+            "evt/2024\\01?kind=push#frag",
+        ),
+        (
+            "q-window",
+            "since=2024-05-01T12:00:00Z&until=2024-05-01t14:00:00.5%2B02:00",
+            2,
+            "+RID:~abc==#RT:1",
+            "a%2Fb",
+        ),
+        (
+            "q-other",
+            "action=delete&limit=0100",
+            4,
+            "token",
+            "cb8c3971-9adc-488b-bdd8-43cbb4974ff5",
+        ),
+        (
+            "q-raw",
+            "continuation=Y29zbW9z.AAAA&code=k",
+            0,
+            "Y29zbW9z.AAAA",
+            "é",
+        ),
     ];
     for (name, query, token, value, id) in cases {
         let mut e = Enc::default();

@@ -9,7 +9,7 @@
 use acr_webhook_core::acr::{parse_event, AcrAction};
 use acr_webhook_core::document::{EventDocument, EventSource};
 use acr_webhook_core::{distribution, eventgrid, replay};
-use acr_webhook_fuzz::{check_document, check_safe_id, now, MAX_MESSAGE_LEN};
+use acr_webhook_fuzz::{check_document, check_id, check_safe_id, now, MAX_MESSAGE_LEN};
 use libfuzzer_sys::fuzz_target;
 
 /// Content types for the Distribution and Event Grid parsers, chosen by the first byte.
@@ -51,7 +51,10 @@ fn check_message(what: &str, message: String) {
         message.len() <= MAX_MESSAGE_LEN,
         "{what} error message of {} bytes (messages are bounded and never echo the body): {}…",
         message.len(),
-        &message[..message.char_indices().nth(120).map_or(message.len(), |(i, _)| i)]
+        &message[..message
+            .char_indices()
+            .nth(120)
+            .map_or(message.len(), |(i, _)| i)]
     );
 }
 
@@ -62,7 +65,12 @@ fn acr(data: &[u8]) -> Option<String> {
     match first {
         Ok(parsed) => {
             let document = EventDocument::from_acr(&parsed, now());
-            check_document(&document, &parsed.event, parsed.action.as_str(), EventSource::Acr);
+            check_document(
+                &document,
+                &parsed.event,
+                parsed.action.as_str(),
+                EventSource::Acr,
+            );
             let again = EventDocument::from_acr(&parse_event(data).unwrap(), now());
             assert_eq!(again.id, document.id, "a second parse gives another id");
             assert_eq!(again, document);
@@ -86,14 +94,23 @@ fn distribution(content_type: Option<&str>, data: &[u8]) {
         Ok(events) => {
             assert!(events.len() <= distribution::MAX_EVENTS);
             for event in &events {
-                // As receive_distribution builds it, whatever should_store says.
+                // As receive_distribution builds it. An event no configuration stores (a
+                // missing, empty or unknown action) still gets a valid id, but its document
+                // is never written, so only its id is checked.
                 let action = event.event.action.as_deref().unwrap_or("unknown");
                 let acr_event = event.to_acr_event();
                 let document =
                     EventDocument::from_event(&acr_event, action, EventSource::Distribution, now());
-                check_document(&document, &acr_event, action, EventSource::Distribution);
-                let _ = distribution::should_store(event, false);
-                let _ = distribution::should_store(event, true);
+                let stored_somewhere = distribution::should_store(event, true);
+                if distribution::should_store(event, false) {
+                    assert!(stored_somewhere);
+                }
+                if stored_somewhere {
+                    check_document(&document, &acr_event, action, EventSource::Distribution);
+                } else {
+                    assert_eq!(event.action, distribution::DistributionAction::Other);
+                    check_id(&document.id);
+                }
                 if let Some(parsed) = event.to_parsed() {
                     assert!(matches!(parsed.action, AcrAction::Push | AcrAction::Delete));
                     let as_acr = EventDocument::from_acr(&parsed, now());
@@ -103,7 +120,10 @@ fn distribution(content_type: Option<&str>, data: &[u8]) {
         }
         Err(e) => {
             let status = e.status().as_u16();
-            assert!(matches!(status, 400 | 413 | 415), "distribution error status {status}");
+            assert!(
+                matches!(status, 400 | 413 | 415),
+                "distribution error status {status}"
+            );
             check_message("Distribution", e.to_string());
         }
     }
@@ -124,13 +144,20 @@ fn event_grid(content_type: Option<&str>, data: &[u8]) {
             assert_eq!(value["validationResponse"].as_str(), Some(code.as_str()));
         }
         Ok(eventgrid::Delivery::Events { events, skipped }) => {
-            assert!(!events.is_empty(), "a delivery of nothing but skipped events");
+            assert!(
+                !events.is_empty(),
+                "a delivery of nothing but skipped events"
+            );
             assert!(events.len() + skipped.len() <= eventgrid::MAX_EVENTS);
             for e in &events {
                 assert_eq!(e.parsed.action, e.event_type.action());
                 let action = e.parsed.action.as_str();
-                let document =
-                    EventDocument::from_event(&e.parsed.event, action, EventSource::EventGrid, now());
+                let document = EventDocument::from_event(
+                    &e.parsed.event,
+                    action,
+                    EventSource::EventGrid,
+                    now(),
+                );
                 check_document(&document, &e.parsed.event, action, EventSource::EventGrid);
                 match e.id_source {
                     eventgrid::IdSource::Absent => assert!(e.parsed.event.id.is_none()),
@@ -140,7 +167,10 @@ fn event_grid(content_type: Option<&str>, data: &[u8]) {
         }
         Err(e) => {
             let status = e.status().as_u16();
-            assert!(matches!(status, 400 | 413 | 415), "event grid error status {status}");
+            assert!(
+                matches!(status, 400 | 413 | 415),
+                "event grid error status {status}"
+            );
             check_message("Event Grid", e.to_string());
         }
     }
@@ -167,7 +197,8 @@ fn replay_file(data: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     acr(data);
-    let content_type = CONTENT_TYPES[usize::from(data.first().copied().unwrap_or(0)) % CONTENT_TYPES.len()];
+    let content_type =
+        CONTENT_TYPES[usize::from(data.first().copied().unwrap_or(0)) % CONTENT_TYPES.len()];
     distribution(content_type, data);
     event_grid(content_type, data);
     replay_file(data);

@@ -60,7 +60,12 @@ fuzz_target!(|input: RequestInput| {
     let status = r.status;
 
     // Statuses.
-    assert!(status < 500, "{status} for {} {path}: {}", head.method, r.log);
+    assert!(
+        status < 500,
+        "{status} for {} {path}: {}",
+        head.method,
+        r.log
+    );
     let allowed: &[u16] = match path {
         "/healthz" => &[200, 405],
         "/acr" => &[200, 201, 202, 204, 400, 401, 405, 408, 413],
@@ -69,12 +74,19 @@ fuzz_target!(|input: RequestInput| {
         p if p.starts_with("/events/") => &[200, 400, 401, 404, 405],
         _ => &[404],
     };
-    assert!(allowed.contains(&status), "status {status} is not one {path} answers: {}", r.log);
+    assert!(
+        allowed.contains(&status),
+        "status {status} is not one {path} answers: {}",
+        r.log
+    );
 
     // The body: empty or JSON.
     if !r.body.is_empty() {
         if let Err(e) = serde_json::from_slice::<serde_json::Value>(&r.body) {
-            panic!("answer body is not JSON ({e}): {:?}", String::from_utf8_lossy(&r.body));
+            panic!(
+                "answer body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&r.body)
+            );
         }
     }
 
@@ -94,7 +106,11 @@ fuzz_target!(|input: RequestInput| {
         answer_text.push(b'\n');
     }
     let mut decoded: Option<Vec<u8>> = None;
-    for secret in SECRETS.iter().map(|s| s.as_bytes()).chain(signatures.iter().map(|s| s.as_bytes())) {
+    for secret in SECRETS
+        .iter()
+        .map(|s| s.as_bytes())
+        .chain(signatures.iter().map(|s| s.as_bytes()))
+    {
         let in_answer = contains(&answer_text, secret);
         let in_log = contains(r.log.as_bytes(), secret);
         if !in_answer && !in_log {
@@ -105,7 +121,11 @@ fuzz_target!(|input: RequestInput| {
         if contains(echoed, secret) {
             continue;
         }
-        assert!(!in_answer, "the answer contains a secret: {}", String::from_utf8_lossy(&answer_text));
+        assert!(
+            !in_answer,
+            "the answer contains a secret: {}",
+            String::from_utf8_lossy(&answer_text)
+        );
         assert!(!in_log, "the log line contains a secret: {}", r.log);
     }
 
@@ -113,10 +133,18 @@ fuzz_target!(|input: RequestInput| {
     let sent = r.store.sent.borrow();
     let writes = sent.iter().filter(|s| s.is_write).count();
     if (400..500).contains(&status) {
-        assert_eq!(writes, 0, "a {status} answer after {writes} write(s): {}", r.log);
+        assert_eq!(
+            writes, 0,
+            "a {status} answer after {writes} write(s): {}",
+            r.log
+        );
     }
     if status == 401 || status == 404 && !path.starts_with("/events/") || status == 405 {
-        assert!(sent.is_empty(), "a {status} answer after {} store request(s)", sent.len());
+        assert!(
+            sent.is_empty(),
+            "a {status} answer after {} store request(s)",
+            sent.len()
+        );
     }
     assert!(
         r.store.unexpected.borrow().is_empty(),
@@ -124,10 +152,15 @@ fuzz_target!(|input: RequestInput| {
         r.store.unexpected.borrow()
     );
     if status == 201 {
-        assert!(!r.store.created.borrow().is_empty(), "201 without a new document");
+        assert!(
+            !r.store.created.borrow().is_empty(),
+            "201 without a new document"
+        );
     }
     for document in r.store.created.borrow().iter() {
-        let id = document["id"].as_str().expect("a written document has a string id");
+        let id = document["id"]
+            .as_str()
+            .expect("a written document has a string id");
         check_id(id);
     }
 

@@ -35,7 +35,11 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 /// character.
 pub fn check_id(id: &str) {
     assert!(!id.is_empty(), "empty document id");
-    assert!(id.len() <= MAX_ID_LEN, "document id of {} bytes: {id:?}", id.len());
+    assert!(
+        id.len() <= MAX_ID_LEN,
+        "document id of {} bytes: {id:?}",
+        id.len()
+    );
     assert!(
         !id.contains(['/', '\\', '?', '#']),
         "document id with a character Cosmos forbids: {id:?}"
@@ -59,7 +63,11 @@ pub fn is_plainly_safe(id: &str) -> bool {
 /// returns safe ids unchanged, and its `%`-free results are fixed points.
 pub fn check_safe_id(raw: &str) -> String {
     let once = safe_id(raw);
-    assert_eq!(once, safe_id(raw), "safe_id is not deterministic on {raw:?}");
+    assert_eq!(
+        once,
+        safe_id(raw),
+        "safe_id is not deterministic on {raw:?}"
+    );
     if raw.is_empty() {
         assert!(once.is_empty(), "safe_id(\"\") = {once:?}");
         return once;
@@ -69,7 +77,11 @@ pub fn check_safe_id(raw: &str) -> String {
         assert_eq!(once, raw, "safe_id changed an id that was already safe");
     }
     if !once.contains('%') {
-        assert_eq!(safe_id(&once), once, "safe_id is not idempotent on {once:?}");
+        assert_eq!(
+            safe_id(&once),
+            once,
+            "safe_id is not idempotent on {once:?}"
+        );
     }
     once
 }
@@ -85,7 +97,11 @@ pub fn check_document(
     let sent = event.id.as_deref().filter(|id| !id.is_empty());
     match sent {
         Some(sent) => {
-            assert_eq!(document.id, check_safe_id(sent), "id is not safe_id(event id)");
+            assert_eq!(
+                document.id,
+                check_safe_id(sent),
+                "id is not safe_id(event id)"
+            );
             if document.id == sent {
                 assert_eq!(document.event_id, None);
             } else {
@@ -93,7 +109,11 @@ pub fn check_document(
             }
         }
         None => {
-            assert!(document.id.starts_with("sha256-"), "derived id {:?}", document.id);
+            assert!(
+                document.id.starts_with("sha256-"),
+                "derived id {:?}",
+                document.id
+            );
             assert_eq!(document.id.len(), "sha256-".len() + 64);
             assert_eq!(document.event_id, None);
         }
@@ -181,6 +201,8 @@ pub struct MemoryStore {
     pub created: RefCell<Vec<serde_json::Value>>,
     /// Requests the store did not understand.
     pub unexpected: RefCell<Vec<String>>,
+    /// Virtual time each round trip takes ([`STORE_LATENCY`] unless changed).
+    pub latency: Cell<Duration>,
     clock: Cell<Duration>,
     seed: Cell<u64>,
 }
@@ -222,9 +244,17 @@ impl MemoryStore {
             sent: RefCell::default(),
             created: RefCell::default(),
             unexpected: RefCell::default(),
+            latency: Cell::new(STORE_LATENCY),
             clock: Cell::new(Duration::ZERO),
             seed: Cell::new(0x9E37_79B9_7F4A_7C15),
         }
+    }
+
+    /// Starts the virtual clock again (a new request to the same store).
+    pub fn new_request(&self) {
+        self.clock.set(Duration::ZERO);
+        self.sent.borrow_mut().clear();
+        self.created.borrow_mut().clear();
     }
 
     fn answer(&self, request: &Request<Vec<u8>>) -> (u16, Vec<(&'static str, String)>, Vec<u8>) {
@@ -252,7 +282,11 @@ impl MemoryStore {
             };
             let mut documents = self.documents.borrow_mut();
             if documents.contains_key(&id) {
-                return (409, vec![], br#"{"code":"Conflict","message":"exists"}"#.to_vec());
+                return (
+                    409,
+                    vec![],
+                    br#"{"code":"Conflict","message":"exists"}"#.to_vec(),
+                );
             }
             documents.insert(id, doc.clone());
             self.created.borrow_mut().push(doc);
@@ -280,13 +314,23 @@ impl MemoryStore {
                     let offset: usize = header("x-ms-continuation")
                         .and_then(|v| v.strip_prefix("offset:").and_then(|n| n.parse().ok()))
                         .unwrap_or(0);
-                    let page: Vec<_> = documents.values().skip(offset).take(limit).cloned().collect();
+                    let page: Vec<_> = documents
+                        .values()
+                        .skip(offset)
+                        .take(limit)
+                        .cloned()
+                        .collect();
                     let end = offset + page.len();
-                    (page, (end < documents.len()).then(|| format!("offset:{end}")))
+                    (
+                        page,
+                        (end < documents.len()).then(|| format!("offset:{end}")),
+                    )
                 }
             };
             let body = serde_json::json!({ "_rid": "r", "Documents": page, "_count": page.len() });
-            let headers = next.map(|n| vec![("x-ms-continuation", n)]).unwrap_or_default();
+            let headers = next
+                .map(|n| vec![("x-ms-continuation", n)])
+                .unwrap_or_default();
             (200, headers, body.to_string().into_bytes())
         } else if request.method() == http::Method::GET && path.contains("/colls/") {
             (200, vec![], br#"{"id":"events"}"#.to_vec())
@@ -305,7 +349,7 @@ impl Host for MemoryStore {
         request: Request<Vec<u8>>,
         _timeout: Duration,
     ) -> Result<Response<Vec<u8>>, TransportError> {
-        self.clock.set(self.clock.get() + STORE_LATENCY);
+        self.clock.set(self.clock.get() + self.latency.get());
         let is_query = request.headers().contains_key("x-ms-documentdb-isquery");
         self.sent.borrow_mut().push(Sent {
             is_write: request.method() == http::Method::POST
@@ -495,8 +539,8 @@ pub struct RequestInput {
     pub body: Body,
 }
 
-/// What the request echoes legitimately: the body, the path, the query without key values,
-/// and the extra headers. A secret found in the answer must come from one of these.
+/// What the request echoes legitimately: the method, the body, the path, the query without key
+/// values, and the extra headers. A secret found in the answer must come from one of these.
 pub struct Built {
     /// The request head.
     pub head: http::request::Parts,
@@ -527,7 +571,7 @@ impl RequestInput {
             RouteChoice::Raw(path) => path.clone(),
         };
         let mut query = self.query.clone();
-        let mut echoable: Vec<u8> = Vec::new();
+        let mut echoable: Vec<u8> = method.as_bytes().to_vec(); // the log line names it
         echoable.extend_from_slice(&self.body.0);
         echoable.extend_from_slice(path.as_bytes());
         if let Some(q) = &query {
@@ -548,9 +592,10 @@ impl RequestInput {
         };
         let mut headers: Vec<(String, Vec<u8>)> = Vec::new();
         match &self.auth {
-            AuthChoice::Bearer => {
-                headers.push(("authorization".into(), format!("Bearer {WEBHOOK_KEY}").into()))
-            }
+            AuthChoice::Bearer => headers.push((
+                "authorization".into(),
+                format!("Bearer {WEBHOOK_KEY}").into(),
+            )),
             AuthChoice::BearerRotated => headers.push((
                 "authorization".into(),
                 format!("Bearer {WEBHOOK_KEY_2}").into(),
@@ -686,7 +731,11 @@ pub fn decoded_echoable(input: &RequestInput, built: &Built) -> Vec<u8> {
             }
         }
     }
-    let body = input.body.0.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&input.body.0);
+    let body = input
+        .body
+        .0
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&input.body.0);
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
         strings(&value, &mut out);
     }
