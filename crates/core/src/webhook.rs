@@ -225,12 +225,30 @@ async fn store_batch<H: Host>(
     mut batch: BatchOutcome,
     now: SystemTime,
 ) -> Result<Success, Failure> {
-    for document in documents {
+    let total = documents.len();
+    for (done, document) in documents.into_iter().enumerate() {
         if let FilterDecision::Skip { reason } = decide(config, &document) {
             batch.filtered.push(reason);
             continue;
         }
-        match write_document(config, host, &document, now).await? {
+        let written = write_document(config, host, &document, now)
+            .await
+            .map_err(|failure| match failure {
+                // Say how far the delivery got: a batch too large for the budget is
+                // answered 503 again on every redelivery, so the sender must batch less.
+                Failure::StoreUnavailable {
+                    reason,
+                    retry_after,
+                } if done > 0 => Failure::StoreUnavailable {
+                    reason: format!(
+                        "{reason} (after {done} of {total} events of this delivery; \
+                         if this repeats, send smaller batches)"
+                    ),
+                    retry_after,
+                },
+                other => other,
+            })?;
+        match written {
             Written::Created => batch.stored.push(document.id),
             Written::AlreadyStored => batch.already_stored.push(document.id),
         }
