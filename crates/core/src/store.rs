@@ -1,6 +1,7 @@
 //! Talking to Cosmos DB through the host, within the request's time budget: writes with
 //! retries, the ping check, and the read API's queries.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Response};
@@ -147,5 +148,51 @@ pub fn expect_ok(response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failu
     match classify_read(parts.status, &parts.headers, body) {
         ReadResult::Failed(f) => Err(Failure::StoreRefused(f)),
         _ => Err(Failure::EventNotFound),
+    }
+}
+
+/// Which of `ids` are stored already, in one cross-partition query, so that redelivering a
+/// large batch does not spend the budget on a 409 per event and makes progress each time.
+/// A failed or unusable answer gives an empty set: the writes then find out one by one.
+pub async fn stored_ids<H: Host>(
+    config: &Config,
+    host: &H,
+    ids: &[&str],
+    now: SystemTime,
+) -> HashSet<String> {
+    let budget = RetryBudget {
+        total: config.write_budget,
+    };
+    let Some(timeout) = budget.attempt_timeout(host.elapsed()) else {
+        return HashSet::new();
+    };
+    let query = serde_json::json!({
+        "query": "SELECT c.id FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+        "parameters": [{ "name": "@ids", "value": ids }],
+    });
+    let max_items = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    let request = config.store.query_documents_request(
+        &query,
+        None,
+        max_items,
+        None,
+        &x_ms_date(now + host.elapsed()),
+    );
+    #[derive(serde::Deserialize)]
+    struct Page {
+        #[serde(rename = "Documents")]
+        documents: Vec<IdOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    match host.send(request, timeout).await {
+        Ok(response) if response.status() == http::StatusCode::OK => {
+            serde_json::from_slice::<Page>(response.body())
+                .map(|page| page.documents.into_iter().filter_map(|d| d.id).collect())
+                .unwrap_or_default()
+        }
+        _ => HashSet::new(),
     }
 }

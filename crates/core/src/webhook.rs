@@ -16,7 +16,9 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
-use crate::store::{check_store, expect_ok, send_with_retries, write_document, Written};
+use crate::store::{
+    check_store, expect_ok, send_with_retries, stored_ids, write_document, Written,
+};
 use crate::{distribution, eventgrid, read_api};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
@@ -226,9 +228,19 @@ async fn store_batch<H: Host>(
     now: SystemTime,
 ) -> Result<Success, Failure> {
     let total = documents.len();
+    let known = if total > 1 {
+        let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
+        stored_ids(config, host, &ids, now).await
+    } else {
+        Default::default()
+    };
     for (done, document) in documents.into_iter().enumerate() {
         if let FilterDecision::Skip { reason } = decide(config, &document) {
             batch.filtered.push(reason);
+            continue;
+        }
+        if known.contains(&document.id) {
+            batch.already_stored.push(document.id);
             continue;
         }
         let written = write_document(config, host, &document, now)

@@ -97,7 +97,12 @@ fn a_redelivered_envelope_stores_nothing_twice() {
 
 #[test]
 fn a_partial_failure_answers_non_2xx_and_a_retry_completes_it() {
-    let store = MemoryStore::scripted(&[Behaviour::Normal, Behaviour::Status(400, None)]);
+    // The known-ids query, the first write, then a refusal.
+    let store = MemoryStore::scripted(&[
+        Behaviour::Normal,
+        Behaviour::Normal,
+        Behaviour::Status(400, None),
+    ]);
     let mut envelope: Value = serde_json::from_slice(&fixture("distribution/push.json")).unwrap();
     let mut second = envelope["events"][0].clone();
     second["id"] = "second-event".into();
@@ -199,4 +204,46 @@ fn filters_answer_202_and_write_nothing() {
         &[("include", "hello-world:v1")],
     );
     assert_eq!(response.status(), 201);
+}
+
+#[test]
+fn a_batch_larger_than_the_budget_completes_over_redeliveries() {
+    // 1,000 events, 5 ms per write, a 4 s budget: one delivery cannot store them all, but each
+    // redelivery skips what is stored (one query) and goes further, until all are stored.
+    let store = MemoryStore::new();
+    let template: Value = serde_json::from_slice(&fixture("distribution/push.json")).unwrap();
+    let events: Vec<Value> = (0..1000)
+        .map(|i| {
+            let mut e = template["events"][0].clone();
+            e["id"] = format!("batch-{i}").into();
+            e
+        })
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        store.clock.set(std::time::Duration::ZERO);
+        let (_, response) = post(
+            "/distribution",
+            DISTRIBUTION_TYPE,
+            body.clone(),
+            &store,
+            &[],
+        );
+        statuses.push(response.status().as_u16());
+        if response.status().is_success() {
+            break;
+        }
+        let answer: Value = serde_json::from_slice(response.body()).unwrap();
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("of 1000 events"),
+            "{answer}"
+        );
+    }
+    assert_eq!(statuses.first(), Some(&503), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&201), "{statuses:?}");
+    assert_eq!(store.documents.borrow().len(), 1000);
 }

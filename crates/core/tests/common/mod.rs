@@ -95,6 +95,9 @@ impl MemoryStore {
 
     fn write(&self, request: &Request<Vec<u8>>) -> (u16, Vec<u8>) {
         let path = request.uri().path();
+        if request.headers().contains_key("x-ms-documentdb-isquery") {
+            return (200, self.query(request));
+        }
         if request.method() == http::Method::POST && path.ends_with("/docs") {
             let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
             let id = doc["id"].as_str().unwrap().to_owned();
@@ -112,6 +115,34 @@ impl MemoryStore {
         } else {
             (400, b"{}".to_vec())
         }
+    }
+}
+
+impl MemoryStore {
+    /// Answers the queries the core makes by id (`@id`, `@ids`); anything else: every document.
+    fn query(&self, request: &Request<Vec<u8>>) -> Vec<u8> {
+        let query: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
+        let wanted: Option<Vec<String>> = query["parameters"].as_array().and_then(|ps| {
+            ps.iter().find_map(|p| match p["name"].as_str() {
+                Some("@id") => Some(vec![p["value"].as_str()?.to_owned()]),
+                Some("@ids") => Some(
+                    p["value"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                ),
+                _ => None,
+            })
+        });
+        let docs = self.documents.borrow();
+        let found: Vec<&serde_json::Value> = match wanted {
+            Some(ids) => ids.iter().filter_map(|id| docs.get(id)).collect(),
+            None => docs.values().collect(),
+        };
+        serde_json::json!({ "Documents": found, "_count": found.len() })
+            .to_string()
+            .into_bytes()
     }
 }
 

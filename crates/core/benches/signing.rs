@@ -1,0 +1,109 @@
+//! Nanoseconds per Cosmos DB master-key token, natively (divan).
+//!
+//! `cargo bench --profile host -p acr-webhook-core --bench signing` (the `host` profile is
+//! opt-level 3; the component itself is built with opt-level z). `make bench` runs it and
+//! puts its medians in the benchmark table.
+//!
+//! - `authorization`: the whole `Authorization` header value for a document create
+//!   (string to sign, HMAC-SHA256 under the decoded key, base64, URL-encoding): the goal's
+//!   figure;
+//! - `signature`: the same without the URL-encoding;
+//! - `create_document_request`: the whole signed create request (URL, headers, body moved);
+//! - `x_ms_date`: the RFC 1123 date every request signs;
+//! - `hmac_prekeyed`: the signature with the HMAC key schedule computed once per key and
+//!   cloned per token (a possible optimisation; same output, checked below).
+
+use std::hint::black_box;
+use std::time::{Duration, UNIX_EPOCH};
+
+use acr_webhook_core::cosmos::{authorization, signature, x_ms_date, MasterKey, SigningScope};
+use acr_webhook_core::StoreConfig;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+/// The Cosmos emulator's well-known public key.
+const KEY: &str =
+    "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+const DATE: &str = "Tue, 25 Nov 2026 15:40:00 GMT";
+
+fn scope() -> SigningScope<'static> {
+    SigningScope {
+        verb: "POST",
+        resource_type: "docs",
+        resource_link: "dbs/acr/colls/events",
+        date: DATE,
+    }
+}
+
+fn store() -> StoreConfig {
+    StoreConfig::from_lookup(|name| match name {
+        "cosmos_endpoint" => Some("https://myaccount.documents.azure.com:443".into()),
+        "cosmos_key" => Some(KEY.into()),
+        _ => None,
+    })
+    .expect("a valid configuration")
+}
+
+fn main() {
+    // The pre-keyed variant must sign exactly as the crate does.
+    let key = MasterKey::from_base64(KEY).unwrap();
+    let prekeyed = prekeyed_mac();
+    assert_eq!(
+        prekeyed_signature(&prekeyed, &scope()),
+        signature(&key, &scope())
+    );
+    divan::main();
+}
+
+#[divan::bench]
+fn authorization_header(bencher: divan::Bencher) {
+    let key = MasterKey::from_base64(KEY).unwrap();
+    let scope = scope();
+    bencher.bench_local(|| authorization(black_box(&key), black_box(&scope)));
+}
+
+#[divan::bench]
+fn signature_only(bencher: divan::Bencher) {
+    let key = MasterKey::from_base64(KEY).unwrap();
+    let scope = scope();
+    bencher.bench_local(|| signature(black_box(&key), black_box(&scope)));
+}
+
+#[divan::bench]
+fn create_document_request(bencher: divan::Bencher) {
+    let store = store();
+    let body = include_bytes!("../../../tests/fixtures/acr/push.json").to_vec();
+    bencher.bench_local(|| {
+        store.create_document_request(
+            black_box(body.clone()),
+            black_box(r#"["cb8c3971-9adc-488b-bdd8-43cbb4974ff5"]"#),
+            black_box(DATE),
+        )
+    });
+}
+
+#[divan::bench]
+fn date_header(bencher: divan::Bencher) {
+    let now = UNIX_EPOCH + Duration::from_secs(1_795_624_800);
+    bencher.bench_local(|| x_ms_date(black_box(now)));
+}
+
+fn prekeyed_mac() -> Hmac<Sha256> {
+    let decoded = BASE64.decode(KEY).unwrap();
+    <Hmac<Sha256> as KeyInit>::new_from_slice(&decoded).unwrap()
+}
+
+fn prekeyed_signature(mac: &Hmac<Sha256>, scope: &SigningScope<'_>) -> String {
+    let mut mac = mac.clone();
+    mac.update(scope.string_to_sign().as_bytes());
+    BASE64.encode(mac.finalize().into_bytes())
+}
+
+#[divan::bench]
+fn hmac_prekeyed(bencher: divan::Bencher) {
+    let mac = prekeyed_mac();
+    let scope = scope();
+    bencher.bench_local(|| prekeyed_signature(black_box(&mac), black_box(&scope)));
+}
