@@ -89,33 +89,7 @@ impl Stack {
 
     /// As [`Stack::start`], with more (or other) app variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Self {
-        let store = CosmosStore::start();
-        let mut variables: Vec<(String, String)> = vec![
-            ("cosmos_endpoint".into(), store.endpoint()),
-            ("cosmos_key".into(), EMULATOR_KEY.into()),
-            ("webhook_keys".into(), TEST_KEY.into()),
-        ];
-        for (k, v) in extra {
-            variables.retain(|(name, _)| name != k);
-            variables.push((k.to_string(), v.to_string()));
-        }
-        let lookup = variables.clone();
-        let config = StoreConfig::from_lookup(|name| {
-            lookup
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap();
-        let mut stack = Stack {
-            store,
-            app: None,
-            addr: "127.0.0.1:0".parse().unwrap(),
-            variables,
-            config,
-            logs: tempdir::Dir::new(),
-        };
-        stack.init();
+        let mut stack = Self::start_store_only(extra);
         stack.start_app();
         stack
     }
