@@ -11,12 +11,18 @@
 //! - `create_document_request`: the whole signed create request (URL, headers, body moved);
 //! - `x_ms_date`: the RFC 1123 date every request signs;
 //! - `hmac_prekeyed`: the signature with the HMAC key schedule computed once per key and
-//!   cloned per token (a possible optimisation; same output, checked below).
+//!   cloned per token (a possible optimisation; same output, checked below);
+//! - `document_body_two_passes` / `document_body_one_pass`: the create body as
+//!   `store::write_document` builds it today (document → `serde_json::Value` → string, the
+//!   partition key read from the `Value`) and in one pass (`serde_json::to_vec`), for the
+//!   ACR push fixture.
 
 use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
 
+use acr_webhook_core::acr::parse_event;
 use acr_webhook_core::cosmos::{authorization, signature, x_ms_date, MasterKey, SigningScope};
+use acr_webhook_core::document::EventDocument;
 use acr_webhook_core::StoreConfig;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -106,4 +112,32 @@ fn hmac_prekeyed(bencher: divan::Bencher) {
     let mac = prekeyed_mac();
     let scope = scope();
     bencher.bench_local(|| prekeyed_signature(black_box(&mac), black_box(&scope)));
+}
+
+fn push_document() -> EventDocument {
+    let parsed = parse_event(include_bytes!("../../../tests/fixtures/acr/push.json")).unwrap();
+    EventDocument::from_acr(&parsed, UNIX_EPOCH + Duration::from_secs(1_795_624_800))
+}
+
+#[divan::bench]
+fn document_body_two_passes(bencher: divan::Bencher) {
+    let store = store();
+    let document = push_document();
+    bencher.bench_local(|| {
+        let value = serde_json::to_value(black_box(&document)).unwrap();
+        let partition_key = store.partition_key_path.header_for(&value);
+        (value.to_string().into_bytes(), partition_key)
+    });
+}
+
+#[divan::bench]
+fn document_body_one_pass(bencher: divan::Bencher) {
+    let document = push_document();
+    bencher.bench_local(|| {
+        let body = serde_json::to_vec(black_box(&document)).unwrap();
+        // With the default /id path the key is the id; a general path would read the field
+        // from the struct the same way.
+        let partition_key = serde_json::to_string(&[&document.id]).unwrap();
+        (body, partition_key)
+    });
 }
