@@ -13,6 +13,7 @@
 //! - [`log`]: the host's log lines (text or JSON);
 //! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
 
+pub mod bench;
 pub mod componentize;
 pub mod init;
 pub mod log;
