@@ -12,7 +12,7 @@ WASM_BUILT := $(TARGET_DIR)/wasm32-wasip1/release/acr_webhook.wasm
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-node setup-test-peers setup-python wasm host build run test lint vectors
+.PHONY: help setup-rust setup-node setup-test-peers setup-python wasm host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -64,3 +64,18 @@ vectors: setup-python
 
 test: setup-node setup-test-peers lint vectors wasm
 	cargo test --workspace --profile host --no-fail-fast
+
+# The benchmark (documented in BENCHMARKS.md; not part of `make test`): the local stack, the bare
+# write vs `acr-webhook up` vs a Node.js + @azure/cosmos receiver at concurrency 1, 8 and 64 (wrk),
+# the component's size and instantiation, and signing. The table is printed and kept in
+# target/bench/results.md; extra driver options go in BENCH_ARGS (e.g. BENCH_ARGS=--duration=5).
+bench: setup-node wasm host
+	@if ! command -v wrk >/dev/null || ! command -v wasm-opt >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk binaryen >/dev/null; fi
+	@if [ ! -f bench/node-receiver/node_modules/.package-lock.json ] || [ bench/node-receiver/package-lock.json -nt bench/node-receiver/node_modules/.package-lock.json ]; then \
+	  cd bench/node-receiver && npm ci --no-audit --no-fund; fi
+	cargo build --profile host -p acr-webhook-bench
+	@mkdir -p target/bench
+	cargo bench --profile host -p acr-webhook-core --bench signing | tee target/bench/signing.txt
+	$(TARGET_DIR)/host/acr-webhook-bench run --host $(HOST) --signing target/bench/signing.txt $(BENCH_ARGS)
