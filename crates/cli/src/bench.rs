@@ -11,7 +11,8 @@
 //!   or touching the store. Outbound requests are refused by the hooks (none is made), and
 //!   the component's stderr line goes to a sink, so nothing leaves the process.
 //!
-//! The engine is `server::new_engine()`'s (pooling allocator when the machine allows it).
+//! The engine is `up`'s (`server::new_engine_with`: pooling allocator when the machine allows
+//! it, 64 KiB kept resident), optionally with the profiler or another keep-resident size.
 
 use crate::componentize;
 use crate::manifest::{ComponentVariables, DEFAULT_MANIFEST_FILE};
@@ -79,13 +80,13 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write /tmp/perf-<pid>.map so that `perf report` names the wasm functions (the
-    /// engine is then built here, with the same settings as `up`'s plus the profiler).
+    /// Write /tmp/perf-<pid>.map so that `perf report` names the wasm functions (`up`'s
+    /// engine settings plus the profiler).
     #[arg(long)]
     pub perfmap: bool,
 
     /// Experiment: keep this many bytes of each linear memory and table resident between
-    /// instances (reset with memset instead of madvise), with the PAGEMAP_SCAN ioctl.
+    /// instances (reset with memset instead of madvise) instead of `up`'s 64 KiB.
     #[arg(long, value_name = "BYTES")]
     pub keep_resident: Option<usize>,
 }
@@ -199,11 +200,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     // Pre-instantiation, phase by phase.
     let started = Instant::now();
-    let (engine, allocation) = if args.perfmap || args.keep_resident.is_some() {
-        custom_engine(args.perfmap, args.keep_resident)?
-    } else {
-        server::new_engine()?
-    };
+    let defaults = server::EngineOptions::default();
+    let (engine, allocation) = server::new_engine_with(server::EngineOptions {
+        perfmap: args.perfmap,
+        keep_resident: args.keep_resident.unwrap_or(defaults.keep_resident),
+    })?;
     let engine_time = started.elapsed();
 
     let t = Instant::now();
@@ -301,34 +302,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `server::new_engine()`'s settings (component model, pooling allocator), plus the perf
-/// map and/or memory kept resident between instances.
-fn custom_engine(
-    perfmap: bool,
-    keep_resident: Option<usize>,
-) -> Result<(Engine, server::Allocation)> {
-    let mut config = wasmtime::Config::new();
-    config.wasm_component_model(true);
-    if perfmap {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-    let mut pool = wasmtime::PoolingAllocationConfig::default();
-    if let Some(bytes) = keep_resident {
-        pool.linear_memory_keep_resident(bytes)
-            .table_keep_resident(bytes)
-            .pagemap_scan(wasmtime::Enabled::Yes);
-    }
-    let mut pooled = config.clone();
-    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&pooled) {
-        Ok(engine) => Ok((engine, server::Allocation::Pooling)),
-        Err(_) => Ok((
-            Engine::new(&config).map_err(|e| anyhow!("cannot create the wasm engine: {e}"))?,
-            server::Allocation::OnDemand,
-        )),
-    }
 }
 
 /// Links what `up` links and pre-instantiates.

@@ -84,8 +84,34 @@ pub enum Allocation {
 /// Creates the engine: component model on, pooling allocator when possible, otherwise the
 /// on-demand allocator with a warning on stderr.
 pub fn new_engine() -> Result<(Engine, Allocation)> {
+    new_engine_with(EngineOptions::default())
+}
+
+/// What the benchmark may change in `up`'s engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Write /tmp/perf-<pid>.map so `perf report` names wasm functions.
+    pub perfmap: bool,
+    /// Bytes of each pooled memory and table kept resident between instances.
+    pub keep_resident: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            perfmap: false,
+            keep_resident: KEEP_RESIDENT_BYTES,
+        }
+    }
+}
+
+/// [`new_engine`] with options (the benchmark's profiling and keep-resident experiments).
+pub fn new_engine_with(options: EngineOptions) -> Result<(Engine, Allocation)> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    if options.perfmap {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
 
     if pooling_address_space_available() {
         let mut pooled = config.clone();
@@ -94,8 +120,8 @@ pub fn new_engine() -> Result<(Engine, Allocation)> {
         // Measured with `acr-webhook bench-instantiate`: instantiate + handle 114.9 → 74.4 µs
         // median (BENCHMARKS.md).
         let mut pool = PoolingAllocationConfig::default();
-        pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(KEEP_RESIDENT_BYTES)
+        pool.linear_memory_keep_resident(options.keep_resident)
+            .table_keep_resident(options.keep_resident)
             .pagemap_scan(wasmtime::Enabled::Auto);
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
