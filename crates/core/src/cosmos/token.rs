@@ -15,12 +15,14 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// A Cosmos DB account key (primary or secondary), already base64-decoded.
+/// A Cosmos DB account key (primary or secondary), kept as HMAC-SHA256 keyed with the
+/// base64-decoded key: the key schedule (the inner and outer pads, one SHA-256 block each) is
+/// computed once here and the keyed state is cloned for every signature.
 ///
 /// Its `Debug` never shows the key.
 #[derive(Clone)]
 pub struct MasterKey {
-    decoded: Vec<u8>,
+    mac: Hmac<Sha256>,
 }
 
 /// The account key is not valid base64, or is empty.
@@ -37,7 +39,14 @@ impl MasterKey {
         if decoded.is_empty() {
             return Err(InvalidMasterKey);
         }
-        Ok(Self { decoded })
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&decoded)
+            .expect("HMAC-SHA256 accepts keys of any length");
+        Ok(Self { mac })
+    }
+
+    /// HMAC-SHA256 under the key, from the state keyed once in `from_base64`.
+    fn mac(&self) -> Hmac<Sha256> {
+        self.mac.clone()
     }
 }
 
@@ -45,8 +54,7 @@ impl MasterKey {
     /// A 32-byte secret derived from the key for another purpose (HMAC-SHA256 of `label`),
     /// so the key itself is never reused directly.
     pub fn derive(&self, label: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.decoded)
-            .expect("HMAC-SHA256 accepts keys of any length");
+        let mut mac = self.mac();
         mac.update(label);
         mac.finalize().into_bytes().into()
     }
@@ -87,8 +95,7 @@ impl SigningScope<'_> {
 
 /// Base64 of HMAC-SHA256(key, string to sign): the `sig` part of the token.
 pub fn signature(key: &MasterKey, scope: &SigningScope<'_>) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.decoded)
-        .expect("HMAC-SHA256 accepts keys of any length");
+    let mut mac = key.mac();
     mac.update(scope.string_to_sign().as_bytes());
     BASE64.encode(mac.finalize().into_bytes())
 }
@@ -234,6 +241,31 @@ mod tests {
             Err(InvalidMasterKey)
         ));
         assert!(matches!(MasterKey::from_base64(""), Err(InvalidMasterKey)));
+    }
+
+    /// The keyed state is cloned per use, never consumed: signing other scopes in between, or
+    /// deriving, does not change a later signature; `derive` is HMAC-SHA256 under the decoded key.
+    #[test]
+    fn keyed_state_is_reused_unchanged() {
+        let key = MasterKey::from_base64(DOCS_KEY).unwrap();
+        let s = scope(
+            "GET",
+            "dbs",
+            "dbs/ToDoList",
+            "Thu, 27 Apr 2017 00:51:12 GMT",
+        );
+        let first = signature(&key, &s);
+        let _ = signature(&key, &scope("POST", "docs", "dbs/a/colls/b", "x"));
+        let _ = key.derive(b"label");
+        assert_eq!(signature(&key, &s), first);
+        assert_eq!(first, "c09PEVJrgp2uQRkr934kFbTqhByc7TVr3OHyqlu+c+c=");
+
+        let mut fresh =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&BASE64.decode(DOCS_KEY).unwrap()).unwrap();
+        fresh.update(b"label");
+        let want: [u8; 32] = fresh.finalize().into_bytes().into();
+        assert_eq!(key.derive(b"label"), want);
+        assert_ne!(key.derive(b"label"), key.derive(b"other label"));
     }
 
     #[test]
