@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::acr::{AcrEvent, ParsedEvent};
+use crate::cosmos::{partition_key_header_for_str, PartitionKeyPath, PARTITION_KEY_UNDEFINED};
 use crate::text::hex_lower;
 
 /// The longest id Cosmos accepts (REST reference: 255 characters).
@@ -22,6 +23,24 @@ pub enum EventSource {
     Distribution,
     /// An Azure Event Grid delivery (`POST /eventgrid`).
     EventGrid,
+}
+
+impl EventSource {
+    /// The name stored in `source` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Acr => "acr",
+            Self::Distribution => "distribution",
+            Self::EventGrid => "eventgrid",
+        }
+    }
+}
+
+/// A top-level property of a document, as a partition key reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Property<'a> {
+    Text(Option<&'a str>),
+    Integer(Option<i64>),
 }
 
 /// One stored event.
@@ -127,6 +146,52 @@ impl EventDocument {
     }
 }
 
+impl EventDocument {
+    /// The `x-ms-documentdb-partitionkey` header for this document in a container partitioned
+    /// by `path`, read from the document's own fields: the same value as
+    /// `path.header_for(&serde_json::to_value(self)?)`, without building that `Value` for the
+    /// paths that name one of its properties. Any other path (nested, or a property documents
+    /// do not have) goes through the `Value`.
+    pub fn partition_key_header(&self, path: &PartitionKeyPath) -> String {
+        match path
+            .top_level_property()
+            .and_then(|name| self.property(name))
+        {
+            Some(Property::Text(Some(text))) => partition_key_header_for_str(text),
+            Some(Property::Integer(Some(n))) => format!("[{n}]"),
+            Some(Property::Text(None) | Property::Integer(None)) => {
+                PARTITION_KEY_UNDEFINED.to_owned()
+            }
+            None => path.header_for(&serde_json::to_value(self).expect("documents serialize")),
+        }
+    }
+
+    /// The top-level property `name` (its serialized, camelCase name); `None` when documents
+    /// have no such property.
+    fn property(&self, name: &str) -> Option<Property<'_>> {
+        Some(match name {
+            "id" => Property::Text(Some(&self.id)),
+            "eventId" => Property::Text(Option::as_deref(&self.event_id)),
+            "action" => Property::Text(Some(&self.action)),
+            "timestamp" => Property::Text(Option::as_deref(&self.timestamp)),
+            "receivedAt" => Property::Text(Some(&self.received_at)),
+            "loginServer" => Property::Text(Option::as_deref(&self.login_server)),
+            "image" => Property::Text(Option::as_deref(&self.image)),
+            "tag" => Property::Text(Option::as_deref(&self.tag)),
+            "digest" => Property::Text(Option::as_deref(&self.digest)),
+            "mediaType" => Property::Text(Option::as_deref(&self.media_type)),
+            "size" => Property::Integer(self.size),
+            "name" => Property::Text(Option::as_deref(&self.name)),
+            "version" => Property::Text(Option::as_deref(&self.version)),
+            "requestId" => Property::Text(Option::as_deref(&self.request_id)),
+            "requestMethod" => Property::Text(Option::as_deref(&self.request_method)),
+            "userAgent" => Property::Text(Option::as_deref(&self.user_agent)),
+            "source" => Property::Text(Some(self.source.as_str())),
+            _ => return None,
+        })
+    }
+}
+
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
@@ -220,6 +285,76 @@ mod tests {
                 "source": "acr"
             })
         );
+    }
+
+    fn full_document() -> EventDocument {
+        let mut d = doc(
+            r#"{"id":"a/b","timestamp":"2023-11-17T16:52:01Z","action":"chart_push",
+            "target":{"mediaType":"m","size":-524,"digest":"sha256:ab","repository":"héllo \"w\\😀",
+            "tag":"v1","name":"n","version":"1.0"},
+            "request":{"id":"r1","host":"reg.azurecr.io","method":"PUT","useragent":"docker/1"}}"#,
+        );
+        d.source = EventSource::EventGrid;
+        d
+    }
+
+    /// The partition key read from the fields is the one read from the serialized document,
+    /// for every property a document can have (present and absent), nested paths and
+    /// properties documents do not have; and every serialized property is read from its field.
+    #[test]
+    fn partition_key_from_fields_equals_the_serialized_document() {
+        let full = full_document();
+        let sparse = doc(r#"{"action":"push"}"#);
+        let full_value = serde_json::to_value(&full).unwrap();
+        let names: Vec<String> = full_value.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            names.len(),
+            17,
+            "every field of the full document is present"
+        );
+        for document in [&full, &sparse] {
+            let value = serde_json::to_value(document).unwrap();
+            let paths = names
+                .iter()
+                .map(|name| format!("/{name}"))
+                .chain(["/nope", "/image/x", "/id/x", "/nope/x", "/Image"].map(String::from));
+            for path in paths {
+                let path = PartitionKeyPath::parse(&path).unwrap();
+                assert_eq!(
+                    document.partition_key_header(&path),
+                    path.header_for(&value),
+                    "{path:?}"
+                );
+            }
+        }
+        for name in &names {
+            assert!(
+                full.property(name).is_some(),
+                "`{name}` is read from its field"
+            );
+        }
+        let image = PartitionKeyPath::parse("/image").unwrap();
+        assert_eq!(
+            full.partition_key_header(&image),
+            r#"["h\u00e9llo \"w\\\ud83d\ude00"]"#
+        );
+        assert_eq!(sparse.partition_key_header(&image), PARTITION_KEY_UNDEFINED);
+        let size = PartitionKeyPath::parse("/size").unwrap();
+        assert_eq!(full.partition_key_header(&size), "[-524]");
+    }
+
+    #[test]
+    fn source_names_are_the_serialized_ones() {
+        for source in [
+            EventSource::Acr,
+            EventSource::Distribution,
+            EventSource::EventGrid,
+        ] {
+            assert_eq!(
+                serde_json::to_value(source).unwrap(),
+                serde_json::Value::from(source.as_str())
+            );
+        }
     }
 
     #[test]

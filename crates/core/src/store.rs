@@ -87,9 +87,10 @@ pub async fn write_document<H: Host>(
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
-    let value = serde_json::to_value(document).expect("documents serialize");
-    let partition_key = config.store.partition_key_path.header_for(&value);
-    let body = value.to_string().into_bytes();
+    // One serialization; the partition key comes from the document's own field. Each attempt
+    // gets its own copy of the body because a request owns its `Vec<u8>` (the host consumes it).
+    let body = serde_json::to_vec(document).expect("documents serialize");
+    let partition_key = document.partition_key_header(&config.store.partition_key_path);
     let response = send_with_retries(config, host, now, |date| {
         config
             .store

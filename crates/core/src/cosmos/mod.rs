@@ -87,6 +87,12 @@ impl PartitionKeyPath {
         &self.0
     }
 
+    /// The property this path names when it has one segment (`/image` → `image`).
+    pub fn top_level_property(&self) -> Option<&str> {
+        let rest = &self.0[1..];
+        (!rest.contains('/')).then_some(rest)
+    }
+
     /// The value at this path in a document; `None` when absent ("undefined" to Cosmos).
     pub fn value_in<'v>(&self, document: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
         self.0[1..]
@@ -104,29 +110,38 @@ impl PartitionKeyPath {
 /// (non-ASCII as `\uXXXX` UTF-16 units), `[{}]` for an absent value.
 pub fn partition_key_header(value: Option<&serde_json::Value>) -> String {
     use serde_json::Value;
-    let mut out = String::from("[");
     match value {
-        Some(Value::String(s)) => {
-            out.push('"');
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    ' '..='~' => out.push(c),
-                    _ => {
-                        let mut units = [0u16; 2];
-                        for unit in c.encode_utf16(&mut units) {
-                            out.push_str(&format!("\\u{unit:04x}"));
-                        }
+        Some(Value::String(s)) => partition_key_header_for_str(s),
+        Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => format!("[{v}]"),
+        Some(Value::Array(_) | Value::Object(_)) | None => PARTITION_KEY_UNDEFINED.to_owned(),
+    }
+}
+
+/// The header value for an absent partition key ("undefined" to Cosmos).
+pub const PARTITION_KEY_UNDEFINED: &str = "[{}]";
+
+/// [`partition_key_header`] for a string value, without building a `serde_json::Value`.
+pub fn partition_key_header_for_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    out.push_str("[\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut units = [0u16; 2];
+                for &unit in c.encode_utf16(&mut units).iter() {
+                    out.push_str("\\u");
+                    for shift in [12, 8, 4, 0] {
+                        out.push(HEX[usize::from((unit >> shift) & 0xf)] as char);
                     }
                 }
             }
-            out.push('"');
         }
-        Some(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => out.push_str(&v.to_string()),
-        Some(Value::Array(_) | Value::Object(_)) | None => out.push_str("{}"),
     }
-    out.push(']');
+    out.push_str("\"]");
     out
 }
 
