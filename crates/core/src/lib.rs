@@ -15,6 +15,7 @@ pub mod config;
 pub mod cosmos;
 pub mod distribution;
 pub mod document;
+pub mod event_reads;
 pub mod eventgrid;
 pub mod filter;
 pub mod host;

@@ -16,10 +16,8 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
-use crate::store::{
-    check_store, expect_ok, send_with_retries, stored_ids, write_document, Written,
-};
-use crate::{distribution, eventgrid, read_api};
+use crate::store::{check_store, stored_ids, write_document, Written};
+use crate::{distribution, event_reads, eventgrid, read_api};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -92,8 +90,11 @@ where
                 return Err(Failure::Unauthorized);
             }
             match path.strip_prefix(read_api::EVENT_ROUTE_PREFIX) {
-                Some(segment) => read_one_event(&config, host, segment, now).await,
-                None => list_events(&config, host, head.uri.query().unwrap_or(""), now).await,
+                Some(segment) => event_reads::read_one_event(&config, host, segment, now).await,
+                None => {
+                    event_reads::list_events(&config, host, head.uri.query().unwrap_or(""), now)
+                        .await
+                }
             }
         }
         _ => Err(Failure::NotFound),
@@ -279,87 +280,6 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
             headers: headers.into(),
         })
         .ok_or(Failure::InvalidHandshake)
-}
-
-/// The secret that seals continuation tokens: derived from the account key, so every replica
-/// shares it and it changes when the key is rotated.
-fn continuation_secret(config: &Config) -> [u8; 32] {
-    config
-        .store
-        .key
-        .derive(b"acr-webhook continuation token v1")
-}
-
-/// `GET /events?...`: one page, newest first.
-async fn list_events<H: Host>(
-    config: &Config,
-    host: &H,
-    query: &str,
-    now: SystemTime,
-) -> Result<Success, Failure> {
-    let query =
-        read_api::EventQuery::parse(query).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
-    let secret = continuation_secret(config);
-    let cosmos_token = query
-        .continuation
-        .as_deref()
-        .map(|token| read_api::open_continuation(&secret, &query, token))
-        .transpose()
-        .map_err(|e| Failure::InvalidContinuation(e.to_string()))?;
-    let body = read_api::query_body(&query);
-    let partition_key = read_api::query_partition_key(&config.store.partition_key_path, &query);
-    let response = send_with_retries(config, host, now, |date| {
-        config.store.query_documents_request(
-            &body,
-            partition_key.as_deref(),
-            query.limit,
-            cosmos_token.as_deref(),
-            date,
-        )
-    })
-    .await
-    .and_then(expect_ok)?;
-    let next = response
-        .headers()
-        .get("x-ms-continuation")
-        .and_then(|v| v.to_str().ok())
-        .filter(|t| !t.is_empty())
-        .map(|t| read_api::seal_continuation(&secret, &query, t));
-    read_api::page_body(response.body(), next)
-        .map(Success::Json)
-        .map_err(|e| Failure::StoreUnavailable {
-            reason: format!("unusable answer from Cosmos DB: {e}"),
-            retry_after: None,
-        })
-}
-
-/// `GET /events/{id}`: one stored event, found by a query on its id (which works whatever
-/// the container's partition key path is).
-async fn read_one_event<H: Host>(
-    config: &Config,
-    host: &H,
-    segment: &str,
-    now: SystemTime,
-) -> Result<Success, Failure> {
-    let id =
-        read_api::document_path_id(segment).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
-    let body = read_api::id_query_body(&id);
-    let partition_key = read_api::read_partition_key(&config.store.partition_key_path, &id);
-    let response = send_with_retries(config, host, now, |date| {
-        config
-            .store
-            .query_documents_request(&body, partition_key.as_deref(), 1, None, date)
-    })
-    .await
-    .and_then(expect_ok)?;
-    match read_api::event_body_from_query(response.body()) {
-        Ok(Some(event)) => Ok(Success::Json(event)),
-        Ok(None) => Err(Failure::EventNotFound),
-        Err(e) => Err(Failure::StoreUnavailable {
-            reason: format!("unusable answer from Cosmos DB: {e}"),
-            retry_after: None,
-        }),
-    }
 }
 
 /// The one log line for a request: method, path (never the query string), status, and what

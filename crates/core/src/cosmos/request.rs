@@ -16,6 +16,25 @@ pub const X_MS_DATE: &str = "x-ms-date";
 pub const X_MS_VERSION: &str = "x-ms-version";
 /// Header: the partition key of a document operation, as a JSON array.
 pub const X_MS_PARTITION_KEY: &str = "x-ms-documentdb-partitionkey";
+/// Header: the partition key range (physical partition) a query is sent to.
+pub const X_MS_PARTITION_KEY_RANGE_ID: &str = "x-ms-documentdb-partitionkeyrangeid";
+/// Header: allows a query to run across partitions.
+pub const X_MS_ENABLE_CROSS_PARTITION: &str = "x-ms-documentdb-query-enablecrosspartition";
+/// Header: the continuation token of a paged feed or query (request and answer).
+pub const X_MS_CONTINUATION: &str = "x-ms-continuation";
+
+/// Where a query runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryScope<'a> {
+    /// In one logical partition: the `x-ms-documentdb-partitionkey` value.
+    Partition(&'a str),
+    /// In one partition key range (a physical partition), by its id from
+    /// [`StoreConfig::read_partition_key_ranges_request`]. The gateway serves `ORDER BY`
+    /// queries scoped this way; the caller merges the ranges' answers.
+    PartitionKeyRange(&'a str),
+    /// Across every partition. The gateway refuses `ORDER BY`, `TOP` and aggregates here.
+    CrossPartition,
+}
 
 /// The `x-ms-date` value for `now` (`Thu, 27 Apr 2017 00:51:12 GMT`).
 pub fn x_ms_date(now: SystemTime) -> String {
@@ -104,10 +123,30 @@ impl StoreConfig {
     /// `parameters` in `query_body`, never built from input by string), either scoped to one
     /// partition (`partition_key`) or across partitions, paged with `max_items` and an opaque
     /// `continuation` token from the previous page.
+    ///
+    /// A query across partitions that needs state across partitions (`ORDER BY`, `TOP`,
+    /// aggregates) is refused by Cosmos DB's gateway; send those to each partition key range
+    /// with [`QueryScope::PartitionKeyRange`] through [`Self::scoped_query_request`].
     pub fn query_documents_request(
         &self,
         query_body: &serde_json::Value,
         partition_key: Option<&str>,
+        max_items: u32,
+        continuation: Option<&str>,
+        date: &str,
+    ) -> Request<Vec<u8>> {
+        let scope = match partition_key {
+            Some(pk) => QueryScope::Partition(pk),
+            None => QueryScope::CrossPartition,
+        };
+        self.scoped_query_request(query_body, scope, max_items, continuation, date)
+    }
+
+    /// A query (as [`Self::query_documents_request`]) with an explicit [`QueryScope`].
+    pub fn scoped_query_request(
+        &self,
+        query_body: &serde_json::Value,
+        scope: QueryScope<'_>,
         max_items: u32,
         continuation: Option<&str>,
         date: &str,
@@ -120,12 +159,16 @@ impl StoreConfig {
             ("x-ms-documentdb-isquery", "True"),
             ("x-ms-max-item-count", &max_items),
         ];
-        match partition_key {
-            Some(pk) => extra.push((X_MS_PARTITION_KEY, pk)),
-            None => extra.push(("x-ms-documentdb-query-enablecrosspartition", "True")),
+        match scope {
+            QueryScope::Partition(pk) => extra.push((X_MS_PARTITION_KEY, pk)),
+            QueryScope::PartitionKeyRange(range) => {
+                extra.push((X_MS_ENABLE_CROSS_PARTITION, "True"));
+                extra.push((X_MS_PARTITION_KEY_RANGE_ID, range));
+            }
+            QueryScope::CrossPartition => extra.push((X_MS_ENABLE_CROSS_PARTITION, "True")),
         }
         if let Some(token) = continuation {
-            extra.push(("x-ms-continuation", token));
+            extra.push((X_MS_CONTINUATION, token));
         }
         Signed {
             store: self,
@@ -135,6 +178,28 @@ impl StoreConfig {
             path: format!("{}/docs", self.container_path()),
         }
         .build(date, &extra, query_body.to_string().into_bytes())
+    }
+
+    /// `GET /dbs/{db}/colls/{coll}/pkranges`: the container's partition key ranges (its
+    /// physical partitions), paged with `continuation`. Signed like a feed read: type
+    /// `pkranges`, the container's link.
+    pub fn read_partition_key_ranges_request(
+        &self,
+        continuation: Option<&str>,
+        date: &str,
+    ) -> Request<Vec<u8>> {
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(token) = continuation {
+            extra.push((X_MS_CONTINUATION, token));
+        }
+        Signed {
+            store: self,
+            method: Method::GET,
+            resource_type: "pkranges",
+            resource_link: self.container_link(),
+            path: format!("{}/pkranges", self.container_path()),
+        }
+        .build(date, &extra, Vec::new())
     }
 
     /// `GET /dbs/{db}/colls/{coll}/docs/{id}`: read one document.
@@ -347,6 +412,56 @@ mod tests {
             .headers()
             .get("x-ms-documentdb-query-enablecrosspartition")
             .is_none());
+    }
+
+    #[test]
+    fn queries_scoped_to_a_partition_key_range_carry_its_id() {
+        let store = test_config(&[]).store;
+        let q = serde_json::json!({"query": "SELECT * FROM c ORDER BY c.receivedAt DESC", "parameters": []});
+        let req = store.scoped_query_request(
+            &q,
+            QueryScope::PartitionKeyRange("3"),
+            20,
+            Some("tok"),
+            DATE,
+        );
+        let h = req.headers();
+        assert_eq!(h[X_MS_PARTITION_KEY_RANGE_ID], "3");
+        assert_eq!(h[X_MS_ENABLE_CROSS_PARTITION], "True");
+        assert!(h.get(X_MS_PARTITION_KEY).is_none());
+        assert_eq!(h[X_MS_CONTINUATION], "tok");
+        assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events/docs");
+        // Signed exactly like any other query of the container.
+        let across = store.query_documents_request(&q, None, 20, Some("tok"), DATE);
+        assert_eq!(h["authorization"], across.headers()["authorization"]);
+        assert!(across.headers().get(X_MS_PARTITION_KEY_RANGE_ID).is_none());
+    }
+
+    #[test]
+    fn partition_key_ranges_are_read_with_type_pkranges_on_the_container_link() {
+        let store = test_config(&[]).store;
+        let req = store.read_partition_key_ranges_request(None, DATE);
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(
+            req.uri(),
+            "http://127.0.0.1:8081/dbs/acr/colls/events/pkranges"
+        );
+        assert!(req.headers().get(X_MS_CONTINUATION).is_none());
+        let sig = signature(
+            &store.key,
+            &SigningScope {
+                verb: "GET",
+                resource_type: "pkranges",
+                resource_link: "dbs/acr/colls/events",
+                date: DATE,
+            },
+        );
+        assert_eq!(
+            req.headers()["authorization"],
+            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+        );
+        let next = store.read_partition_key_ranges_request(Some("page-2"), DATE);
+        assert_eq!(next.headers()[X_MS_CONTINUATION], "page-2");
     }
 
     #[test]

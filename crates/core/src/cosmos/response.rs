@@ -41,6 +41,12 @@ pub struct CosmosFailure {
 }
 
 impl CosmosFailure {
+    /// What an answer that is not the expected success means: its status, Cosmos's `code`
+    /// and the wait it asks for. For queries and feed reads, where even 404 is a failure.
+    pub fn from_answer(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Self {
+        failure(status, headers, body)
+    }
+
     /// Statuses worth trying again: throttled (429), retry-with (449), timeout (408) and
     /// server-side trouble (500, 502, 503, 504). 400/401/403/404/413 are final.
     pub fn is_transient(&self) -> bool {

@@ -1,0 +1,553 @@
+//! `GET /events` and `GET /events/{id}` against a container split into several partition key
+//! ranges, answered the way Cosmos DB's gateway answers: an `ORDER BY` query across partitions
+//! is refused (400, substatus 1004), a query scoped to one range is served in order, and pages
+//! come back short, or empty with a continuation. Every page sequence is checked against an
+//! independent oracle: all stored documents, filtered and sorted here.
+
+mod common;
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use acr_webhook_core::{handle, respond, Host, TransportError};
+use common::{block_on, config, head, now, TEST_WEBHOOK_KEY};
+use http::{Request, Response};
+use serde_json::{json, Value};
+
+/// What the stand-in gateway is, and how it pages.
+struct Gateway {
+    /// Each range's documents.
+    ranges: Vec<Vec<Value>>,
+    /// The partition key path: which property places a document in a range.
+    partition_key: &'static str,
+    /// List a range that a split replaced (id "9", the parent of every other range).
+    list_split_parent: bool,
+    /// At most this many ranges per `pkranges` page.
+    ranges_per_page: usize,
+    /// Scripted page sizes for queries (cycled): 0 is an empty page with a continuation.
+    page_caps: Vec<usize>,
+    next_cap: Cell<usize>,
+    requests: RefCell<Vec<Request<Vec<u8>>>>,
+}
+
+impl Gateway {
+    fn new(ranges: usize, partition_key: &'static str, documents: &[Value]) -> Self {
+        let mut split = vec![Vec::new(); ranges];
+        for document in documents {
+            let key = document
+                .get(&partition_key[1..])
+                .map(Value::to_string)
+                .unwrap_or_default();
+            split[fnv(&key) as usize % ranges].push(document.clone());
+        }
+        Self {
+            ranges: split,
+            partition_key,
+            list_split_parent: false,
+            ranges_per_page: usize::MAX,
+            page_caps: vec![usize::MAX],
+            next_cap: Cell::new(0),
+            requests: RefCell::default(),
+        }
+    }
+
+    fn range_ids(&self) -> Vec<String> {
+        (0..self.ranges.len()).map(|i| i.to_string()).collect()
+    }
+
+    fn answer(&self, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+        let path = request.uri().path();
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        if request.method() == http::Method::GET && path.ends_with("/pkranges") {
+            return self.partition_key_ranges(header("x-ms-continuation"));
+        }
+        assert_eq!(header("x-ms-documentdb-isquery").as_deref(), Some("True"));
+        let body: Value = serde_json::from_slice(request.body()).unwrap();
+        let sql = body["query"].as_str().unwrap();
+        let range = header("x-ms-documentdb-partitionkeyrangeid");
+        let partition = header("x-ms-documentdb-partitionkey");
+        let across =
+            header("x-ms-documentdb-query-enablecrosspartition").as_deref() == Some("True");
+        if range.is_none() && partition.is_none() && sql.contains("ORDER BY") {
+            // What the gateway says to a client that does not merge partitions itself.
+            return Response::builder()
+                .status(400)
+                .header("x-ms-substatus", "1004")
+                .body(br#"{"code":"BadRequest","message":"The provided cross partition query can not be directly served by the gateway."}"#.to_vec())
+                .unwrap();
+        }
+        assert!(
+            partition.is_some() || across,
+            "a query without a partition key must allow cross-partition execution"
+        );
+        // The candidates, in the order this scope returns them.
+        let mut candidates: Vec<Value> = match (&range, &partition) {
+            (Some(range), None) => {
+                let index: usize = range.parse().unwrap();
+                assert!(
+                    index < self.ranges.len(),
+                    "queried range {range}, which was split"
+                );
+                self.ranges[index].clone()
+            }
+            (None, Some(pk)) => self
+                .ranges
+                .iter()
+                .flatten()
+                .filter(|d| {
+                    acr_webhook_core::cosmos::partition_key_header(d.get(&self.partition_key[1..]))
+                        == *pk
+                })
+                .cloned()
+                .collect(),
+            (None, None) => self.ranges.iter().flatten().cloned().collect(),
+            (Some(_), Some(_)) => panic!("both a range and a partition key"),
+        };
+        candidates.retain(|d| matches(sql, &body["parameters"], d));
+        if sql.contains("ORDER BY c.receivedAt DESC, c.id DESC") {
+            candidates.sort_by(oracle_order);
+        } else {
+            assert!(!sql.contains("ORDER BY"), "unexpected query {sql}");
+        }
+        // Continuation: the offset into this scope's answer, tied to the query text.
+        let start = match header("x-ms-continuation") {
+            Some(token) => {
+                let (offset, tied_to) = token.split_once('|').unwrap();
+                assert_eq!(tied_to, fnv(&body.to_string()).to_string(), "token reused");
+                offset.parse().unwrap()
+            }
+            None => 0,
+        };
+        let asked: usize = header("x-ms-max-item-count").unwrap().parse().unwrap();
+        let cap = self.page_caps[self.next_cap.get() % self.page_caps.len()];
+        self.next_cap.set(self.next_cap.get() + 1);
+        let end = candidates.len().min(start + asked.min(cap));
+        let mut builder = Response::builder().status(200);
+        if end < candidates.len() {
+            builder = builder.header(
+                "x-ms-continuation",
+                format!("{end}|{}", fnv(&body.to_string())),
+            );
+        }
+        let page: Vec<Value> = candidates[start..end]
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                d["_rid"] = json!("rid");
+                d["_ts"] = json!(1);
+                d
+            })
+            .collect();
+        builder
+            .body(
+                json!({"Documents": page, "_count": page.len()})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap()
+    }
+
+    fn partition_key_ranges(&self, continuation: Option<String>) -> Response<Vec<u8>> {
+        let mut all: Vec<Value> = self
+            .range_ids()
+            .into_iter()
+            .map(|id| {
+                let parents = if self.list_split_parent {
+                    json!(["9"])
+                } else {
+                    json!([])
+                };
+                json!({"id": id, "minInclusive": "", "maxExclusive": "FF", "parents": parents})
+            })
+            .collect();
+        if self.list_split_parent {
+            all.insert(
+                0,
+                json!({"id": "9", "minInclusive": "", "maxExclusive": "FF"}),
+            );
+        }
+        let start: usize = continuation.map_or(0, |c| c.parse().unwrap());
+        let end = all.len().min(start.saturating_add(self.ranges_per_page));
+        let mut builder = Response::builder().status(200);
+        if end < all.len() {
+            builder = builder.header("x-ms-continuation", end.to_string());
+        }
+        builder
+            .body(
+                json!({"_rid": "c", "PartitionKeyRanges": &all[start..end], "_count": end - start})
+                    .to_string()
+                    .into_bytes(),
+            )
+            .unwrap()
+    }
+}
+
+impl Host for Gateway {
+    async fn send(
+        &self,
+        request: Request<Vec<u8>>,
+        _timeout: Duration,
+    ) -> Result<Response<Vec<u8>>, TransportError> {
+        let answer = self.answer(&request);
+        self.requests.borrow_mut().push(request);
+        Ok(answer)
+    }
+    async fn sleep(&self, _duration: Duration) {}
+    fn elapsed(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn random_u64(&self) -> u64 {
+        4
+    }
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// The filter the query states, applied by the parameters' names; the SQL text must hold
+/// the fragment that gives each parameter its meaning.
+fn matches(sql: &str, parameters: &Value, document: &Value) -> bool {
+    let text = |name: &str| document.get(name).and_then(Value::as_str);
+    let mut after_received_at = None;
+    let mut after_id = None;
+    for p in parameters.as_array().unwrap() {
+        let value = p["value"].as_str().unwrap();
+        let name = p["name"].as_str().unwrap();
+        let (fragment, ok) = match name {
+            "@image" => ("c.image = @image", text("image") == Some(value)),
+            "@tag" => ("c.tag = @tag", text("tag") == Some(value)),
+            "@action" => ("c.action = @action", text("action") == Some(value)),
+            "@since" => (
+                "c.receivedAt >= @since",
+                text("receivedAt").is_some_and(|t| t >= value),
+            ),
+            "@until" => (
+                "c.receivedAt < @until",
+                text("receivedAt").is_some_and(|t| t < value),
+            ),
+            "@id" => ("c.id = @id", text("id") == Some(value)),
+            "@afterReceivedAt" => {
+                after_received_at = Some(value);
+                ("c.receivedAt < @afterReceivedAt", true)
+            }
+            "@afterId" => {
+                after_id = Some(value);
+                ("c.id < @afterId", true)
+            }
+            other => panic!("unknown parameter {other}"),
+        };
+        assert!(sql.contains(fragment), "{sql} lacks {fragment}");
+        if !ok {
+            return false;
+        }
+    }
+    let id = text("id").unwrap();
+    match (after_received_at, after_id) {
+        (Some(t), Some(after)) => match text("receivedAt") {
+            Some(r) => r < t || (r == t && id < after),
+            None => true,
+        },
+        (None, Some(after)) => text("receivedAt").is_none() && id < after,
+        (None, None) => true,
+        (Some(_), None) => panic!("@afterReceivedAt without @afterId"),
+    }
+}
+
+/// Newest first; documents without `receivedAt` last; ties by id; written out here again
+/// rather than taken from the code under test.
+fn oracle_order(a: &Value, b: &Value) -> Ordering {
+    let received = |d: &Value| {
+        d.get("receivedAt")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let id = |d: &Value| d["id"].as_str().unwrap().to_owned();
+    match (received(a), received(b)) {
+        (Some(x), Some(y)) => y.cmp(&x).then_with(|| id(b).cmp(&id(a))),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => id(b).cmp(&id(a)),
+    }
+}
+
+/// 240 documents over 5 repositories, 40 distinct milliseconds (many ties), every action,
+/// plus 12 left by the Azure Function this receiver replaces (no `receivedAt`).
+fn documents() -> Vec<Value> {
+    let mut state: u64 = 0x5eed;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let actions = ["push", "delete", "quarantine", "chart_push", "chart_delete"];
+    let mut documents: Vec<Value> = (0..240)
+        .map(|i| {
+            json!({
+                "id": format!("evt-{:04x}-{i}", next(0xffff)),
+                "action": actions[next(5) as usize],
+                "image": format!("team/app-{}", next(5)),
+                "tag": format!("v{}", next(3)),
+                "receivedAt": format!("2026-11-29T01:{:02}:00.{:03}Z", 10 + next(4), next(10)),
+                "source": "acr",
+            })
+        })
+        .collect();
+    documents.extend((0..12).map(|i| {
+        json!({"id": format!("legacy-{i:02}"), "action": "push", "image": "team/app-1", "tag": "v1",
+               "loginServer": "old.azurecr.io", "timestamp": "2024-01-01T00:00:00Z"})
+    }));
+    documents
+}
+
+fn get(gateway: &Gateway, cfg: &acr_webhook_core::Config, uri: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+    let h = head("GET", uri, &[("authorization", &bearer)]);
+    let outcome = block_on(handle(&h, Vec::new(), || Ok(cfg.clone()), gateway, now()));
+    let response = respond(&outcome);
+    let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+    (response.status().as_u16(), body)
+}
+
+/// Pages through `GET /events?{filters}` with page sizes from `limits` (cycled) and returns
+/// the ids in the order listed, checking that every page but the last is full.
+fn page_through(
+    gateway: &Gateway,
+    cfg: &acr_webhook_core::Config,
+    filters: &str,
+    limits: &[u32],
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut continuation: Option<String> = None;
+    for page in 0.. {
+        assert!(page < 400, "paging does not end");
+        let limit = limits[page % limits.len()];
+        let mut uri = format!("/events?limit={limit}");
+        if !filters.is_empty() {
+            uri.push('&');
+            uri.push_str(filters);
+        }
+        if let Some(token) = &continuation {
+            uri.push_str("&continuation=");
+            uri.push_str(token);
+        }
+        let (status, body) = get(gateway, cfg, &uri);
+        assert_eq!(status, 200, "{uri}: {body}");
+        let events = body["events"].as_array().unwrap();
+        for event in events {
+            assert!(event.get("_rid").is_none() && event.get("_ts").is_none());
+            ids.push(event["id"].as_str().unwrap().to_owned());
+        }
+        match body.get("continuation").and_then(Value::as_str) {
+            Some(token) => {
+                assert_eq!(
+                    events.len(),
+                    limit as usize,
+                    "a page before the last is short"
+                );
+                continuation = Some(token.to_owned());
+            }
+            None => break,
+        }
+    }
+    ids
+}
+
+fn expected(documents: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    let mut kept: Vec<Value> = documents.iter().filter(|d| keep(d)).cloned().collect();
+    kept.sort_by(oracle_order);
+    kept.iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+type Filter = (&'static str, fn(&Value) -> bool);
+
+fn filter_cases() -> Vec<Filter> {
+    fn s<'a>(d: &'a Value, k: &str) -> Option<&'a str> {
+        d.get(k).and_then(Value::as_str)
+    }
+    vec![
+        ("", |_| true),
+        ("image=team%2Fapp-1", |d| {
+            s(d, "image") == Some("team/app-1")
+        }),
+        ("tag=v2", |d| s(d, "tag") == Some("v2")),
+        ("action=delete", |d| s(d, "action") == Some("delete")),
+        ("since=2026-11-29T01:11:00.005Z", |d| {
+            s(d, "receivedAt").is_some_and(|t| t >= "2026-11-29T01:11:00.005Z")
+        }),
+        ("until=2026-11-29T01:12:00Z", |d| {
+            s(d, "receivedAt").is_some_and(|t| t < "2026-11-29T01:12:00.000Z")
+        }),
+        (
+            "image=team%2Fapp-3&action=push&since=2026-11-29T01:11:00Z",
+            |d| {
+                s(d, "image") == Some("team/app-3")
+                    && s(d, "action") == Some("push")
+                    && s(d, "receivedAt").is_some_and(|t| t >= "2026-11-29T01:11:00.000Z")
+            },
+        ),
+        ("image=team%2Fapp-0&tag=v0", |d| {
+            s(d, "image") == Some("team/app-0") && s(d, "tag") == Some("v0")
+        }),
+        ("image=nothing-here", |_| false),
+    ]
+}
+
+#[test]
+fn every_event_once_in_order_across_ranges_with_short_and_empty_pages() {
+    let documents = documents();
+    let cfg = config(&[]);
+    for ranges in [1, 3, 7] {
+        let mut gateway = Gateway::new(ranges, "/id", &documents);
+        gateway.page_caps = vec![usize::MAX, 2, 0, 5, 1, 0, 0, 3];
+        gateway.ranges_per_page = 2;
+        for (filters, keep) in filter_cases() {
+            let want = expected(&documents, keep);
+            for limits in [&[7][..], &[1], &[100], &[3, 50, 1, 9]] {
+                let got = page_through(&gateway, &cfg, filters, limits);
+                assert_eq!(
+                    got, want,
+                    "ranges={ranges} filters={filters:?} limits={limits:?}"
+                );
+            }
+        }
+        // Every query went to one range, with ORDER BY, never across partitions.
+        for request in gateway.requests.borrow().iter() {
+            if request.uri().path().ends_with("/docs") {
+                assert!(request
+                    .headers()
+                    .contains_key("x-ms-documentdb-partitionkeyrangeid"));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_split_parent_still_listed_is_not_queried() {
+    let documents = documents();
+    let mut gateway = Gateway::new(4, "/id", &documents);
+    gateway.list_split_parent = true;
+    gateway.ranges_per_page = 1;
+    let got = page_through(&gateway, &config(&[]), "", &[25]);
+    assert_eq!(got, expected(&documents, |_| true));
+}
+
+#[test]
+fn a_query_that_fixes_the_partition_key_stays_in_its_partition() {
+    let documents = documents();
+    let cfg = config(&[("partition_key_path", "/image")]);
+    let mut gateway = Gateway::new(5, "/image", &documents);
+    gateway.page_caps = vec![3, 0, usize::MAX];
+    let got = page_through(&gateway, &cfg, "image=team%2Fapp-2", &[4]);
+    assert_eq!(got, expected(&documents, |d| d["image"] == "team/app-2"));
+    let requests = gateway.requests.borrow();
+    assert!(requests
+        .iter()
+        .all(|r| !r.uri().path().ends_with("/pkranges")));
+    assert!(requests
+        .iter()
+        .all(|r| r.headers()["x-ms-documentdb-partitionkey"] == r#"["team/app-2"]"#));
+    drop(requests);
+    // Without the partition key: every range, merged.
+    let got = page_through(&gateway, &cfg, "tag=v1", &[6]);
+    assert_eq!(got, expected(&documents, |d| d["tag"] == "v1"));
+}
+
+#[test]
+fn pages_survive_a_change_of_page_size_and_never_repeat() {
+    let documents = documents();
+    let gateway = Gateway::new(3, "/id", &documents);
+    let cfg = config(&[]);
+    let got = page_through(&gateway, &cfg, "", &[1, 100, 2, 33]);
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len());
+    assert_eq!(got.len(), documents.len());
+}
+
+#[test]
+fn the_gateway_refusal_is_what_a_plain_cross_partition_order_by_gets() {
+    // The stand-in's own check, so that the tests above prove something: the query a
+    // single-partition client would send is refused.
+    let gateway = Gateway::new(2, "/id", &documents());
+    let store = config(&[]).store;
+    let body =
+        json!({"query": "SELECT * FROM c ORDER BY c.receivedAt DESC, c.id DESC", "parameters": []});
+    let request =
+        store.query_documents_request(&body, None, 10, None, "Sun, 29 Nov 2026 01:00:00 GMT");
+    assert_eq!(gateway.answer(&request).status(), 400);
+}
+
+#[test]
+fn one_event_is_found_across_ranges_through_empty_pages() {
+    let documents = documents();
+    let cfg = config(&[("partition_key_path", "/image")]);
+    let mut gateway = Gateway::new(6, "/image", &documents);
+    gateway.page_caps = vec![0, 0, 1];
+    let id = documents[200]["id"].as_str().unwrap();
+    let (status, body) = get(&gateway, &cfg, &format!("/events/{id}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, documents[200]);
+    let (status, body) = get(&gateway, &cfg, "/events/no-such-event");
+    assert_eq!(status, 404, "{body}");
+}
+
+#[test]
+fn a_store_that_only_ever_answers_empty_pages_gets_503_not_a_hang() {
+    let documents = documents();
+    let mut gateway = Gateway::new(2, "/id", &documents);
+    gateway.page_caps = vec![0];
+    let (status, body) = get(&gateway, &config(&[]), "/events?limit=5");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("requests"),
+        "{body}"
+    );
+    assert_eq!(
+        gateway.requests.borrow().len(),
+        acr_webhook_core::event_reads::MAX_ROUND_TRIPS
+    );
+}
+
+#[test]
+fn a_missing_container_is_a_refusal_with_its_status() {
+    struct Missing;
+    impl Host for Missing {
+        async fn send(
+            &self,
+            _request: Request<Vec<u8>>,
+            _timeout: Duration,
+        ) -> Result<Response<Vec<u8>>, TransportError> {
+            Ok(Response::builder()
+                .status(404)
+                .body(br#"{"code":"NotFound","message":"Resource Not Found"}"#.to_vec())
+                .unwrap())
+        }
+        async fn sleep(&self, _duration: Duration) {}
+        fn elapsed(&self) -> Duration {
+            Duration::ZERO
+        }
+        fn random_u64(&self) -> u64 {
+            0
+        }
+    }
+    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+    let h = head("GET", "/events", &[("authorization", &bearer)]);
+    let outcome = block_on(handle(&h, Vec::new(), || Ok(config(&[])), &Missing, now()));
+    let response = respond(&outcome);
+    assert_eq!(response.status(), 502);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"], "store_refused");
+    assert!(body["message"].as_str().unwrap().contains("404"), "{body}");
+}
