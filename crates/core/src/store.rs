@@ -87,10 +87,14 @@ pub async fn write_document<H: Host>(
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
-    // One serialization; the partition key comes from the document's own field. Each attempt
-    // gets its own copy of the body because a request owns its `Vec<u8>` (the host consumes it).
+    // One serialization; the partition key comes from the document's own field (or, for a path
+    // that is not one of its properties, from the serialized body). Each attempt gets its own
+    // copy of the body because a request owns its `Vec<u8>` (the host consumes it).
     let body = serde_json::to_vec(document).expect("documents serialize");
-    let partition_key = document.partition_key_header(&config.store.partition_key_path);
+    let path = &config.store.partition_key_path;
+    let partition_key = document.partition_key_header(path).unwrap_or_else(|| {
+        path.header_for(&serde_json::from_slice(&body).expect("the body was just serialized"))
+    });
     let response = send_with_retries(config, host, now, |date| {
         config
             .store
