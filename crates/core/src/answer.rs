@@ -119,6 +119,15 @@ pub enum Failure {
         /// How long the sender should wait, when known.
         retry_after: Option<Duration>,
     },
+    /// Cosmos could not answer a read (`GET /events`) now: unreachable, throttled, 5xx after
+    /// the retries within the budget, or an answer that cannot be used.
+    #[error("the events could not be read, the store is unavailable: {reason}")]
+    ReadUnavailable {
+        /// What happened, without secrets.
+        reason: String,
+        /// How long the client should wait, when known.
+        retry_after: Option<Duration>,
+    },
     /// A ping's signed read of the container failed.
     #[error("ping failed: the signed read of the container failed: {reason}")]
     StoreCheckFailed {
@@ -157,9 +166,9 @@ impl Failure {
             Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
             Failure::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::StoreRefused(_) => StatusCode::BAD_GATEWAY,
-            Failure::StoreUnavailable { .. } | Failure::StoreCheckFailed { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Failure::StoreUnavailable { .. }
+            | Failure::ReadUnavailable { .. }
+            | Failure::StoreCheckFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Distribution(e) => e.status(),
             Failure::EventGrid(e) => e.status(),
             Failure::InvalidHandshake
@@ -183,7 +192,9 @@ impl Failure {
             Failure::Payload(PayloadError::UnsupportedAction(_)) => "unsupported_action",
             Failure::Config(_) => "configuration_error",
             Failure::StoreRefused(_) => "store_refused",
-            Failure::StoreUnavailable { .. } => "store_unavailable",
+            Failure::StoreUnavailable { .. } | Failure::ReadUnavailable { .. } => {
+                "store_unavailable"
+            }
             Failure::StoreCheckFailed { .. } => "store_check_failed",
             Failure::Distribution(e) => by_status(e.status(), "invalid_notification"),
             Failure::EventGrid(e) => by_status(e.status(), "invalid_delivery"),
@@ -272,7 +283,8 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
                             header::HeaderValue::from_static("Bearer"),
                         );
                     }
-                    Failure::StoreUnavailable { retry_after, .. } => {
+                    Failure::StoreUnavailable { retry_after, .. }
+                    | Failure::ReadUnavailable { retry_after, .. } => {
                         let secs =
                             retry_after.map_or(1, |d| d.as_millis().div_ceil(1000).max(1) as u64);
                         headers.insert(header::RETRY_AFTER, secs.into());
@@ -342,6 +354,14 @@ mod tests {
                 "store_unavailable",
             ),
             (
+                Failure::ReadUnavailable {
+                    reason: "x".into(),
+                    retry_after: None,
+                },
+                503,
+                "store_unavailable",
+            ),
+            (
                 Failure::StoreCheckFailed { reason: "x".into() },
                 503,
                 "store_check_failed",
@@ -377,6 +397,11 @@ mod tests {
             retry_after: Some(Duration::from_millis(1500)),
         }));
         assert_eq!(r.headers()["retry-after"], "2");
+        let r = respond(&Err(Failure::ReadUnavailable {
+            reason: "x".into(),
+            retry_after: Some(Duration::from_millis(200)),
+        }));
+        assert_eq!(r.headers()["retry-after"], "1");
         let r = respond(&Err(Failure::MethodNotAllowed { allow: "POST" }));
         assert_eq!(r.headers()["allow"], "POST");
         let r = respond(&Err(Failure::Unauthorized));

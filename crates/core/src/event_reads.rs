@@ -144,7 +144,7 @@ impl<'a, H: Host> Reads<'a, H> {
         let mut continuation: Option<String> = None;
         loop {
             if self.round_trips_left == 0 {
-                return Err(Failure::StoreUnavailable {
+                return Err(Failure::ReadUnavailable {
                     reason: format!(
                         "Cosmos DB had not answered the query after {MAX_ROUND_TRIPS} requests \
                          (pages kept coming back short with a continuation)"
@@ -157,6 +157,7 @@ impl<'a, H: Host> Reads<'a, H> {
                 build(date, continuation.as_deref())
             })
             .await
+            .map_err(for_reads)
             .and_then(successful)?;
             if take(response.body())? {
                 return Ok(());
@@ -244,8 +245,22 @@ fn successful(response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failure>
     )))
 }
 
+/// The retried requests' "store unavailable", said of a read.
+fn for_reads(failure: Failure) -> Failure {
+    match failure {
+        Failure::StoreUnavailable {
+            reason,
+            retry_after,
+        } => Failure::ReadUnavailable {
+            reason,
+            retry_after,
+        },
+        other => other,
+    }
+}
+
 fn unusable(error: PageError) -> Failure {
-    Failure::StoreUnavailable {
+    Failure::ReadUnavailable {
         reason: format!("unusable answer from Cosmos DB: {error}"),
         retry_after: None,
     }

@@ -539,11 +539,30 @@ pub fn newest_first(a: &Value, b: &Value) -> std::cmp::Ordering {
 /// it; the other properties are not needed here.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct PartitionKeyRange {
-    /// The range's id, for `x-ms-documentdb-partitionkeyrangeid`.
+    /// The range's id, for `x-ms-documentdb-partitionkeyrangeid`. Cosmos DB writes it as a
+    /// string (`"0"`); the local store as a number (`0`), taken as its decimal text.
+    #[serde(deserialize_with = "string_or_whole_number")]
     pub id: String,
     /// The ranges this one was split from.
     #[serde(default)]
     pub parents: Vec<String>,
+}
+
+fn string_or_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(
+        match <Id as serde::Deserialize>::deserialize(deserializer)? {
+            Id::Text(text) => text,
+            Id::Number(n) => n.to_string(),
+        },
+    )
 }
 
 /// The partition key ranges of one page of a `GET .../pkranges` answer
@@ -1219,6 +1238,11 @@ mod tests {
             {"id":"2","minInclusive":"7F","maxExclusive":"FF","parents":["0"]}]}"#;
         assert_eq!(ids(split), Ok(vec!["1".to_owned(), "2".to_owned()]));
         assert_eq!(ids(br#"{"PartitionKeyRanges":[]}"#), Ok(vec![]));
+        // The local store writes the id as a number.
+        assert_eq!(
+            ids(br#"{"PartitionKeyRanges":[{"id":0,"minInclusive":"","maxExclusive":"FF"}],"_count":1}"#),
+            Ok(vec!["0".to_owned()])
+        );
         assert!(matches!(
             partition_key_ranges(b"nope"),
             Err(PageError::InvalidJson(_))
@@ -1227,6 +1251,8 @@ mod tests {
             &br#"{"Documents":[]}"#[..],
             br#"{"PartitionKeyRanges":[{"minInclusive":""}]}"#,
             br#"{"PartitionKeyRanges":{}}"#,
+            br#"{"PartitionKeyRanges":[{"id":-1}]}"#,
+            br#"{"PartitionKeyRanges":[{"id":null}]}"#,
             b"[]",
         ] {
             assert!(
