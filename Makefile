@@ -12,7 +12,7 @@ WASM_BUILT := $(TARGET_DIR)/wasm32-wasip1/release/acr_webhook.wasm
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-node setup-test-peers setup-python wasm host build run test lint vectors bench
+.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-python wasm host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -38,9 +38,40 @@ setup-python:
 	@python3 -c 'import importlib.metadata as m, sys; sys.exit(m.version("azure-cosmos") != "4.17.1")' 2>/dev/null || \
 	  python3 -m pip install -q --disable-pip-version-check -r requirements-test.txt
 
-wasm: setup-rust
+# binaryen's wasm-opt, which shrinks the component (`make wasm`). Where apt-get is missing the
+# component is shipped as cargo built it, with a note.
+setup-binaryen:
+	@if ! command -v wasm-opt >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq binaryen >/dev/null; \
+	  else echo "note: wasm-opt (binaryen) not found and no apt-get: the component will not be optimized"; fi; fi
+
+# The features rustc's wasm32-wasip1 output uses, which binaryen must be told about (binaryen
+# 108, Debian's, enables fewer by default than rustc emits).
+WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+  --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+
+# cargo's module, then `wasm-opt -Oz` into $(WASM) (where spin.toml expects it). $(WASM).sha256
+# holds the hashes of the last optimization's input and output, so that an unchanged module is
+# not optimized again (also when $(WASM) is cargo's own file, optimized in place).
+wasm: setup-rust setup-binaryen
 	cargo build --target wasm32-wasip1 --release
-	@if [ "$(WASM_BUILT)" != "$(WASM)" ]; then mkdir -p $(dir $(WASM)) && cp $(WASM_BUILT) $(WASM); fi
+	@mkdir -p $(dir $(WASM)); \
+	if command -v wasm-opt >/dev/null; then \
+	  in=$$(sha256sum < $(WASM_BUILT) | cut -d' ' -f1); \
+	  out=$$( [ -f $(WASM) ] && sha256sum < $(WASM) | cut -d' ' -f1 || true); \
+	  last_in=; last_out=; if [ -f $(WASM).sha256 ]; then read -r last_in last_out < $(WASM).sha256; fi; \
+	  if [ "$$last_out" = "$$out" ] && { [ "$$last_in" = "$$in" ] || [ "$(WASM_BUILT)" = "$(WASM)" ]; }; then \
+	    echo "wasm-opt: $(WASM) is up to date"; \
+	  else \
+	    before=$$(stat -c %s $(WASM_BUILT)); \
+	    wasm-opt -Oz $(WASM_OPT_FEATURES) $(WASM_BUILT) -o $(WASM).opt; \
+	    mv $(WASM).opt $(WASM); \
+	    echo "$$in $$(sha256sum < $(WASM) | cut -d' ' -f1)" > $(WASM).sha256; \
+	    echo "wasm-opt -Oz: $$before -> $$(stat -c %s $(WASM)) bytes"; \
+	  fi; \
+	elif [ "$(WASM_BUILT)" != "$(WASM)" ]; then cp $(WASM_BUILT) $(WASM); fi
 	@echo "component: $(WASM) $$(stat -c %s $(WASM)) bytes"
 
 host:
