@@ -737,3 +737,67 @@ fn read_keys_read_and_do_not_write() {
         "{log}"
     );
 }
+
+/// Documents written by the Azure Function this receiver replaces (`{id, loginServer, action,
+/// timestamp, image, tag}`, no `receivedAt`) may share the container: they are listed after
+/// every event this receiver stored, by id descending, and paging goes through them.
+#[test]
+fn documents_left_by_the_old_function_are_listed_last() {
+    use acr_webhook_cli::store_client::NativeHost;
+    use acr_webhook_core::cosmos::x_ms_date;
+
+    let stack = Stack::start();
+    for n in 0..13 {
+        let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
+        assert_eq!(answer.status, 201, "{n}: {}", answer.text());
+    }
+    let host = NativeHost::new();
+    for n in 0..7 {
+        let id = format!("req-{:04x}", mix(n) & 0xffff);
+        let legacy = json!({"id": id, "loginServer": "old.azurecr.io", "action": "push",
+                            "timestamp": "2023-01-01T00:00:00Z", "image": "app", "tag": "v1"});
+        let request = stack.config.create_document_request(
+            legacy.to_string().into_bytes(),
+            &format!(r#"["{id}"]"#),
+            &x_ms_date(std::time::SystemTime::now()),
+        );
+        let response = host
+            .send_blocking(request, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let docs = stack.documents();
+    assert_eq!(docs.len(), 20);
+    let mut want = expected(&docs, |d| d.get("receivedAt").is_some());
+    let mut legacy: Vec<String> = docs
+        .iter()
+        .filter(|d| d.get("receivedAt").is_none())
+        .map(id_of)
+        .collect();
+    legacy.sort_by(|a, b| b.cmp(a));
+    want.extend(legacy);
+    for limit in [3, 20, 100] {
+        let got: Vec<String> = all_pages(&stack, "", limit)
+            .iter()
+            .flatten()
+            .map(id_of)
+            .collect();
+        assert_eq!(got, want, "limit {limit}");
+    }
+    // Filters apply to them like to any document.
+    let pushes_of_app: Vec<String> = all_pages(&stack, "image=app&action=push", 2)
+        .iter()
+        .flatten()
+        .map(id_of)
+        .collect();
+    let want_app: Vec<String> = want
+        .iter()
+        .filter(|id| {
+            let d = docs.iter().find(|d| id_of(d) == **id).unwrap();
+            d["image"] == "app" && d["action"] == "push"
+        })
+        .cloned()
+        .collect();
+    assert!(want_app.len() > 7, "{want_app:?}");
+    assert_eq!(pushes_of_app, want_app);
+}
