@@ -2,7 +2,7 @@
 //! sealed and opened (random, tampered and re-targeted tokens), and the `{id}` path segment.
 //!
 //! Invariants: no panic; a token opens only if it is exactly the one the server would seal
-//! for that query and that Cosmos token (no forgery, no re-targeting to other filters, no
+//! for that query and that position (no forgery, no re-targeting to other filters, no
 //! other secret); a sealed token always opens with the same filters, whatever the limit;
 //! `document_path_id(document_path_segment(id)) == id` for every id `safe_id` produces;
 //! the SQL body is JSON with the values only as parameters.
@@ -11,7 +11,7 @@
 use acr_webhook_core::document::safe_id;
 use acr_webhook_core::read_api::{
     document_path_id, document_path_segment, open_continuation, query_body, seal_continuation,
-    ContinuationError, EventQuery, MAX_CONTINUATION_LEN,
+    ContinuationError, EventQuery, Position, MAX_CONTINUATION_LEN,
 };
 use acr_webhook_fuzz::{check_id, is_plainly_safe};
 use arbitrary::Arbitrary;
@@ -20,36 +20,46 @@ use libfuzzer_sys::fuzz_target;
 const SECRET: [u8; 32] = *b"fuzz-continuation-secret-32bytes";
 const OTHER_SECRET: [u8; 32] = *b"another-secret-of-thirty-two-byt";
 
+/// Where a page ended: `receivedAt` (or none) and the id.
+#[derive(Arbitrary, Debug, Clone)]
+struct At(Option<String>, String);
+
+impl At {
+    fn position(&self) -> Position {
+        Position {
+            received_at: self.0.clone(),
+            id: self.1.clone(),
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug)]
 enum Token {
     /// Any text as the token.
     Raw(String),
-    /// The token sealed for this query and this Cosmos token.
-    Sealed(String),
+    /// The token sealed for this query and this position.
+    Sealed(At),
     /// Sealed, then one byte changed.
-    Tampered(String, u16, u8),
+    Tampered(At, u16, u8),
     /// Sealed for another query string, opened with this one.
-    OtherQuery(String, String),
+    OtherQuery(String, At),
     /// Sealed with another secret.
-    OtherSecret(String),
+    OtherSecret(At),
 }
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     query: String,
+    after: Option<At>,
     token: Token,
     id: String,
 }
 
-fn sealable(cosmos: &str) -> bool {
-    !cosmos.is_empty()
-}
-
 fn check_open(query: &EventQuery, token: &str) {
     match open_continuation(&SECRET, query, token) {
-        Ok(cosmos) => {
+        Ok(position) => {
             assert_eq!(
-                seal_continuation(&SECRET, query, &cosmos),
+                seal_continuation(&SECRET, query, &position),
                 token,
                 "a token that the server never issued was accepted"
             );
@@ -79,7 +89,8 @@ fuzz_target!(|input: Input| {
         }
     };
     assert!((1..=100).contains(&query.limit));
-    let body = query_body(&query).to_string();
+    let after = input.after.as_ref().map(At::position);
+    let body = query_body(&query, after.as_ref()).to_string();
     let sql: serde_json::Value = serde_json::from_str(&body).expect("query body is JSON");
     let text = sql["query"].as_str().expect("a SQL text");
     // The SQL text is made of the fixed fragments only; the values travel as parameters.
@@ -122,6 +133,27 @@ fuzz_target!(|input: Input| {
             parameters.push(serde_json::json!({ "name": name, "value": value }));
         }
     }
+    match &after {
+        Some(Position {
+            received_at: Some(received_at),
+            id,
+        }) => {
+            conditions.push(
+                "(c.receivedAt < @afterReceivedAt OR (c.receivedAt = @afterReceivedAt AND \
+                 c.id < @afterId) OR NOT IS_STRING(c.receivedAt))",
+            );
+            parameters.push(serde_json::json!({ "name": "@afterReceivedAt", "value": received_at }));
+            parameters.push(serde_json::json!({ "name": "@afterId", "value": id }));
+        }
+        Some(Position {
+            received_at: None,
+            id,
+        }) => {
+            conditions.push("(NOT IS_STRING(c.receivedAt) AND c.id < @afterId)");
+            parameters.push(serde_json::json!({ "name": "@afterId", "value": id }));
+        }
+        None => {}
+    }
     let mut expected = String::from("SELECT * FROM c");
     if !conditions.is_empty() {
         expected.push_str(" WHERE ");
@@ -139,20 +171,21 @@ fuzz_target!(|input: Input| {
 
     match &input.token {
         Token::Raw(token) => check_open(&query, token),
-        Token::Sealed(cosmos) if sealable(cosmos) => {
-            let token = seal_continuation(&SECRET, &query, cosmos);
+        Token::Sealed(at) => {
+            let position = at.position();
+            let token = seal_continuation(&SECRET, &query, &position);
             let mut other_limit = query.clone();
             other_limit.limit = 100 - query.limit + 1;
             for q in [&query, &other_limit] {
                 match open_continuation(&SECRET, q, &token) {
-                    Ok(opened) => assert_eq!(&opened, cosmos),
+                    Ok(opened) => assert_eq!(opened, position),
                     Err(ContinuationError::TooLong) => assert!(token.len() > MAX_CONTINUATION_LEN),
                     Err(e) => panic!("a sealed token did not open: {e}"),
                 }
             }
         }
-        Token::Tampered(cosmos, at, byte) if sealable(cosmos) => {
-            let token = seal_continuation(&SECRET, &query, cosmos);
+        Token::Tampered(position, at, byte) => {
+            let token = seal_continuation(&SECRET, &query, &position.position());
             let mut bytes = token.into_bytes();
             let at = usize::from(*at) % bytes.len();
             bytes[at] = *byte;
@@ -160,9 +193,9 @@ fuzz_target!(|input: Input| {
                 check_open(&query, &tampered);
             }
         }
-        Token::OtherQuery(other, cosmos) if sealable(cosmos) => {
+        Token::OtherQuery(other, at) => {
             if let Ok(other) = EventQuery::parse(other) {
-                let token = seal_continuation(&SECRET, &other, cosmos);
+                let token = seal_continuation(&SECRET, &other, &at.position());
                 let opened = open_continuation(&SECRET, &query, &token);
                 if token.len() <= MAX_CONTINUATION_LEN {
                     assert_eq!(
@@ -173,14 +206,13 @@ fuzz_target!(|input: Input| {
                 }
             }
         }
-        Token::OtherSecret(cosmos) if sealable(cosmos) => {
-            let token = seal_continuation(&OTHER_SECRET, &query, cosmos);
+        Token::OtherSecret(at) => {
+            let token = seal_continuation(&OTHER_SECRET, &query, &at.position());
             assert!(
                 open_continuation(&SECRET, &query, &token).is_err(),
                 "a token sealed with another secret opened"
             );
         }
-        _ => {}
     }
 
     // The `{id}` segment.
