@@ -28,6 +28,8 @@ struct Gateway {
     ranges_per_page: usize,
     /// Scripted page sizes for queries (cycled): 0 is an empty page with a continuation.
     page_caps: Vec<usize>,
+    /// Answer every request with this status and body instead.
+    refuse_with: Option<(u16, &'static str)>,
     next_cap: Cell<usize>,
     requests: RefCell<Vec<Request<Vec<u8>>>>,
 }
@@ -48,6 +50,7 @@ impl Gateway {
             list_split_parent: false,
             ranges_per_page: usize::MAX,
             page_caps: vec![usize::MAX],
+            refuse_with: None,
             next_cap: Cell::new(0),
             requests: RefCell::default(),
         }
@@ -58,6 +61,12 @@ impl Gateway {
     }
 
     fn answer(&self, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+        if let Some((status, body)) = self.refuse_with {
+            return Response::builder()
+                .status(status)
+                .body(body.as_bytes().to_vec())
+                .unwrap();
+        }
         let path = request.uri().path();
         let header = |name: &str| {
             request
@@ -522,32 +531,11 @@ fn a_store_that_only_ever_answers_empty_pages_gets_503_not_a_hang() {
 
 #[test]
 fn a_missing_container_is_a_refusal_with_its_status() {
-    struct Missing;
-    impl Host for Missing {
-        async fn send(
-            &self,
-            _request: Request<Vec<u8>>,
-            _timeout: Duration,
-        ) -> Result<Response<Vec<u8>>, TransportError> {
-            Ok(Response::builder()
-                .status(404)
-                .body(br#"{"code":"NotFound","message":"Resource Not Found"}"#.to_vec())
-                .unwrap())
-        }
-        async fn sleep(&self, _duration: Duration) {}
-        fn elapsed(&self) -> Duration {
-            Duration::ZERO
-        }
-        fn random_u64(&self) -> u64 {
-            0
-        }
-    }
-    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
-    let h = head("GET", "/events", &[("authorization", &bearer)]);
-    let outcome = block_on(handle(&h, Vec::new(), || Ok(config(&[])), &Missing, now()));
-    let response = respond(&outcome);
-    assert_eq!(response.status(), 502);
-    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    let mut gateway = Gateway::new(1, "/id", &[]);
+    gateway.refuse_with = Some((404, r#"{"code":"NotFound","message":"Resource Not Found"}"#));
+    let (status, body) = get(&gateway, &config(&[]), "/events");
+    assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"], "store_refused");
     assert!(body["message"].as_str().unwrap().contains("404"), "{body}");
+    assert_eq!(gateway.requests.borrow().len(), 1, "a refusal is final");
 }
