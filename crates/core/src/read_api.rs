@@ -1194,7 +1194,7 @@ mod tests {
 
     #[test]
     fn the_merge_order_is_the_query_order() {
-        let mut documents = vec![
+        let mut documents = [
             json!({"id": "a", "receivedAt": "2024-05-01T00:00:00.001Z"}),
             json!({"id": "legacy-1"}),
             json!({"id": "c", "receivedAt": "2024-05-01T00:00:00.002Z"}),
