@@ -5,6 +5,7 @@
 //! - [`template`]: `{{ name }}` templates;
 //! - [`route`]: HTTP trigger routes;
 //! - [`outbound`]: the `allowed_outbound_hosts` allow-list;
+//! - [`outbound_pool`]: the connection pool the component's outbound requests go through;
 //! - [`componentize`]: core module to component, with the preview1 proxy adapter;
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
 //! - [`server`]: the wasmtime + hyper server;
@@ -19,6 +20,7 @@ pub mod init;
 pub mod log;
 pub mod manifest;
 pub mod outbound;
+pub mod outbound_pool;
 pub mod replay;
 pub mod route;
 pub mod server;

@@ -5,12 +5,15 @@
 //! the machine can reserve the address space), a `ProxyPre` made once, and for every request
 //! a fresh `Store` and instance, so no request ever sees another's memory. Connections are
 //! served by hyper's HTTP/1 server; SIGINT/SIGTERM stop accepting and let in-flight
-//! requests finish for up to [`SHUTDOWN_GRACE`].
+//! requests finish for up to [`SHUTDOWN_GRACE`]. The component's outbound requests (to the
+//! hosts `allowed_outbound_hosts` lists) go through one [`OutboundPool`] per server, so
+//! connections to the store (and their TLS sessions) outlive the instance that opened them.
 
 use crate::componentize;
 use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
 use crate::outbound::{AllowedHosts, Destination};
+use crate::outbound_pool::{OutboundPool, PoolSettings};
 use crate::route::{Route, RouteMatch};
 use crate::variables;
 use anyhow::{anyhow, bail, Context, Result};
@@ -186,9 +189,11 @@ impl WasiHttpView for RequestState {
     }
 }
 
-/// The wasi:http hooks that enforce `allowed_outbound_hosts`.
+/// The wasi:http hooks that enforce `allowed_outbound_hosts` and send what is allowed
+/// through the server's connection pool.
 struct OutboundHooks {
     allowed: Arc<AllowedHosts>,
+    pool: OutboundPool,
 }
 
 /// The future `WasiHttpHooks::send_request` returns.
@@ -206,11 +211,13 @@ impl WasiHttpHooks for OutboundHooks {
         &mut self,
         request: Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
         match Destination::from_uri(request.uri()) {
+            // `_fut` reports nothing here, as with wasmtime-wasi-http's default sender.
             Some(dest) if self.allowed.allows(&dest) => {
-                wasmtime_wasi_http::default_hooks().send_request(request, options, fut)
+                let pool = self.pool.clone();
+                Box::new(async move { pool.send(request, options).await })
             }
             dest => {
                 let shown = match dest {
@@ -243,6 +250,8 @@ pub struct AppServer {
     route: Route,
     component_id: String,
     allowed: Arc<AllowedHosts>,
+    /// Outbound connections, kept open between requests (and instances).
+    outbound: OutboundPool,
     variables: ComponentVariables,
     /// The authority used for the request URI when the client sends no usable `Host`.
     fallback_authority: Authority,
@@ -281,11 +290,14 @@ impl AppServer {
             .to_string()
             .parse()
             .context("listen address is not a valid authority")?;
+        let outbound = OutboundPool::new(PoolSettings::default())
+            .map_err(|e| anyhow!("cannot set up TLS for outbound requests: {e}"))?;
         Ok(Self {
             pre,
             route: app.route.clone(),
             component_id: app.component_id.clone(),
             allowed: Arc::new(app.allowed_outbound_hosts.clone()),
+            outbound,
             variables: app.variables.clone(),
             fallback_authority,
         })
@@ -446,6 +458,7 @@ impl AppServer {
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
                 allowed: self.allowed.clone(),
+                pool: self.outbound.clone(),
             },
             variables: self.variables.clone(),
         };
