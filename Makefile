@@ -39,7 +39,7 @@ setup-python:
 	  python3 -m pip install -q --disable-pip-version-check -r requirements-test.txt
 
 # binaryen's wasm-opt, which shrinks the component (`make wasm`). Where apt-get is missing the
-# component is shipped as cargo built it, with a note.
+# module is shipped without it, with a note.
 setup-binaryen:
 	@if ! command -v wasm-opt >/dev/null; then \
 	  if command -v apt-get >/dev/null; then \
@@ -52,26 +52,35 @@ setup-binaryen:
 WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-# cargo's module, then `wasm-opt -Oz` into $(WASM) (where spin.toml expects it). $(WASM).sha256
-# holds the hashes of the last optimization's input and output, so that an unchanged module is
-# not optimized again (also when $(WASM) is cargo's own file, optimized in place).
+# Custom sections the component does not need: the `wasi` crate's own worlds (34 KB), which
+# repeat interfaces spin-sdk's platform world describes (scripts/wasm-remove-sections.py).
+WASM_REMOVE_SECTIONS := 'component-type:*rust-wasi-from-crates-io*'
+
+# cargo's module without those sections, then `wasm-opt -Oz` (when binaryen is there), into
+# $(WASM) where spin.toml expects it. $(WASM).sha256 holds the hashes of the last run's input and
+# output and whether wasm-opt ran, so that an unchanged module is not processed again (also when
+# $(WASM) is cargo's own file, rewritten in place).
 wasm: setup-rust setup-binaryen
 	cargo build --target wasm32-wasip1 --release
 	@mkdir -p $(dir $(WASM)); \
-	if command -v wasm-opt >/dev/null; then \
-	  in=$$(sha256sum < $(WASM_BUILT) | cut -d' ' -f1); \
-	  out=$$( [ -f $(WASM) ] && sha256sum < $(WASM) | cut -d' ' -f1 || true); \
-	  last_in=; last_out=; if [ -f $(WASM).sha256 ]; then read -r last_in last_out < $(WASM).sha256; fi; \
-	  if [ "$$last_out" = "$$out" ] && { [ "$$last_in" = "$$in" ] || [ "$(WASM_BUILT)" = "$(WASM)" ]; }; then \
-	    echo "wasm-opt: $(WASM) is up to date"; \
-	  else \
-	    before=$$(stat -c %s $(WASM_BUILT)); \
-	    wasm-opt -Oz $(WASM_OPT_FEATURES) $(WASM_BUILT) -o $(WASM).opt; \
-	    mv $(WASM).opt $(WASM); \
-	    echo "$$in $$(sha256sum < $(WASM) | cut -d' ' -f1)" > $(WASM).sha256; \
-	    echo "wasm-opt -Oz: $$before -> $$(stat -c %s $(WASM)) bytes"; \
-	  fi; \
-	elif [ "$(WASM_BUILT)" != "$(WASM)" ]; then cp $(WASM_BUILT) $(WASM); fi
+	mode=$$(command -v wasm-opt >/dev/null && echo wasm-opt || echo no-wasm-opt); \
+	in=$$(sha256sum < $(WASM_BUILT) | cut -d' ' -f1); \
+	out=$$( [ -f $(WASM) ] && sha256sum < $(WASM) | cut -d' ' -f1 || true); \
+	last_in=; last_out=; last_mode=; \
+	if [ -f $(WASM).sha256 ]; then read -r last_in last_out last_mode < $(WASM).sha256; fi; \
+	if [ "$$last_out" = "$$out" ] && [ "$$last_mode" = "$$mode" ] && \
+	   { [ "$$last_in" = "$$in" ] || [ "$(WASM_BUILT)" = "$(WASM)" ]; }; then \
+	  echo "$(WASM) is up to date"; \
+	else \
+	  echo "cargo built $$(stat -c %s $(WASM_BUILT)) bytes"; \
+	  python3 scripts/wasm-remove-sections.py $(WASM_BUILT) $(WASM).tmp $(WASM_REMOVE_SECTIONS); \
+	  if [ $$mode = wasm-opt ]; then \
+	    wasm-opt -Oz $(WASM_OPT_FEATURES) $(WASM).tmp -o $(WASM).opt; mv $(WASM).opt $(WASM).tmp; \
+	    echo "wasm-opt -Oz done"; \
+	  else echo "note: wasm-opt (binaryen) not installed: the module is not optimized"; fi; \
+	  mv $(WASM).tmp $(WASM); \
+	  echo "$$in $$(sha256sum < $(WASM) | cut -d' ' -f1) $$mode" > $(WASM).sha256; \
+	fi
 	@echo "component: $(WASM) $$(stat -c %s $(WASM)) bytes"
 
 host:
