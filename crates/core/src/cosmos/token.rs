@@ -9,20 +9,24 @@
 //! reproducible and pinned by known-answer tests.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// A Cosmos DB account key (primary or secondary), kept as HMAC-SHA256 keyed with the
-/// base64-decoded key: the key schedule (the inner and outer pads, one SHA-256 block each) is
-/// computed once here and the keyed state is cloned for every signature.
+/// A Cosmos DB account key (primary or secondary), already base64-decoded.
+///
+/// HMAC-SHA256 under the key is keyed once, at its first use (the key schedule is one SHA-256
+/// block for each of the inner and outer pads), and the keyed state is cloned for every
+/// signature; a request that signs nothing (a 401, a ping of `/healthz`) does not pay for it.
 ///
 /// Its `Debug` never shows the key.
 #[derive(Clone)]
 pub struct MasterKey {
-    mac: Hmac<Sha256>,
+    decoded: Vec<u8>,
+    mac: OnceLock<Hmac<Sha256>>,
 }
 
 /// The account key is not valid base64, or is empty.
@@ -39,14 +43,20 @@ impl MasterKey {
         if decoded.is_empty() {
             return Err(InvalidMasterKey);
         }
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&decoded)
-            .expect("HMAC-SHA256 accepts keys of any length");
-        Ok(Self { mac })
+        Ok(Self {
+            decoded,
+            mac: OnceLock::new(),
+        })
     }
 
-    /// HMAC-SHA256 under the key, from the state keyed once in `from_base64`.
+    /// HMAC-SHA256 under the key, cloned from the state keyed at first use.
     fn mac(&self) -> Hmac<Sha256> {
-        self.mac.clone()
+        self.mac
+            .get_or_init(|| {
+                <Hmac<Sha256> as KeyInit>::new_from_slice(&self.decoded)
+                    .expect("HMAC-SHA256 accepts keys of any length")
+            })
+            .clone()
     }
 }
 
