@@ -537,53 +537,50 @@ pub fn newest_first(a: &Value, b: &Value) -> std::cmp::Ordering {
 
 /// One partition key range (physical partition) of a container, as `GET .../pkranges` lists
 /// it; the other properties are not needed here.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionKeyRange {
     /// The range's id, for `x-ms-documentdb-partitionkeyrangeid`. Cosmos DB writes it as a
     /// string (`"0"`); the local store as a number (`0`), taken as its decimal text.
-    #[serde(deserialize_with = "string_or_whole_number")]
     pub id: String,
     /// The ranges this one was split from.
-    #[serde(default)]
     pub parents: Vec<String>,
-}
-
-fn string_or_whole_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<String, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Number(u64),
-    }
-    Ok(
-        match <Id as serde::Deserialize>::deserialize(deserializer)? {
-            Id::Text(text) => text,
-            Id::Number(n) => n.to_string(),
-        },
-    )
 }
 
 /// The partition key ranges of one page of a `GET .../pkranges` answer
 /// (`{"PartitionKeyRanges": [{"id": "0", "parents": [...], ...}, ...]}`).
+///
+/// Read through `Value` (whose parser the component has anyway) rather than a derived
+/// deserializer, which would add its own code to the `.wasm`.
 pub fn partition_key_ranges(
     cosmos_response_body: &[u8],
 ) -> Result<Vec<PartitionKeyRange>, PageError> {
-    #[derive(serde::Deserialize)]
-    struct Feed {
-        #[serde(rename = "PartitionKeyRanges")]
-        ranges: Vec<PartitionKeyRange>,
-    }
-    serde_json::from_slice::<Feed>(cosmos_response_body)
-        .map(|feed| feed.ranges)
-        .map_err(|e| {
-            if e.is_data() {
-                PageError::UnexpectedShape("no `PartitionKeyRanges` array of ranges with an `id`")
-            } else {
-                PageError::InvalidJson(e.to_string())
-            }
+    const SHAPE: PageError =
+        PageError::UnexpectedShape("no `PartitionKeyRanges` array of ranges with an `id`");
+    let feed: Value = serde_json::from_slice(cosmos_response_body)
+        .map_err(|e| PageError::InvalidJson(e.to_string()))?;
+    let ranges = feed
+        .get("PartitionKeyRanges")
+        .and_then(Value::as_array)
+        .ok_or(SHAPE)?;
+    ranges
+        .iter()
+        .map(|range| {
+            let id = match range.get("id") {
+                Some(Value::String(text)) => text.clone(),
+                Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+                _ => return Err(SHAPE),
+            };
+            let parents = match range.get("parents") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(parents)) => parents
+                    .iter()
+                    .map(|p| p.as_str().map(str::to_owned).ok_or(SHAPE))
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(SHAPE),
+            };
+            Ok(PartitionKeyRange { id, parents })
         })
+        .collect()
 }
 
 /// The ids of the ranges that hold the data now: every listed range but those a split has
