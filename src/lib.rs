@@ -57,8 +57,19 @@ mod spin_adapter {
                 (respond(&outcome), line)
             }
         };
-        eprintln!("acr-webhook: {line}");
+        log(&line);
         write_response(response, response_out);
+    }
+
+    /// One line on stderr, in one write. Unlike `eprintln!`, a failed write is ignored instead
+    /// of panicking (a panic here would lose the answer, and links std's I/O error messages).
+    fn log(line: &str) {
+        use std::io::Write as _;
+        let mut text = String::with_capacity(line.len() + 14);
+        text.push_str("acr-webhook: ");
+        text.push_str(line);
+        text.push('\n');
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
 
     /// Rebuilds the request head as `http` types (the URI is path-only on some hosts and
@@ -273,7 +284,7 @@ mod spin_adapter {
         if let Ok(stream) = outgoing_body.write() {
             for chunk in body.chunks(WRITE_CHUNK) {
                 if stream.blocking_write_and_flush(chunk).is_err() {
-                    eprintln!("acr-webhook: writing the answer failed");
+                    log("writing the answer failed");
                     return;
                 }
             }
