@@ -9,7 +9,8 @@
 //! It behaves as the default sender does where a guest can tell:
 //!
 //! - the request options' timeouts: the connect timeout bounds opening a connection (TCP,
-//!   TLS and the HTTP/1 handshake; only a new connection pays it), the first-byte timeout
+//!   TLS and the HTTP/1 handshake, all together; the default sender bounds TCP and the HTTP/1
+//!   handshake each, and not TLS; only a new connection pays it), the first-byte timeout
 //!   bounds sending the request and receiving the response head, the between-bytes timeout
 //!   bounds every wait for the next piece of the response body; each is 600 s when unset;
 //! - the same [`Error`] values, hence the same `wasi:http` error codes: `connection-timeout`,

@@ -146,7 +146,10 @@ async fn stalling_server(answer: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>
                 let mut buf = [0u8; 4096];
                 while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
                     match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => {
+                            closed.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
@@ -279,6 +282,31 @@ async fn between_bytes_timeout_fails_the_body_with_connection_read_timeout() {
     drop(body);
     wait_until(|| closed.load(Ordering::SeqCst) == 1).await;
     assert_eq!(pool.idle_connections(), 0);
+}
+
+#[tokio::test]
+async fn connect_timeout_gives_connection_timeout_when_the_tls_handshake_stalls() {
+    // Accepts TCP but never says a word of TLS: opening the connection cannot finish.
+    let (addr, closed) = stalling_server(b"").await;
+    let pool = OutboundPool::new(PoolSettings::default()).unwrap();
+    let started = Instant::now();
+    let result = exchange(
+        &pool,
+        request(&format!("https://127.0.0.1:{}/", addr.port()), b""),
+        timeouts(300, 5_000, 5_000),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(Error::ConnectionTimeout)),
+        "{result:?}"
+    );
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(4),
+        "the 300 ms connect timeout fired after {elapsed:?}"
+    );
+    assert_eq!(pool.connections_opened(), 0);
+    wait_until(|| closed.load(Ordering::SeqCst) == 1).await;
 }
 
 #[tokio::test]
