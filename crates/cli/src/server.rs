@@ -303,6 +303,14 @@ impl AppServer {
         })
     }
 
+    /// The same server with its outbound requests going through `pool` instead of the pool
+    /// [`AppServer::new`] made (which trusts the webpki roots, as `up` always does); tests use
+    /// it to trust a local certificate authority.
+    pub fn with_outbound_pool(mut self, pool: OutboundPool) -> Self {
+        self.outbound = pool;
+        self
+    }
+
     /// The lines `spin up` prints once it listens, e.g. `Serving http://127.0.0.1:3000`.
     pub fn banner(&self, local: SocketAddr) -> String {
         let base = format!("http://{local}");

@@ -1,7 +1,8 @@
-//! The component's writes to the store reuse one connection: the real `.wasm` under
-//! `acr-webhook up`, the local store answering with keep-alive (`bench/store-keepalive.js`, as
-//! the real service does), and a TCP relay between the two that counts the connections the
-//! host opens.
+//! The component's writes to the store reuse one connection: the real `.wasm` served by the
+//! host, the local store answering with keep-alive (`bench/store-keepalive.js`, as the real
+//! service does), and a relay between the two that counts the connections the host opens:
+//! a TCP relay for `http://`, and a TLS-terminating relay (a self-signed certificate the
+//! host's pool is told to trust) for `https://`.
 
 mod support;
 
@@ -11,9 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use acr_webhook_cli::outbound_pool::{OutboundPool, PoolSettings};
+use acr_webhook_cli::{server, up};
 use acr_webhook_testkit::{repo_root, COSMOS_CLI_ENV};
 use serde_json::Value;
-use support::{fixture_json, Stack};
+use support::{fixture_json, Stack, EMULATOR_KEY, TEST_KEY};
 
 /// Relays bytes between its clients and `upstream` on 127.0.0.1, counting accepted
 /// connections. Stops accepting on drop.
@@ -86,12 +89,20 @@ fn push_event(template: &Value, i: usize) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
+/// The store and `init`, with the keep-alive store (the stock CLI answers `connection:
+/// close`, which would force a new connection per write whatever the host does).
+fn keep_alive_store() -> Stack {
+    // Set once, before any test of this binary starts a process.
+    static KEEP_ALIVE_STORE: std::sync::Once = std::sync::Once::new();
+    KEEP_ALIVE_STORE.call_once(|| {
+        std::env::set_var(COSMOS_CLI_ENV, repo_root().join("bench/store-keepalive.js"));
+    });
+    Stack::start_store_only(&[])
+}
+
 #[test]
 fn sequential_events_are_written_over_one_store_connection() {
-    // The keep-alive store (the stock CLI answers `connection: close`, which would force a
-    // new connection per write whatever the host does). Only this test runs in this binary.
-    std::env::set_var(COSMOS_CLI_ENV, repo_root().join("bench/store-keepalive.js"));
-    let mut stack = Stack::start_store_only(&[]);
+    let mut stack = keep_alive_store();
     let relay = CountingRelay::start(stack.store.addr());
     stack.start_app_against(&format!("http://{}", relay.addr));
 
@@ -113,4 +124,110 @@ fn sequential_events_are_written_over_one_store_connection() {
         1,
         "{EVENTS} sequential writes should share one connection to the store"
     );
+}
+
+/// Terminates TLS with a self-signed certificate for 127.0.0.1 and relays to `upstream`,
+/// counting the TLS connections it accepts. Runs until the runtime it is started on stops.
+async fn start_tls_relay(
+    upstream: SocketAddr,
+) -> (SocketAddr, Arc<AtomicUsize>, rustls::RootCertStore) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], key.into())
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let count = count.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut store) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut store).await;
+            });
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    (addr, accepted, roots)
+}
+
+#[test]
+fn sequential_events_over_https_share_one_tls_connection() {
+    let mut stack = keep_alive_store();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (relay, handshakes, roots) = runtime.block_on(start_tls_relay(stack.store.addr()));
+
+    // The host in this process, as `acr-webhook up` runs it, with the store behind https
+    // and a pool that trusts the relay's certificate.
+    let endpoint = format!("https://{relay}");
+    let app = up::load_app(
+        &repo_root().join("spin.toml"),
+        &[
+            format!("cosmos_endpoint={endpoint}"),
+            format!("cosmos_key={EMULATOR_KEY}"),
+            format!("webhook_keys={TEST_KEY}"),
+        ],
+    )
+    .unwrap();
+    let listener = runtime.block_on(async { server::bind("127.0.0.1:0".parse().unwrap()) });
+    let listener = listener.unwrap();
+    let listen = listener.local_addr().unwrap();
+    let (engine, _) = server::new_engine().unwrap();
+    let pool = OutboundPool::with_roots(PoolSettings::default(), roots).unwrap();
+    let app_server = Arc::new(
+        server::AppServer::new(&engine, &app, listen)
+            .unwrap()
+            .with_outbound_pool(pool.clone()),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = runtime.spawn(app_server.serve(
+        listener,
+        async move {
+            let _ = stopped.await;
+            "the end of the test"
+        },
+        std::future::pending(),
+    ));
+    stack.addr = listen;
+
+    let template = fixture_json("acr/push.json");
+    const EVENTS: usize = 10;
+    for i in 0..EVENTS {
+        let response = stack.post_acr(&push_event(&template, 1000 + i));
+        assert_eq!(response.status, 201, "event {i}: {}", response.text());
+    }
+    assert_eq!(stack.count(), EVENTS, "every event stored");
+    assert_eq!(
+        handshakes.load(Ordering::SeqCst),
+        1,
+        "{EVENTS} sequential writes over https should share one TLS connection"
+    );
+    assert_eq!(pool.connections_opened(), 1);
+
+    let _ = stop.send(());
+    runtime.block_on(serving).unwrap().unwrap();
 }
