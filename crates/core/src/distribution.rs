@@ -379,10 +379,11 @@ pub fn parse_envelope(
         }
     }
     let body = strip_bom(body);
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| match json_error(&e) {
-        JsonErrorKind::Syntax(m) => DistributionError::InvalidJson(m),
-        JsonErrorKind::Data(m) => DistributionError::NotAnEnvelope(m),
-    })?;
+    let crate::json::Object(envelope): crate::json::Object<Envelope> = serde_json::from_slice(body)
+        .map_err(|e| match json_error(&e) {
+            JsonErrorKind::Syntax(m) => DistributionError::InvalidJson(m),
+            JsonErrorKind::Data(m) => DistributionError::NotAnEnvelope(m),
+        })?;
     let events = envelope
         .events
         .ok_or_else(|| DistributionError::NotAnEnvelope("no `events` array".into()))?;
@@ -924,5 +925,24 @@ mod tests {
             DistributionError::UnsupportedCharset("x".into()).status(),
             http::StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
+    }
+
+    /// The envelope is an object: `[[event]]` (its one field given positionally, which serde's
+    /// derive would otherwise take for `{"events": [event]}`) is not an envelope.
+    #[test]
+    fn the_envelope_must_be_an_object() {
+        let positional = br#"[[{"action":"push","id":"p1","target":{"repository":"r","digest":"sha256:1","mediaType":"application/vnd.docker.distribution.manifest.v2+json"}}]]"#;
+        match parse_envelope(None, positional) {
+            Err(DistributionError::NotAnEnvelope(message)) => {
+                assert!(message.contains("expected a JSON object"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        for not_an_object in [&b"null"[..], b"1", b"\"events\""] {
+            assert!(matches!(
+                parse_envelope(None, not_an_object),
+                Err(DistributionError::NotAnEnvelope(_))
+            ));
+        }
     }
 }

@@ -580,9 +580,10 @@ impl<'de> Visitor<'de> for OneOrManyVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<OneOrMany, A::Error> {
         let capped =
-            CappedVisitor::<RawEvent, MAX_EVENTS>(std::marker::PhantomData).visit_seq(seq)?;
+            CappedVisitor::<crate::json::Object<RawEvent>, MAX_EVENTS>(std::marker::PhantomData)
+                .visit_seq(seq)?;
         Ok(OneOrMany {
-            items: capped.items,
+            items: capped.items.into_iter().map(|object| object.0).collect(),
             total: capped.total,
         })
     }
@@ -1266,5 +1267,25 @@ mod tests {
         ] {
             assert_eq!(abuse_protection_answer(bad), None, "{bad:?}");
         }
+    }
+
+    /// Events of a batch are objects: an array of the fields in order (which serde's derive
+    /// would otherwise take for the event) is refused like any other non-object.
+    #[test]
+    fn batch_elements_must_be_objects() {
+        let mut fields = vec!["null"; 15];
+        fields[0] = r#""e1""#;
+        fields[4] = r#""Microsoft.ContainerRegistry.ImagePushed""#;
+        fields[8] = r#"{"id":"d1","action":"push","target":{"repository":"r","tag":"t"}}"#;
+        let positional = format!("[[{}]]", fields.join(","));
+        match parse_delivery(None, positional.as_bytes()) {
+            Err(EventGridError::NotAnEvent(message)) => {
+                assert!(message.contains("expected a JSON object"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let as_object = r#"[{"id":"e1","eventType":"Microsoft.ContainerRegistry.ImagePushed",
+            "data":{"id":"d1","action":"push","target":{"repository":"r","tag":"t"}}}]"#;
+        assert!(parse_delivery(None, as_object.as_bytes()).is_ok());
     }
 }
