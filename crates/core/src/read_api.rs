@@ -680,7 +680,8 @@ pub fn open_continuation(
     }
     // Sealed by this server, so well-formed; checked all the same.
     let (received_at, id): (Option<String>, String) =
-        serde_json::from_str(&text).map_err(|_| ContinuationError::Malformed)?;
+        // from_slice: the parser instance the component already has (from_str adds another).
+        serde_json::from_slice(text.as_bytes()).map_err(|_| ContinuationError::Malformed)?;
     Ok(Position { received_at, id })
 }
 

@@ -97,9 +97,7 @@ fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailur
     let retry_after = headers
         .get(X_MS_RETRY_AFTER_MS)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
-        .map(|ms| Duration::from_micros((ms.min(3_600_000.0) * 1000.0) as u64));
+        .and_then(retry_after_ms);
     CosmosFailure {
         status,
         code,
@@ -107,9 +105,70 @@ fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailur
     }
 }
 
+/// The longest wait taken from `x-ms-retry-after-ms` (an hour; the budget cuts it anyway).
+const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
+
+/// `x-ms-retry-after-ms`: milliseconds as decimal digits, possibly with a fraction (`100`,
+/// `12.5`), to the microsecond; larger values are lowered to [`MAX_RETRY_AFTER_MS`]. Parsed
+/// by hand: `f64`'s parser would add its tables to the component for this one header.
+fn retry_after_ms(text: &str) -> Option<Duration> {
+    let (whole, fraction) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let ms = whole.bytes().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
+    if ms >= MAX_RETRY_AFTER_MS {
+        return Some(Duration::from_millis(MAX_RETRY_AFTER_MS));
+    }
+    // The first three fraction digits, right-padded: ".5" is 500 µs, ".0625" is 62 µs.
+    let micros = (0..3).fold(0u64, |n, i| {
+        n * 10
+            + fraction
+                .as_bytes()
+                .get(i)
+                .map_or(0, |d| u64::from(d - b'0'))
+    });
+    Some(Duration::from_micros(ms * 1000 + micros))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_to_the_microsecond() {
+        for (text, micros) in [
+            ("100", Some(100_000)),
+            ("0", Some(0)),
+            (" 7 ", Some(7_000)),
+            ("12.5", Some(12_500)),
+            ("1.0625", Some(1_062)),
+            (".5", Some(500)),
+            ("5.", Some(5_000)),
+            ("3599999.999", Some(3_599_999_999)),
+            ("3600000", Some(3_600_000_000)),
+            ("99999999999999999999999", Some(3_600_000_000)),
+            ("", None),
+            (".", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("NaN", None),
+            ("inf", None),
+            ("1.2.3", None),
+            ("1 000", None),
+            ("١٢", None),
+        ] {
+            assert_eq!(
+                retry_after_ms(text),
+                micros.map(Duration::from_micros),
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn writes() {
