@@ -144,18 +144,6 @@ pub async fn check_store<H: Host>(
     }
 }
 
-/// A successful read answer, or the failure it means.
-pub fn expect_ok(response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failure> {
-    if response.status().is_success() {
-        return Ok(response);
-    }
-    let (parts, body) = response.into_parts();
-    match classify_read(parts.status, &parts.headers, body) {
-        ReadResult::Failed(f) => Err(Failure::StoreRefused(f)),
-        _ => Err(Failure::EventNotFound),
-    }
-}
-
 /// Which of `ids` are stored already, in one cross-partition query, so that redelivering a
 /// large batch does not spend the budget on a 409 per event and makes progress each time.
 /// A failed or unusable answer gives an empty set: the writes then find out one by one.
