@@ -237,9 +237,13 @@ impl OutboundPool {
             .map_err(|_| Error::ConnectionReadTimeout)?;
             match sent {
                 Ok(response) => {
-                    self.return_when_ready(destination, connection);
+                    let returning = Returning {
+                        shared: Arc::downgrade(&self.shared),
+                        destination,
+                        connection,
+                    };
                     let response = response.map(|incoming| {
-                        BetweenBytesTimeout::new(incoming, between_bytes_timeout).boxed_unsync()
+                        ResponseBody::new(incoming, between_bytes_timeout, returning).boxed_unsync()
                     });
                     let io: IoFuture = Box::new(async { Ok(()) });
                     return Ok((response, io));
@@ -315,20 +319,6 @@ impl OutboundPool {
             driver,
             probe,
         })
-    }
-
-    /// Puts the connection back into the pool once its response has been read to the end
-    /// (HTTP/1.1 serves one request at a time); a connection that closes instead is dropped.
-    fn return_when_ready(&self, destination: Destination, mut connection: PooledConnection) {
-        let shared = Arc::downgrade(&self.shared);
-        tokio::spawn(async move {
-            if connection.sender.ready().await.is_err() {
-                return;
-            }
-            if let Some(shared) = shared.upgrade() {
-                shared.put(destination, connection);
-            }
-        });
     }
 }
 
@@ -484,24 +474,72 @@ fn tls_server_name(
     Ok(ServerName::try_from(host)?.to_owned())
 }
 
-/// A response body that fails with `connection-read-timeout` when the next frame takes
-/// longer than the between-bytes timeout (as the default sender's).
-struct BetweenBytesTimeout {
-    incoming: hyper::body::Incoming,
-    timeout: tokio::time::Interval,
+/// A connection whose response is being read, on its way back to the pool.
+struct Returning {
+    shared: Weak<Shared>,
+    destination: Destination,
+    connection: PooledConnection,
 }
 
-impl BetweenBytesTimeout {
-    fn new(incoming: hyper::body::Incoming, between_bytes: Duration) -> Self {
+impl Returning {
+    /// Puts the connection back into the pool: now when it is ready for another request
+    /// (the usual case once its response has been read to the end, so that the guest's next
+    /// request finds it), else from a task once it is; a connection that closes instead is
+    /// dropped.
+    fn finish(mut self) {
+        if self.connection.sender.is_ready() {
+            if let Some(shared) = self.shared.upgrade() {
+                shared.put(self.destination, self.connection);
+            }
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if self.connection.sender.ready().await.is_err() {
+                return;
+            }
+            if let Some(shared) = self.shared.upgrade() {
+                shared.put(self.destination, self.connection);
+            }
+        });
+    }
+}
+
+/// The response body handed to the guest: it fails with `connection-read-timeout` when the
+/// next frame takes longer than the between-bytes timeout (as the default sender's), and
+/// gives the connection back to the pool at its end (or when the guest drops it; a
+/// connection whose body failed is closed instead).
+struct ResponseBody {
+    incoming: hyper::body::Incoming,
+    timeout: tokio::time::Interval,
+    returning: Option<Returning>,
+}
+
+impl ResponseBody {
+    fn new(incoming: hyper::body::Incoming, between_bytes: Duration, returning: Returning) -> Self {
         // Tokio panics on a zero interval; 1 ns is as good as zero.
         let between_bytes = between_bytes.max(Duration::from_nanos(1));
         let mut timeout = tokio::time::interval(between_bytes);
         timeout.reset();
-        BetweenBytesTimeout { incoming, timeout }
+        ResponseBody {
+            incoming,
+            timeout,
+            returning: Some(returning),
+        }
     }
 }
 
-impl http_body::Body for BetweenBytesTimeout {
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(returning) = self.returning.take() {
+            returning.finish();
+        }
+    }
+}
+
+impl http_body::Body for ResponseBody {
     type Data = bytes::Bytes;
     type Error = Error;
 
@@ -510,18 +548,29 @@ impl http_body::Body for BetweenBytesTimeout {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() {
-                Error::HttpResponseTimeout
-            } else {
-                Error::from(e)
-            }))),
+            Poll::Ready(None) => {
+                // Back into the pool before the guest learns the body ended.
+                if let Some(returning) = self.returning.take() {
+                    returning.finish();
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.returning = None;
+                Poll::Ready(Some(Err(if e.is_timeout() {
+                    Error::HttpResponseTimeout
+                } else {
+                    Error::from(e)
+                })))
+            }
             Poll::Ready(Some(Ok(frame))) => {
                 self.timeout.reset();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
                 ready!(self.timeout.poll_tick(cx));
+                // Mid-response: the connection cannot serve another request.
+                self.returning = None;
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
         }

@@ -122,7 +122,8 @@ fn sequential_events_are_written_over_one_store_connection() {
     assert_eq!(
         relay.accepted(),
         1,
-        "{EVENTS} sequential writes should share one connection to the store"
+        "{EVENTS} sequential writes should share one connection to the store\n{}",
+        stack.app_log()
     );
 }
 
