@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 use acr_webhook_core::acr::parse_event;
 use acr_webhook_core::cosmos::x_ms_date;
 use acr_webhook_core::document::EventDocument;
+use acr_webhook_core::store::create_body;
 use acr_webhook_core::StoreConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use http::header::HOST;
@@ -177,13 +178,10 @@ fn create_request(shared: &Shared, id: &str) -> Result<http::Request<Full<Bytes>
     let now = SystemTime::now();
     let parsed = parse_event(&body).map_err(|e| anyhow!("{e}"))?;
     let document = EventDocument::from_acr(&parsed, now);
-    let value = serde_json::to_value(&document)?;
-    let partition_key = shared.store.partition_key_path.header_for(&value);
-    let request = shared.store.create_document_request(
-        value.to_string().into_bytes(),
-        &partition_key,
-        &x_ms_date(now),
-    );
+    let (body, partition_key) = create_body(&document, &shared.store.partition_key_path);
+    let request = shared
+        .store
+        .create_document_request(body, &partition_key, &x_ms_date(now));
     let (mut parts, body) = request.into_parts();
     // Origin form on the wire, the authority in Host.
     parts.uri = parts

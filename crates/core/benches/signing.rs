@@ -126,12 +126,7 @@ fn push_document() -> EventDocument {
 
 /// What `store::write_document` does before sending.
 fn body_one_pass(store: &StoreConfig, document: &EventDocument) -> (Vec<u8>, String) {
-    let body = serde_json::to_vec(document).unwrap();
-    let path = &store.partition_key_path;
-    let partition_key = document
-        .partition_key_header(path)
-        .unwrap_or_else(|| path.header_for(&serde_json::from_slice(&body).unwrap()));
-    (body, partition_key)
+    acr_webhook_core::store::create_body(document, &store.partition_key_path)
 }
 
 /// What it did before.

@@ -9,7 +9,8 @@ use http::{Request, Response};
 use crate::answer::{Failure, Success};
 use crate::config::Config;
 use crate::cosmos::{
-    classify_read, classify_write, x_ms_date, CosmosFailure, ReadResult, WriteResult,
+    classify_read, classify_write, x_ms_date, CosmosFailure, PartitionKeyPath, ReadResult,
+    WriteResult,
 };
 use crate::document::EventDocument;
 use crate::host::Host;
@@ -80,6 +81,17 @@ fn transient_failure(response: &Response<Vec<u8>>) -> Option<CosmosFailure> {
     }
 }
 
+/// The create request's body and its `x-ms-documentdb-partitionkey` value for `document`, in
+/// one serialization: the partition key comes from the document's own field, or, for a path
+/// that is not one of its properties, from the serialized body.
+pub fn create_body(document: &EventDocument, path: &PartitionKeyPath) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(document).expect("documents serialize");
+    let partition_key = document.partition_key_header(path).unwrap_or_else(|| {
+        path.header_for(&serde_json::from_slice(&body).expect("the body was just serialized"))
+    });
+    (body, partition_key)
+}
+
 /// Writes one document: created now, or stored before.
 pub async fn write_document<H: Host>(
     config: &Config,
@@ -87,14 +99,9 @@ pub async fn write_document<H: Host>(
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
-    // One serialization; the partition key comes from the document's own field (or, for a path
-    // that is not one of its properties, from the serialized body). Each attempt gets its own
-    // copy of the body because a request owns its `Vec<u8>` (the host consumes it).
-    let body = serde_json::to_vec(document).expect("documents serialize");
-    let path = &config.store.partition_key_path;
-    let partition_key = document.partition_key_header(path).unwrap_or_else(|| {
-        path.header_for(&serde_json::from_slice(&body).expect("the body was just serialized"))
-    });
+    // Each attempt gets its own copy of the body because a request owns its `Vec<u8>` (the
+    // host consumes it).
+    let (body, partition_key) = create_body(document, &config.store.partition_key_path);
     let response = send_with_retries(config, host, now, |date| {
         config
             .store
