@@ -133,13 +133,15 @@ impl<'a, H: Host> Reads<'a, H> {
         }
     }
 
-    /// Sends what `build(date, continuation)` makes (with retries within the budget) for each
-    /// page of a paged answer, and hands each successful answer to `take`, until `take` says
-    /// it has enough or the answer has no continuation.
+    /// Sends what `build(date, continuation, wanted)` makes (with retries within the budget)
+    /// for each page of a paged answer, where `wanted` is how many items are still wanted, and
+    /// hands each successful answer to `take`, which says how many items it took. Stops when
+    /// `wanted` items were taken or the answer has no continuation.
     async fn pages(
         &mut self,
-        build: impl Fn(&str, Option<&str>) -> http::Request<Vec<u8>>,
-        mut take: impl FnMut(&[u8]) -> Result<bool, Failure>,
+        mut wanted: usize,
+        build: impl Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
+        mut take: impl FnMut(&[u8]) -> Result<usize, Failure>,
     ) -> Result<(), Failure> {
         let mut continuation: Option<String> = None;
         loop {
@@ -154,12 +156,13 @@ impl<'a, H: Host> Reads<'a, H> {
             }
             self.round_trips_left -= 1;
             let response = send_with_retries(self.config, self.host, self.now, |date| {
-                build(date, continuation.as_deref())
+                build(date, continuation.as_deref(), wanted)
             })
             .await
             .map_err(for_reads)
             .and_then(successful)?;
-            if take(response.body())? {
+            wanted = wanted.saturating_sub(take(response.body())?);
+            if wanted == 0 {
                 return Ok(());
             }
             continuation = response
@@ -183,26 +186,27 @@ impl<'a, H: Host> Reads<'a, H> {
     ) -> Result<Vec<Value>, Failure> {
         let config = self.config;
         let mut documents: Vec<Value> = Vec::new();
-        let asked = |have: usize| u32::try_from(want - have).unwrap_or(u32::MAX);
-        let have = std::cell::Cell::new(0);
         self.pages(
-            |date, continuation| {
+            want,
+            |date, continuation, wanted| {
                 config.store.scoped_query_request(
                     query_body,
                     scope,
-                    asked(have.get()),
+                    u32::try_from(wanted).unwrap_or(u32::MAX),
                     continuation,
                     date,
                 )
             },
             |body| {
                 let page = read_api::query_documents(body).map_err(unusable)?;
-                documents.extend(page.into_iter().take(want - documents.len()));
-                have.set(documents.len());
-                Ok(documents.len() >= want)
+                let taken = page.len();
+                documents.extend(page);
+                Ok(taken)
             },
         )
         .await?;
+        // A store that answers more than it was asked for does not make a page longer.
+        documents.truncate(want);
         Ok(documents)
     }
 
@@ -211,14 +215,17 @@ impl<'a, H: Host> Reads<'a, H> {
         let config = self.config;
         let mut listed = Vec::new();
         self.pages(
-            |date, continuation| {
+            usize::MAX, // every page of the feed
+            |date, continuation, _| {
                 config
                     .store
                     .read_partition_key_ranges_request(continuation, date)
             },
             |body| {
-                listed.extend(read_api::partition_key_ranges(body).map_err(unusable)?);
-                Ok(false)
+                let page = read_api::partition_key_ranges(body).map_err(unusable)?;
+                let taken = page.len();
+                listed.extend(page);
+                Ok(taken)
             },
         )
         .await?;
