@@ -53,7 +53,7 @@ use subtle::ConstantTimeEq;
 
 use crate::acr::AcrAction;
 use crate::auth::CODE_QUERY_PARAMETER;
-use crate::cosmos::{partition_key_header, PartitionKeyPath};
+use crate::cosmos::{partition_key_header_for_str, PartitionKeyPath};
 use crate::document::{safe_id, MAX_ID_LEN};
 use crate::text::{hex_digit, printable};
 
@@ -604,14 +604,14 @@ pub fn query_partition_key(path: &PartitionKeyPath, query: &EventQuery) -> Optio
         "/action" => query.action.map(AcrAction::as_str),
         _ => None,
     }?;
-    Some(partition_key_header(Some(&Value::String(value.to_owned()))))
+    Some(partition_key_header_for_str(value))
 }
 
 /// For `GET /events/{id}`: the partition key header of a point read when the container is
 /// partitioned by `/id`; `None` when the partition is unknown, and the document must be found
 /// with the cross-partition query [`id_query_body`] instead.
 pub fn read_partition_key(path: &PartitionKeyPath, id: &str) -> Option<String> {
-    (path.as_str() == "/id").then(|| partition_key_header(Some(&Value::String(id.to_owned()))))
+    (path.as_str() == "/id").then(|| partition_key_header_for_str(id))
 }
 
 /// The query that finds one document by id across partitions (parameterised).

@@ -14,6 +14,8 @@ pub use token::{authorization, signature, InvalidMasterKey, MasterKey, SigningSc
 
 use std::fmt;
 
+use crate::text::hex_lower;
+
 /// A Cosmos DB account endpoint: `http(s)://host[:port]`, kept without a trailing slash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CosmosEndpoint(String);
@@ -133,13 +135,10 @@ pub fn partition_key_header_for_str(s: &str) -> String {
             '\\' => out.push_str("\\\\"),
             ' '..='~' => out.push(c),
             _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
                 let mut units = [0u16; 2];
                 for &unit in c.encode_utf16(&mut units).iter() {
                     out.push_str("\\u");
-                    for shift in [12, 8, 4, 0] {
-                        out.push(HEX[usize::from((unit >> shift) & 0xf)] as char);
-                    }
+                    out.push_str(&hex_lower(&unit.to_be_bytes()));
                 }
             }
         }
