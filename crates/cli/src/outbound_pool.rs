@@ -276,7 +276,12 @@ impl OutboundPool {
             let _ = tcp.set_nodelay(true);
             let probe = SocketProbe::of(&tcp);
             let stream: Box<dyn Stream> = if destination.tls {
-                let name = tls_server_name(&destination.authority)?;
+                // The code wasmtime-wasi-http's default sender gives an unusable TLS name.
+                let name =
+                    tls_server_name(&destination.authority).map_err(|_| Error::DnsError {
+                        rcode: Some("invalid dns name".to_string()),
+                        info_code: None,
+                    })?;
                 let tls = self
                     .shared
                     .tls
