@@ -7,6 +7,7 @@
 //! - [`outbound`]: the `allowed_outbound_hosts` allow-list;
 //! - [`outbound_pool`]: the connection pool the component's outbound requests go through;
 //! - [`componentize`]: core module to component, with the preview1 proxy adapter;
+//! - [`precompile`]: compiling the component in a child process (`up` never runs Cranelift);
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
 //! - [`server`]: the wasmtime + hyper server;
 //! - [`up`]: the `up` subcommand;
@@ -21,6 +22,7 @@ pub mod log;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_pool;
+pub mod precompile;
 pub mod replay;
 pub mod route;
 pub mod server;

@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::{bench, init, replay, up};
+use acr_webhook_cli::{bench, init, precompile, replay, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -29,6 +29,10 @@ enum Command {
     /// Time pre-instantiation and per-request instantiate + handle without I/O (benchmarks).
     #[command(hide = true)]
     BenchInstantiate(bench::BenchArgs),
+    /// Compile a component and write wasmtime's serialized form to stdout (`up` runs it as a
+    /// child process so that the server never holds the compiler's memory).
+    #[command(name = precompile::SUBCOMMAND, hide = true)]
+    Precompile(precompile::PrecompileArgs),
 }
 
 /// Dispatches to the subcommand.
@@ -38,6 +42,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args),
         Command::Replay(args) => replay::run(args),
         Command::BenchInstantiate(args) => bench::run(args),
+        Command::Precompile(args) => precompile::run(args),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
 use crate::outbound::{AllowedHosts, Destination};
 use crate::outbound_pool::{OutboundPool, PoolSettings};
+use crate::precompile::{self, ChildCompileError};
 use crate::route::{Route, RouteMatch};
 use crate::variables;
 use anyhow::{anyhow, bail, Context, Result};
@@ -264,7 +265,16 @@ impl AppServer {
         let bytes = componentize::read_component_bytes(&app.source)?;
         let component = Component::new(engine, &bytes)
             .map_err(|e| anyhow!("cannot compile {}: {e:?}", app.source.display()))?;
+        Self::with_component(engine, &component, app, listen)
+    }
 
+    /// [`AppServer::new`] for a component compiled already (by [`precompile`]).
+    pub fn with_component(
+        engine: &Engine,
+        component: &Component,
+        app: &App,
+        listen: SocketAddr,
+    ) -> Result<Self> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking WASI: {e}"))?;
@@ -273,7 +283,7 @@ impl AppServer {
         variables::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.variables)
             .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
 
-        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+        let instance_pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow!(
                 "component {:?} cannot run on this host: {e}",
                 app.component_id
@@ -645,14 +655,32 @@ async fn signal_or_pending(rx: tokio::sync::oneshot::Receiver<&'static str>) -> 
 /// Loads `app`, listens on `listen`, prints the banner on stdout and serves until SIGINT or
 /// SIGTERM.
 pub async fn run(app: App, listen: SocketAddr) -> Result<()> {
-    let (engine, _allocation) = new_engine()?;
+    let options = EngineOptions::default();
+    let (engine, _allocation) = new_engine_with(options)?;
     let server = {
         let engine = engine.clone();
         let app = app.clone();
-        // Compiling with Cranelift is CPU-bound: keep it off the async workers.
-        tokio::task::spawn_blocking(move || AppServer::new(&engine, &app, listen))
-            .await
-            .context("loading the component panicked")??
+        // Compiling is CPU-bound (and waiting for the compiler process blocks): keep it off
+        // the async workers.
+        tokio::task::spawn_blocking(move || {
+            match precompile::load_compiled_in_child(&engine, options, &app.source) {
+                Ok(component) => AppServer::with_component(&engine, &component, &app, listen),
+                Err(ChildCompileError::Component(e)) => Err(e),
+                Err(ChildCompileError::Unavailable(e)) => {
+                    log::message(
+                        Level::Warn,
+                        None,
+                        &format!(
+                            "compiling the component in this process, which keeps the \
+                             compiler's memory for as long as it runs: {e:#}"
+                        ),
+                    );
+                    AppServer::new(&engine, &app, listen)
+                }
+            }
+        })
+        .await
+        .context("loading the component panicked")??
     };
     let listener = bind(listen)?;
     let local = listener.local_addr()?;

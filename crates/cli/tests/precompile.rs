@@ -1,0 +1,131 @@
+//! `acr-webhook up` compiles the component in a child process (`acr-webhook precompile`) and
+//! serves what the child wrote; these tests run the real binary and the real component.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use acr_webhook_cli::server::{self, AppServer, EngineOptions};
+use acr_webhook_cli::up;
+use acr_webhook_testkit::repo_root;
+use support::{fixture, Stack, EMULATOR_KEY, TEST_KEY};
+use wasmtime::component::Component;
+
+fn host_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_acr-webhook"))
+}
+
+fn precompile(component: &Path, keep_resident: usize) -> Output {
+    Command::new(host_binary())
+        .arg("precompile")
+        .arg("--component")
+        .arg(component)
+        .arg(format!("--keep-resident={keep_resident}"))
+        .output()
+        .unwrap()
+}
+
+/// A scratch folder in the temporary directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("acr-webhook-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn the_child_writes_a_component_this_host_links_and_serves() {
+    let app = up::load_app(
+        &repo_root().join("spin.toml"),
+        &[
+            "cosmos_endpoint=http://127.0.0.1:1".to_string(),
+            format!("cosmos_key={EMULATOR_KEY}"),
+            format!("webhook_keys={TEST_KEY}"),
+        ],
+    )
+    .unwrap();
+    let options = EngineOptions::default();
+    let out = precompile(&app.source, options.keep_resident);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (engine, _) = server::new_engine_with(options).unwrap();
+    // SAFETY: the bytes are this test's own build of `acr-webhook precompile`'s output.
+    let component = unsafe { Component::deserialize(&engine, &out.stdout) }.unwrap();
+    AppServer::with_component(&engine, &component, &app, "127.0.0.1:0".parse().unwrap())
+        .expect("the precompiled component links and exports wasi:http/incoming-handler");
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_reported_with_its_path() {
+    let scratch = Scratch::new("precompile-garbage");
+    let garbage = scratch.0.join("broken.wasm");
+    std::fs::write(&garbage, b"this is not a component").unwrap();
+
+    let out = precompile(&garbage, 0);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.wasm"), "{stderr}");
+    assert!(stderr.contains("not a WebAssembly binary"), "{stderr}");
+
+    // `up` reports the child's error once, as its own, and exits without serving.
+    let manifest = std::fs::read_to_string(repo_root().join("spin.toml"))
+        .unwrap()
+        .replace(
+            "source = \"target/wasm32-wasip1/release/acr_webhook.wasm\"",
+            &format!("source = {:?}", garbage.display().to_string()),
+        );
+    assert!(manifest.contains("broken.wasm"));
+    std::fs::write(scratch.0.join("spin.toml"), manifest).unwrap();
+    let out = Command::new(host_binary())
+        .args(["up", "--listen", "127.0.0.1:0", "--from"])
+        .arg(&scratch.0)
+        .env("SPIN_VARIABLE_COSMOS_ENDPOINT", "http://127.0.0.1:1")
+        .env("SPIN_VARIABLE_COSMOS_KEY", EMULATOR_KEY)
+        .env("SPIN_VARIABLE_WEBHOOK_KEYS", TEST_KEY)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.wasm"), "{stderr}");
+    assert!(stderr.contains("not a WebAssembly binary"), "{stderr}");
+    assert!(!stderr.contains("in this process"), "{stderr}");
+    assert_eq!(
+        stderr.matches("not a WebAssembly binary").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn up_serves_the_component_its_child_compiled() {
+    let stack = Stack::start();
+    stack.init();
+    let response = stack.post_acr(&fixture("acr/push.json"));
+    assert_eq!(response.status, 201, "{}", stack.app_log());
+    // No fallback to compiling in the server's own process.
+    let log = stack.app_log();
+    assert!(
+        !log.contains("compiling the component in this process"),
+        "{log}"
+    );
+}
