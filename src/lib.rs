@@ -9,7 +9,8 @@ mod spin_adapter {
     use std::time::{Duration, SystemTime};
 
     use acr_webhook_core::{
-        handle, log_line, respond, BodyError, Config, Failure, Host, RequestBody, TransportError,
+        handle, log_line, respond, BodyError, Failure, Host, RequestBody, TransportError,
+        VariableSource,
     };
     use spin_sdk::http::{
         Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
@@ -43,7 +44,7 @@ mod spin_adapter {
                 let outcome = handle(
                     &head,
                     StreamingBody(request),
-                    || Config::from_lookup(|name| spin_sdk::variables::get(name).ok()),
+                    VariableSource::new(|name: &str| spin_sdk::variables::get(name).ok()),
                     &host,
                     SystemTime::now(),
                 )

@@ -34,7 +34,7 @@ struct Run {
 
 fn run(head: &http::request::Parts, body: &[u8]) -> Run {
     let store = MemoryStore::new();
-    let outcome = block_on(handle(head, body.to_vec(), || Ok(config()), &store, now()));
+    let outcome = block_on(handle(head, body.to_vec(), Ok(config()), &store, now()));
     let response = respond(&outcome);
     let log = log_line(&head.method, head.uri.path(), &outcome);
     Run {

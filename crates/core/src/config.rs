@@ -1,6 +1,7 @@
 //! The component's configuration: Spin variables, read through a lookup function so that the
 //! same code serves Spin, the project's wasmtime host and plain tests.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::time::Duration;
 
@@ -103,13 +104,7 @@ impl Config {
     /// it is not defined. Empty values count as missing.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let store = StoreConfig::from_lookup(&lookup)?;
-        let webhook_keys =
-            WebhookKeys::parse(&required(&lookup, VAR_WEBHOOK_KEYS)?).map_err(|reason| {
-                ConfigError::Invalid {
-                    name: VAR_WEBHOOK_KEYS,
-                    reason: reason.to_string(),
-                }
-            })?;
+        let webhook_keys = webhook_keys(&lookup)?;
         let write_budget = match optional(&lookup, VAR_WRITE_BUDGET_MS) {
             None => Duration::from_millis(DEFAULT_WRITE_BUDGET_MS),
             Some(text) => match text.parse::<u64>() {
@@ -122,13 +117,7 @@ impl Config {
                 }
             },
         };
-        let read_keys = optional(&lookup, VAR_READ_KEYS)
-            .map(|list| WebhookKeys::parse(&list))
-            .transpose()
-            .map_err(|reason| ConfigError::Invalid {
-                name: VAR_READ_KEYS,
-                reason: reason.to_string(),
-            })?;
+        let read_keys = read_keys(&lookup)?;
         let filter = ScopeFilter::from_variables(
             optional(&lookup, VAR_INCLUDE).as_deref(),
             optional(&lookup, VAR_EXCLUDE).as_deref(),
@@ -190,6 +179,125 @@ impl StoreConfig {
             container,
             partition_key_path,
         })
+    }
+}
+
+/// The `webhook_keys` variable, parsed.
+fn webhook_keys(lookup: impl Fn(&str) -> Option<String>) -> Result<WebhookKeys, ConfigError> {
+    WebhookKeys::parse(&required(&lookup, VAR_WEBHOOK_KEYS)?).map_err(|reason| {
+        ConfigError::Invalid {
+            name: VAR_WEBHOOK_KEYS,
+            reason: reason.to_string(),
+        }
+    })
+}
+
+/// The `read_keys` variable, parsed; `None` when it is unset or empty.
+fn read_keys(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<WebhookKeys>, ConfigError> {
+    optional(&lookup, VAR_READ_KEYS)
+        .map(|list| WebhookKeys::parse(&list))
+        .transpose()
+        .map_err(|reason| ConfigError::Invalid {
+            name: VAR_READ_KEYS,
+            reason: reason.to_string(),
+        })
+}
+
+/// Where [`handle`](crate::handle) gets its configuration from, in two steps: the keys that
+/// admit a request first, the whole configuration only for a request they admitted. A request
+/// without a valid key then costs the host one or two variable reads instead of all of them,
+/// and learns nothing about the rest of the configuration (a broken `cosmos_key` answers 401 to
+/// it, not 500).
+pub trait ConfigSource {
+    /// The keys a sender must present on the webhook routes (`webhook_keys`).
+    fn webhook_keys(&self) -> Result<WebhookKeys, ConfigError>;
+    /// The keys the read API accepts: `read_keys`, or the webhook keys when it is unset.
+    fn read_keys(&self) -> Result<WebhookKeys, ConfigError>;
+    /// The whole configuration.
+    fn config(self) -> Result<Config, ConfigError>;
+}
+
+/// A configuration read already (tests and hosts that load it once).
+impl ConfigSource for Result<Config, ConfigError> {
+    fn webhook_keys(&self) -> Result<WebhookKeys, ConfigError> {
+        self.as_ref()
+            .map(|config| config.webhook_keys.clone())
+            .map_err(Clone::clone)
+    }
+
+    fn read_keys(&self) -> Result<WebhookKeys, ConfigError> {
+        self.as_ref()
+            .map(|config| {
+                config
+                    .read_keys
+                    .as_ref()
+                    .unwrap_or(&config.webhook_keys)
+                    .clone()
+            })
+            .map_err(Clone::clone)
+    }
+
+    fn config(self) -> Result<Config, ConfigError> {
+        self
+    }
+}
+
+/// Variables read on demand through a lookup function (Spin's `variables::get`), each at most
+/// once per request.
+pub struct VariableSource<F> {
+    lookup: F,
+    /// The values looked up so far, by name.
+    seen: RefCell<Vec<(String, Option<String>)>>,
+}
+
+impl<F: Fn(&str) -> Option<String>> VariableSource<F> {
+    /// `lookup(name)` returns the variable's value, `None` when it is not defined.
+    pub fn new(lookup: F) -> Self {
+        Self {
+            lookup,
+            seen: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        if let Some((_, value)) = self.seen.borrow().iter().find(|(seen, _)| seen == name) {
+            return value.clone();
+        }
+        let value = (self.lookup)(name);
+        self.seen
+            .borrow_mut()
+            .push((name.to_owned(), value.clone()));
+        value
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> ConfigSource for VariableSource<F> {
+    fn webhook_keys(&self) -> Result<WebhookKeys, ConfigError> {
+        webhook_keys(|name| self.get(name))
+    }
+
+    fn read_keys(&self) -> Result<WebhookKeys, ConfigError> {
+        match read_keys(|name| self.get(name))? {
+            Some(keys) => Ok(keys),
+            None => self.webhook_keys(),
+        }
+    }
+
+    fn config(self) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| self.get(name))
+    }
+}
+
+impl<F> fmt::Debug for VariableSource<F> {
+    /// Names only: the values include secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seen = self.seen.borrow();
+        f.debug_struct("VariableSource")
+            .field(
+                "read",
+                &seen.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -277,6 +385,93 @@ pub(crate) mod tests {
     pub(crate) fn test_config(extra: &[(&str, &str)]) -> Config {
         let map = vars(extra);
         Config::from_lookup(|n| map.get(n).cloned()).unwrap()
+    }
+
+    /// The names a [`counting_source`] was asked for, in order.
+    type Asked = std::rc::Rc<RefCell<Vec<String>>>;
+
+    /// A [`VariableSource`] over `map` that records every name it is asked for.
+    fn counting_source(
+        map: HashMap<String, String>,
+    ) -> (VariableSource<impl Fn(&str) -> Option<String>>, Asked) {
+        let asked = std::rc::Rc::new(RefCell::new(Vec::new()));
+        let log = asked.clone();
+        let source = VariableSource::new(move |name: &str| {
+            log.borrow_mut().push(name.to_owned());
+            map.get(name).cloned()
+        });
+        (source, asked)
+    }
+
+    #[test]
+    fn the_keys_are_read_without_the_rest() {
+        let (source, asked) = counting_source(vars(&[]));
+        let keys = source.webhook_keys().unwrap();
+        assert!(keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
+        assert_eq!(*asked.borrow(), [VAR_WEBHOOK_KEYS]);
+
+        // Unset read keys: the webhook keys, read once.
+        let (source, asked) = counting_source(vars(&[]));
+        assert!(source
+            .read_keys()
+            .unwrap()
+            .accepts(TEST_WEBHOOK_KEY.as_bytes()));
+        assert_eq!(*asked.borrow(), [VAR_READ_KEYS, VAR_WEBHOOK_KEYS]);
+
+        let (source, asked) = counting_source(vars(&[(VAR_READ_KEYS, "reader-1, reader-2")]));
+        let keys = source.read_keys().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.accepts(b"reader-2"));
+        assert!(!keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
+        assert_eq!(*asked.borrow(), [VAR_READ_KEYS]);
+    }
+
+    #[test]
+    fn each_variable_is_looked_up_once_per_source() {
+        let (source, asked) = counting_source(vars(&[]));
+        source.webhook_keys().unwrap();
+        source.read_keys().unwrap();
+        let config = source.config().unwrap();
+        assert!(config.webhook_keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
+        assert_eq!(config.store.database, test_config(&[]).store.database);
+        let asked = asked.borrow();
+        let mut unique = asked.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), asked.len(), "{asked:?}");
+        assert!(asked.contains(&VAR_COSMOS_KEY.to_string()));
+    }
+
+    #[test]
+    fn key_errors_and_config_errors_come_from_their_own_step() {
+        // A broken Cosmos key does not stop the key check; a broken webhook key list does.
+        let (source, _) = counting_source(vars(&[(VAR_COSMOS_KEY, "not base64!")]));
+        assert!(source.webhook_keys().is_ok());
+        assert_eq!(source.config().unwrap_err().variable(), VAR_COSMOS_KEY);
+        let mut map = vars(&[]);
+        map.remove(VAR_WEBHOOK_KEYS);
+        let (source, _) = counting_source(map);
+        assert_eq!(
+            source.webhook_keys().unwrap_err(),
+            ConfigError::Missing(VAR_WEBHOOK_KEYS)
+        );
+        assert_eq!(
+            source.read_keys().unwrap_err(),
+            ConfigError::Missing(VAR_WEBHOOK_KEYS)
+        );
+        let (source, _) = counting_source(vars(&[(VAR_READ_KEYS, ",")]));
+        assert_eq!(source.read_keys().unwrap_err().variable(), VAR_READ_KEYS);
+    }
+
+    #[test]
+    fn a_variable_source_debug_names_variables_not_values() {
+        let (source, _) = counting_source(vars(&[]));
+        source.webhook_keys().unwrap();
+        let debug = format!("{source:?}");
+        assert!(debug.contains(VAR_WEBHOOK_KEYS), "{debug}");
+        for (_, value) in vars(&[]) {
+            assert!(!debug.contains(&value), "{debug}");
+        }
     }
 
     #[test]

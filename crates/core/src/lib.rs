@@ -28,6 +28,6 @@ mod text;
 pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};
-pub use config::{Config, ConfigError, StoreConfig};
+pub use config::{Config, ConfigError, ConfigSource, StoreConfig, VariableSource};
 pub use host::{BodyError, Host, RequestBody, TransportError};
 pub use webhook::{handle, log_line};

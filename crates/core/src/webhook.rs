@@ -1,7 +1,7 @@
-//! The request flow, host-independent: route → configuration → key → body → events → store.
+//! The request flow, host-independent: route → key → configuration → body → events → store.
 //!
 //! The host supplies outbound HTTP, a monotonic clock and sleep ([`Host`]), the body
-//! ([`RequestBody`]), the configuration loader and the wall-clock time; nothing here performs
+//! ([`RequestBody`]), the configuration ([`ConfigSource`]) and the wall-clock time; nothing here performs
 //! I/O of its own, so the whole flow runs in plain `cargo test` with a virtual clock.
 
 use std::time::SystemTime;
@@ -10,8 +10,8 @@ use http::{header, request::Parts, Method};
 
 use crate::acr::{parse_event, AcrAction};
 use crate::answer::{BatchOutcome, Failure, Success};
-use crate::auth::{is_authorized, WebhookKeys};
-use crate::config::{Config, ConfigError};
+use crate::auth::is_authorized;
+use crate::config::{Config, ConfigSource};
 use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
@@ -33,12 +33,13 @@ pub const HEALTH_ROUTE: &str = "/healthz";
 
 /// Handles one request from start to end.
 ///
-/// `now` is the wall-clock time (for `receivedAt` and `x-ms-date`); durations come from the
-/// host's monotonic clock.
+/// `config` is asked for the keys first and for the whole configuration only once the
+/// request's key is valid. `now` is the wall-clock time (for `receivedAt` and `x-ms-date`);
+/// durations come from the host's monotonic clock.
 pub async fn handle<B, H>(
     head: &Parts,
     body: B,
-    config: impl FnOnce() -> Result<Config, ConfigError>,
+    config: impl ConfigSource,
     host: &H,
     now: SystemTime,
 ) -> Result<Success, Failure>
@@ -66,8 +67,12 @@ where
                     },
                 });
             }
-            let config = config()?;
-            let body = admit(head, body, &config, &config.webhook_keys).await?;
+            let keys = config.webhook_keys()?;
+            if !is_authorized(&head.headers, head.uri.query(), &keys) {
+                return Err(Failure::Unauthorized);
+            }
+            let config = config.config()?;
+            let body = read_body(head, body, &config).await?;
             let content_type = head
                 .headers
                 .get(header::CONTENT_TYPE)
@@ -84,11 +89,11 @@ where
             if !matches!(*method, Method::GET | Method::HEAD) {
                 return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
             }
-            let config = config()?;
-            let keys = config.read_keys.as_ref().unwrap_or(&config.webhook_keys);
-            if !is_authorized(&head.headers, head.uri.query(), keys) {
+            let keys = config.read_keys()?;
+            if !is_authorized(&head.headers, head.uri.query(), &keys) {
                 return Err(Failure::Unauthorized);
             }
+            let config = config.config()?;
             match path.strip_prefix(read_api::EVENT_ROUTE_PREFIX) {
                 Some(segment) => event_reads::read_one_event(&config, host, segment, now).await,
                 None => {
@@ -101,16 +106,12 @@ where
     }
 }
 
-/// Checks the key, then reads the body within [`MAX_BODY_BYTES`] and half the budget.
-async fn admit<B: RequestBody>(
+/// Reads the body of an admitted request within [`MAX_BODY_BYTES`] and half the budget.
+async fn read_body<B: RequestBody>(
     head: &Parts,
     body: B,
     config: &Config,
-    keys: &WebhookKeys,
 ) -> Result<Vec<u8>, Failure> {
-    if !is_authorized(&head.headers, head.uri.query(), keys) {
-        return Err(Failure::Unauthorized);
-    }
     let too_large = Failure::PayloadTooLarge {
         limit: MAX_BODY_BYTES,
     };

@@ -27,7 +27,7 @@ fn post(
     let outcome = block_on(handle(
         &h,
         fixture(fixture_path),
-        || Ok(config(&[])),
+        Ok(config(&[])),
         store,
         now(),
     ));
@@ -241,7 +241,7 @@ fn the_partition_key_follows_the_configured_path() {
     let outcome = block_on(handle(
         &h,
         fixture("acr/push_oci_helm.json"),
-        || Ok(cfg),
+        Ok(cfg),
         &store,
         now(),
     ));

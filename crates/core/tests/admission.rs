@@ -2,7 +2,10 @@
 
 mod common;
 
-use acr_webhook_core::{handle, log_line, respond, ConfigError};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use acr_webhook_core::{handle, log_line, respond, ConfigError, VariableSource};
 use common::*;
 
 fn run(
@@ -13,7 +16,7 @@ fn run(
 ) -> (u16, serde_json::Value, MemoryStore) {
     let store = MemoryStore::new();
     let h = head(method, uri, headers);
-    let outcome = block_on(handle(&h, body, || Ok(config(&[])), &store, now()));
+    let outcome = block_on(handle(&h, body, Ok(config(&[])), &store, now()));
     let response = respond(&outcome);
     let json = if response.body().is_empty() {
         serde_json::Value::Null
@@ -146,7 +149,7 @@ fn missing_configuration_is_500_naming_the_variable() {
     let outcome = block_on(handle(
         &h,
         fixture("acr/push.json"),
-        || Err(ConfigError::Missing("cosmos_key")),
+        Err(ConfigError::Missing("cosmos_key")),
         &store,
         now(),
     ));
@@ -160,7 +163,7 @@ fn missing_configuration_is_500_naming_the_variable() {
     let outcome = block_on(handle(
         &h,
         vec![],
-        || Err(ConfigError::Missing("cosmos_key")),
+        Err(ConfigError::Missing("cosmos_key")),
         &store,
         now(),
     ));
@@ -168,10 +171,63 @@ fn missing_configuration_is_500_naming_the_variable() {
 }
 
 #[test]
+fn a_request_without_a_valid_key_reads_only_the_keys() {
+    // Spin variables as the component reads them: every lookup is recorded. The Cosmos key
+    // is broken, which an admitted request reports (500) and a refused one never reaches.
+    let variables = |read_keys: &str| {
+        HashMap::from([
+            ("cosmos_endpoint", "http://127.0.0.1:8081".to_string()),
+            ("cosmos_key", "not base64!".to_string()),
+            ("webhook_keys", TEST_WEBHOOK_KEY.to_string()),
+            ("read_keys", read_keys.to_string()),
+        ])
+    };
+    let cases = [
+        ("POST", "/acr", "", vec!["webhook_keys"]),
+        ("POST", "/distribution", "", vec!["webhook_keys"]),
+        ("POST", "/eventgrid", "", vec!["webhook_keys"]),
+        ("GET", "/events", "", vec!["read_keys", "webhook_keys"]),
+        ("GET", "/events", "reader-key", vec!["read_keys"]),
+        ("GET", "/events/some-id", "reader-key", vec!["read_keys"]),
+    ];
+    for (method, path, read_keys, expected) in cases {
+        let vars = variables(read_keys);
+        let asked = RefCell::new(Vec::new());
+        let source = VariableSource::new(|name: &str| {
+            asked.borrow_mut().push(name.to_string());
+            vars.get(name).cloned()
+        });
+        let store = MemoryStore::new();
+        let h = head(method, path, &[("authorization", "Bearer wrong-key")]);
+        let outcome = block_on(handle(&h, fixture("acr/push.json"), source, &store, now()));
+        assert_eq!(respond(&outcome).status(), 401, "{method} {path}");
+        assert_eq!(*asked.borrow(), expected, "{method} {path}");
+        assert!(store.requests.borrow().is_empty());
+
+        // The same request with the right key reads the rest and reports the broken key.
+        let key = if read_keys.is_empty() || method == "POST" {
+            TEST_WEBHOOK_KEY
+        } else {
+            read_keys
+        };
+        let source = VariableSource::new(|name: &str| vars.get(name).cloned());
+        let h = head(method, path, &[("authorization", &format!("Bearer {key}"))]);
+        let outcome = block_on(handle(&h, fixture("acr/push.json"), source, &store, now()));
+        let response = respond(&outcome);
+        assert_eq!(response.status(), 500, "{method} {path}");
+        let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert!(
+            json["message"].as_str().unwrap().contains("cosmos_key"),
+            "{json}"
+        );
+    }
+}
+
+#[test]
 fn the_log_line_never_has_the_query_string() {
     let h = head("POST", "/acr?code=abc", &[]);
     let store = MemoryStore::new();
-    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    let outcome = block_on(handle(&h, vec![], Ok(config(&[])), &store, now()));
     let line = log_line(&h.method, h.uri.path(), &outcome);
     assert_eq!(line, "POST /acr 401 unauthorized: missing or wrong webhook key (send `Authorization: Bearer <key>`)");
 }

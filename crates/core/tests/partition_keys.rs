@@ -14,7 +14,7 @@ fn stored_create(path: &str, route: &str, fixture_path: &str) -> (String, serde_
     let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
     let h = head("POST", route, &[("authorization", &bearer)]);
     let cfg = config(&[("partition_key_path", path)]);
-    let outcome = block_on(handle(&h, fixture(fixture_path), || Ok(cfg), &store, now()));
+    let outcome = block_on(handle(&h, fixture(fixture_path), Ok(cfg), &store, now()));
     assert!(outcome.is_ok(), "{path} {fixture_path}: {outcome:?}");
     let requests = store.requests.borrow();
     let create = requests

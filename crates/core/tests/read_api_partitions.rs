@@ -322,7 +322,7 @@ fn documents() -> Vec<Value> {
 fn get(gateway: &Gateway, cfg: &acr_webhook_core::Config, uri: &str) -> (u16, Value) {
     let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
     let h = head("GET", uri, &[("authorization", &bearer)]);
-    let outcome = block_on(handle(&h, Vec::new(), || Ok(cfg.clone()), gateway, now()));
+    let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), gateway, now()));
     let response = respond(&outcome);
     let body = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
     (response.status().as_u16(), body)

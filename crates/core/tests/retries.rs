@@ -15,13 +15,7 @@ fn post_push(store: &MemoryStore, extra: &[(&str, &str)]) -> Result<Success, Fai
     let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
     let h = head("POST", "/acr", &[("authorization", &bearer)]);
     let cfg = config(extra);
-    block_on(handle(
-        &h,
-        fixture("acr/push.json"),
-        || Ok(cfg),
-        store,
-        now(),
-    ))
+    block_on(handle(&h, fixture("acr/push.json"), Ok(cfg), store, now()))
 }
 
 const PUSH_ID: &str = "cb8c3971-9adc-488b-bdd8-43cbb4974ff5";

@@ -63,7 +63,7 @@ fn secrets_never_leak() {
             let store = MemoryStore::new();
             *store.behaviour.borrow_mut() = behaviour.clone();
             let h = head("POST", uri, &headers);
-            let outcome = block_on(handle(&h, body, || Ok(cfg.clone()), &store, now()));
+            let outcome = block_on(handle(&h, body, Ok(cfg.clone()), &store, now()));
             seen.push(format!("{outcome:?}"));
             if let Err(e) = &outcome {
                 seen.push(e.to_string());

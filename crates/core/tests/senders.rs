@@ -24,7 +24,7 @@ fn post(
         &[("authorization", &bearer), ("content-type", content_type)],
     );
     let cfg = config(extra);
-    let outcome = block_on(handle(&h, body, || Ok(cfg), store, now()));
+    let outcome = block_on(handle(&h, body, Ok(cfg), store, now()));
     let response = respond(&outcome);
     (outcome, response)
 }
@@ -166,7 +166,7 @@ fn event_grid_validation_and_cloudevents_handshake() {
         "/eventgrid",
         &[("webhook-request-origin", "eventgrid.azure.net")],
     );
-    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    let outcome = block_on(handle(&h, vec![], Ok(config(&[])), &store, now()));
     let response = respond(&outcome);
     assert_eq!(response.status(), 200);
     assert_eq!(
@@ -175,7 +175,7 @@ fn event_grid_validation_and_cloudevents_handshake() {
     );
     assert_eq!(response.headers()["webhook-allowed-rate"], "*");
     let h = head("OPTIONS", "/eventgrid", &[]);
-    let outcome = block_on(handle(&h, vec![], || Ok(config(&[])), &store, now()));
+    let outcome = block_on(handle(&h, vec![], Ok(config(&[])), &store, now()));
     assert_eq!(respond(&outcome).status(), 400);
     assert!(store.requests.borrow().is_empty());
 }
