@@ -652,10 +652,9 @@ async fn signal_or_pending(rx: tokio::sync::oneshot::Receiver<&'static str>) -> 
     }
 }
 
-/// Loads `app`, listens on `listen`, prints the banner on stdout and serves until SIGINT or
-/// SIGTERM.
-pub async fn run(app: App, listen: SocketAddr) -> Result<()> {
-    let options = EngineOptions::default();
+/// Loads `app` into an engine made with `options`, listens on `listen`, prints the banner on
+/// stdout and serves until SIGINT or SIGTERM.
+pub async fn run(app: App, listen: SocketAddr, options: EngineOptions) -> Result<()> {
     let (engine, _allocation) = new_engine_with(options)?;
     let server = {
         let engine = engine.clone();

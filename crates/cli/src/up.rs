@@ -36,6 +36,11 @@ pub struct UpArgs {
     /// from RUST_LOG (error, warn, info, debug; default info).
     #[arg(long = "log-format", value_enum, default_value_t = crate::log::LogFormat::Text)]
     pub log_format: crate::log::LogFormat,
+
+    /// Write /tmp/perf-<pid>.map so that `perf report` names the component's functions
+    /// (profiling; BENCHMARKS.md).
+    #[arg(long, hide = true)]
+    pub perfmap: bool,
 }
 
 /// Parses `--listen`: a socket address, or a host name and port (first address it resolves to).
@@ -88,7 +93,11 @@ pub fn run(args: UpArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(server::run(app, args.listen));
+    let options = server::EngineOptions {
+        perfmap: args.perfmap,
+        ..server::EngineOptions::default()
+    };
+    let result = runtime.block_on(server::run(app, args.listen, options));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     result
 }
