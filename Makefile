@@ -52,9 +52,11 @@ setup-binaryen:
 WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
   --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
 
-# Custom sections the component does not need: the `wasi` crate's own worlds (34 KB), which
-# repeat interfaces spin-sdk's platform world describes (scripts/wasm-remove-sections.py).
-WASM_REMOVE_SECTIONS := 'component-type:*rust-wasi-from-crates-io*'
+# Custom sections the component does not need (scripts/wasm-remove-sections.py): the `wasi`
+# crate's own worlds (34 KB), and spin-sdk's description of the whole Spin platform (39 KB), of
+# which the component imports only fermyon:spin/variables, described by its own small section
+# (src/lib.rs, `spin_variables_world`). What is left describes every import the module has.
+WASM_REMOVE_SECTIONS := 'component-type:*rust-wasi-from-crates-io*' 'component-type:*:spin:up@*:platform:*'
 
 # cargo's module without those sections, then `wasm-opt -Oz` (when binaryen is there), into
 # $(WASM) where spin.toml expects it. $(WASM).sha256 holds the hashes of the last run's input and

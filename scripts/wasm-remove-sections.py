@@ -3,10 +3,13 @@
 
 usage: wasm-remove-sections.py IN OUT PATTERN...   (fnmatch patterns, e.g. 'component-type:*foo*')
 
-`make wasm` uses it to drop the `component-type` sections of the `wasi` crate's own worlds: the
-crate (which spin-sdk depends on) embeds three worlds that only repeat interfaces spin-sdk's
-platform world already describes, so the component Spin makes from the module is the same
-without them. Every other section is copied byte for byte, in order.
+`make wasm` uses it to drop `component-type` sections the component does not need: the `wasi`
+crate's own three worlds (the crate, which spin-sdk depends on, embeds them; they only repeat
+interfaces other sections describe) and spin-sdk's description of the whole Spin platform, of
+which the component imports only `fermyon:spin/variables`, described by the component's own
+small section (src/lib.rs). What is left describes every import, so Spin still makes a
+component of the module (crates/cli/tests/component_imports.rs checks the result). Every other
+section is copied byte for byte, in order.
 """
 import fnmatch
 import sys

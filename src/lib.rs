@@ -293,3 +293,21 @@ mod spin_adapter {
         let _ = OutgoingBody::finish(outgoing_body, None);
     }
 }
+
+/// The WIT description (`component-type` custom section) of the one import the component has
+/// beyond the `wasi:http` proxy world: `fermyon:spin/variables@2.0.0`, from `wit/` (a verbatim
+/// copy of spin-sdk 5.2.0's interface), encoded by the same wit-bindgen spin-sdk uses.
+///
+/// spin-sdk also embeds a 39 KB description of the whole Spin platform (key-value, SQLite,
+/// Redis, MQTT, ...), of which the component uses only that one interface; `make wasm` drops
+/// it, and this section plus spin-sdk's `wasi-http-trigger` one still describe every import, so
+/// Spin and `acr-webhook up` make the same component from the smaller module. No code is
+/// generated here that the component calls.
+#[cfg(target_arch = "wasm32")]
+mod spin_variables_world {
+    spin_sdk::wit_bindgen::generate!({
+        world: "fermyon:spin/host",
+        path: "wit",
+        runtime_path: "spin_sdk::wit_bindgen::rt",
+    });
+}
