@@ -267,8 +267,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs a child as in production: without RUST_BACKTRACE, which makes wasmtime 48 capture
-/// a backtrace on every `Store` drop (one per request).
+/// Runs a child without RUST_BACKTRACE, so that the figures do not depend on the caller's
+/// environment. (With wasmtime's component-model-async feature, which the host no longer
+/// enables, it cost a backtrace capture on every `Store` drop: one per request.)
 fn quiet_backtraces(cmd: &mut Command) {
     cmd.env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");
