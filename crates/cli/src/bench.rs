@@ -8,34 +8,34 @@
 //! - **Per request**, `--requests` times in one thread: a fresh `Store` (as `up` makes per
 //!   request), `ProxyPre::instantiate_async`, and the `wasi:http/incoming-handler` call for
 //!   a `POST /acr` without a key, which the component answers 401 before reading the body
-//!   or touching the store. Outbound requests are refused by the hooks (none is made), and
-//!   the component's stderr line goes to a sink, so nothing leaves the process.
+//!   or touching the store. The store data is `up`'s (`server::RequestState`) with no
+//!   outbound host allowed (none is contacted), and the component's stderr line goes to a
+//!   sink, so nothing leaves the process.
 //!
 //! The engine is `up`'s (`server::new_engine_with`: pooling allocator when the machine allows
 //! it, 64 KiB kept resident), optionally with the profiler or another keep-resident size.
 
 use crate::componentize;
 use crate::manifest::{ComponentVariables, DEFAULT_MANIFEST_FILE};
-use crate::server;
+use crate::outbound::AllowedHosts;
+use crate::outbound_pool::{OutboundPool, PoolSettings};
+use crate::server::{self, RequestState};
 use crate::up::load_app;
-use crate::variables;
 use anyhow::{anyhow, bail, Context, Result};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use std::convert::Infallible;
-use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::SinkOutputStream;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{
-    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
-};
+use wasmtime_wasi_http::WasiHttpView;
 
 /// Values for the required variables when neither `--variable` nor `SPIN_VARIABLE_*` sets
 /// them, so that the command runs on its own. Nothing is ever sent to this endpoint.
@@ -89,59 +89,6 @@ pub struct BenchArgs {
     /// instances (reset with memset instead of madvise) instead of `up`'s 64 KiB.
     #[arg(long, value_name = "BYTES")]
     pub keep_resident: Option<usize>,
-}
-
-/// Per-request store data: WASI, wasi:http with hooks that refuse every outbound request,
-/// and the Spin variables.
-struct BenchState {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    hooks: RefuseOutbound,
-    variables: ComponentVariables,
-}
-
-impl WasiView for BenchState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for BenchState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-/// Refuses every outbound request: the measured path must not do I/O.
-struct RefuseOutbound;
-
-/// The future `WasiHttpHooks::send_request` returns.
-type SendRequestFuture = Box<
-    dyn Future<
-            Output = wasmtime_wasi_http::Result<(
-                Response<WasiBody>,
-                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            )>,
-        > + Send,
->;
-
-impl WasiHttpHooks for RefuseOutbound {
-    fn send_request(
-        &mut self,
-        _request: Request<WasiBody>,
-        _options: Option<RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> SendRequestFuture {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
 }
 
 /// Timings of one run, in nanoseconds.
@@ -217,7 +164,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let compile_time = t.elapsed();
 
     let t = Instant::now();
-    let pre = link(&engine, &component)?;
+    let pre = server::link(&engine, &component, &app.component_id)?;
     let link_time = t.elapsed();
 
     // The same component from its precompiled form (what a compilation cache would load).
@@ -228,7 +175,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // SAFETY: the bytes were produced just now by `serialize` on this same engine.
     let from_cache = unsafe { Component::deserialize(&engine, &serialized) }
         .map_err(|e| anyhow!("cannot load the serialized component: {e}"))?;
-    let _ = link(&engine, &from_cache)?;
+    let _ = server::link(&engine, &from_cache, &app.component_id)?;
     let cached_time = t.elapsed();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -305,21 +252,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 /// Links what `up` links and pre-instantiates.
-fn link(engine: &Engine, component: &Component) -> Result<ProxyPre<BenchState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| anyhow!("linking WASI: {e}"))?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(|e| anyhow!("linking wasi:http: {e}"))?;
-    variables::add_to_linker(&mut linker, |state: &mut BenchState| &mut state.variables)
-        .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
-    let instance_pre = linker
-        .instantiate_pre(component)
-        .map_err(|e| anyhow!("the component cannot run on this host: {e}"))?;
-    ProxyPre::new(instance_pre)
-        .map_err(|e| anyhow!("the component does not export wasi:http/incoming-handler: {e}"))
-}
-
 /// The request `up` would hand the component for `POST /acr` without a key.
 fn unauthorized_request() -> Request<http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>>
 {
@@ -346,7 +278,7 @@ fn unauthorized_request() -> Request<http_body_util::combinators::UnsyncBoxBody<
 
 async fn measure(
     engine: &Engine,
-    pre: &ProxyPre<BenchState>,
+    pre: &ProxyPre<RequestState>,
     variables: &ComponentVariables,
     requests: usize,
 ) -> Result<Samples> {
@@ -356,18 +288,22 @@ async fn measure(
         instantiate_handle: Vec::with_capacity(requests),
         total: Vec::with_capacity(requests),
     };
+    let no_outbound = Arc::new(AllowedHosts::from_entries(Vec::new()));
+    let pool = OutboundPool::new(PoolSettings::default())
+        .map_err(|e| anyhow!("cannot set up the outbound pool: {e}"))?;
     for i in 0..WARMUP_REQUESTS + requests {
         let request = unauthorized_request();
         let t0 = Instant::now();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(SinkOutputStream).stderr(SinkOutputStream);
-        let state = BenchState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: RefuseOutbound,
-            variables: variables.clone(),
-        };
+        // As `up` makes it per request; no host is allowed, so an outbound request (the
+        // 401 path makes none) would be refused without leaving the process.
+        let state = RequestState::new(
+            wasi.build(),
+            no_outbound.clone(),
+            pool.clone(),
+            variables.clone(),
+        );
         let mut store = Store::new(engine, state);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store

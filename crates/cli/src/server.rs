@@ -171,6 +171,48 @@ pub struct RequestState {
     variables: ComponentVariables,
 }
 
+impl RequestState {
+    /// The store data of one request: `wasi` for the component's WASI context, outbound
+    /// requests to `allowed` hosts sent through `pool` (others refused), `variables` for
+    /// `fermyon:spin/variables`.
+    pub fn new(
+        wasi: WasiCtx,
+        allowed: Arc<AllowedHosts>,
+        pool: OutboundPool,
+        variables: ComponentVariables,
+    ) -> Self {
+        Self {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks { allowed, pool },
+            variables,
+        }
+    }
+}
+
+/// Links what the host provides (WASI, wasi:http, Spin variables) for `component` and
+/// pre-instantiates it; `component_id` names it in errors.
+pub fn link(
+    engine: &Engine,
+    component: &Component,
+    component_id: &str,
+) -> Result<ProxyPre<RequestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| anyhow!("linking WASI: {e}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(|e| anyhow!("linking wasi:http: {e}"))?;
+    variables::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.variables)
+        .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
+    let instance_pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| anyhow!("component {component_id:?} cannot run on this host: {e}"))?;
+    ProxyPre::new(instance_pre).map_err(|e| {
+        anyhow!("component {component_id:?} does not export wasi:http/incoming-handler: {e}")
+    })
+}
+
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -275,27 +317,7 @@ impl AppServer {
         app: &App,
         listen: SocketAddr,
     ) -> Result<Self> {
-        let mut linker = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| anyhow!("linking WASI: {e}"))?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(|e| anyhow!("linking wasi:http: {e}"))?;
-        variables::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.variables)
-            .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
-
-        let instance_pre = linker.instantiate_pre(component).map_err(|e| {
-            anyhow!(
-                "component {:?} cannot run on this host: {e}",
-                app.component_id
-            )
-        })?;
-        let pre = ProxyPre::new(instance_pre).map_err(|e| {
-            anyhow!(
-                "component {:?} does not export wasi:http/incoming-handler: {e}",
-                app.component_id
-            )
-        })?;
-
+        let pre = link(engine, component, &app.component_id)?;
         let fallback_authority = listen
             .to_string()
             .parse()
@@ -470,16 +492,12 @@ impl AppServer {
                 Some(pipe)
             }
         };
-        let state = RequestState {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutboundHooks {
-                allowed: self.allowed.clone(),
-                pool: self.outbound.clone(),
-            },
-            variables: self.variables.clone(),
-        };
+        let state = RequestState::new(
+            wasi.build(),
+            self.allowed.clone(),
+            self.outbound.clone(),
+            self.variables.clone(),
+        );
         let mut store = Store::new(self.pre.engine(), state);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
