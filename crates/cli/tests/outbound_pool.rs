@@ -20,6 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
+#[path = "support/tls.rs"]
+mod tls;
+use tls::self_signed;
+
 /// A request as the component's would reach the pool: absolute URI, `host` header, a body.
 fn request(url: &str, body: &'static [u8]) -> Request<WasiBody> {
     let uri: http::Uri = url.parse().unwrap();
@@ -371,26 +375,6 @@ async fn idle_connections_expire_after_the_idle_timeout() {
     wait_until(|| pool.idle_connections() == 0).await;
     exchange(&pool, request(&url, b""), None).await.unwrap();
     assert_eq!(server.accepted(), 2);
-}
-
-/// A self-signed certificate for 127.0.0.1 and localhost, and a TLS acceptor serving it.
-fn self_signed() -> (
-    rustls::pki_types::CertificateDer<'static>,
-    tokio_rustls::TlsAcceptor,
-) {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.clone()], key.into())
-    .unwrap();
-    (cert, tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! free 127.0.0.1 port and stopped on drop (also when a test fails).
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
