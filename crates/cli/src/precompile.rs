@@ -2,10 +2,10 @@
 //! Cranelift.
 //!
 //! Compiling the component (componentizing it with `wit-component`, then Cranelift on all
-//! cores) leaves the process that did it holding what it touched: ~17 MiB of the compiler's
-//! own machine code paged in from this binary and ~14 MiB of freed allocator arenas that
+//! cores) leaves the process that did it holding what it touched: 16 MiB of the compiler's
+//! own machine code paged in from this binary and 13 MiB of freed allocator arenas that
 //! glibc keeps. None of it is used again, but all of it stays in the resident set for as long
-//! as `acr-webhook up` runs (54 MiB idle, against 9 MiB when the child compiles;
+//! as `acr-webhook up` runs (53 MiB idle, against 16 MiB when the child compiles;
 //! BENCHMARKS.md, session 3).
 //!
 //! So `up` runs this same executable as `acr-webhook precompile --component PATH`, which
