@@ -103,6 +103,9 @@ pub fn load_compiled_in_child(
         .arg("--component")
         .arg(source)
         .arg(format!("--keep-resident={}", options.keep_resident))
+        // The compiler needs nothing from the environment, and `up`'s holds the app's
+        // secrets (SPIN_VARIABLE_*): the child does not get it.
+        .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
