@@ -8,7 +8,7 @@ crate's own three worlds (the crate, which spin-sdk depends on, embeds them; the
 interfaces other sections describe) and spin-sdk's description of the whole Spin platform, of
 which the component imports only `fermyon:spin/variables`, described by the component's own
 small section (src/lib.rs). What is left describes every import, so Spin still makes a
-component of the module (crates/cli/tests/component_imports.rs checks the result). Every other
+component of the module (crates/cli/tests/component.rs checks the result). Every other
 section is copied byte for byte, in order.
 """
 import fnmatch
