@@ -50,7 +50,7 @@ fn main() {
             .unwrap()
             .into_parts()
             .0;
-        let outcome = block_on(handle(&head, body.clone(), || Ok(config()), &store, now()));
+        let outcome = block_on(handle(&head, body.clone(), Ok(config()), &store, now()));
         println!(
             "delivery {attempt}: {} | creates sent {}, stored in total {}",
             log_line(&head.method, "/distribution", &outcome),

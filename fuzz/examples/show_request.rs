@@ -24,7 +24,7 @@ fn main() {
         let outcome = block_on(handle(
             &built.head,
             input.body.0.clone(),
-            || Ok(config()),
+            Ok(config()),
             &store,
             now(),
         ));

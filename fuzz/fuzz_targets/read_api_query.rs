@@ -142,7 +142,8 @@ fuzz_target!(|input: Input| {
                 "(c.receivedAt < @afterReceivedAt OR (c.receivedAt = @afterReceivedAt AND \
                  c.id < @afterId) OR NOT IS_STRING(c.receivedAt))",
             );
-            parameters.push(serde_json::json!({ "name": "@afterReceivedAt", "value": received_at }));
+            parameters
+                .push(serde_json::json!({ "name": "@afterReceivedAt", "value": received_at }));
             parameters.push(serde_json::json!({ "name": "@afterId", "value": id }));
         }
         Some(Position {
