@@ -75,12 +75,33 @@ pub fn request(
     head.push_str("\r\n");
     let mut out = head.into_bytes();
     out.extend_from_slice(body.unwrap_or_default());
-    stream.write_all(&out)?;
-    stream.flush()?;
+    // A server may answer before it has read the whole body (413 for a body it refuses by
+    // its Content-Length) and close the connection, so that the rest of the write fails.
+    // As curl does, the answer it sent is then still read, and the write error reported only
+    // when there is none.
+    let written = stream.write_all(&out).and_then(|()| stream.flush());
+    if let Err(e) = &written {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return Err(written.unwrap_err());
+        }
+    }
 
     let mut reader = BufReader::new(stream);
-    let (start, headers) = read_head(&mut reader)?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "empty response"))?;
+    let head = match read_head(&mut reader) {
+        Ok(head) => head,
+        Err(read_error) => return Err(written.err().unwrap_or(read_error)),
+    };
+    let (start, headers) = match head {
+        Some(head) => head,
+        None => {
+            return Err(written
+                .err()
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "empty response")))
+        }
+    };
     let status: u16 = start
         .split_whitespace()
         .nth(1)
