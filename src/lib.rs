@@ -9,8 +9,8 @@ mod spin_adapter {
     use std::time::{Duration, SystemTime};
 
     use acr_webhook_core::{
-        handle, log_line, respond, BodyError, Failure, Host, RequestBody, TransportError,
-        VariableSource,
+        handle, known_header, log_line, respond, BodyError, Failure, Host, RequestBody,
+        TransportError, VariableSource, ANSWER_HEADERS, REQUEST_HEADERS,
     };
     use spin_sdk::http::{
         Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
@@ -83,8 +83,11 @@ mod spin_adapter {
         let mut builder = http::Request::builder()
             .method(http::Method::from_bytes(method.as_bytes()).map_err(|_| "invalid method")?)
             .uri(path_with_query.unwrap_or_else(|| "/".into()));
+        // Only the headers the core reads, by their constants: no header name is parsed.
         for (name, value) in headers {
-            builder = builder.header(name, value);
+            if let Some(name) = known_header(&REQUEST_HEADERS, &name) {
+                builder = builder.header(name, value);
+            }
         }
         builder
             .body(())
@@ -251,7 +254,9 @@ mod spin_adapter {
         };
         let mut builder = http::Response::builder().status(response.status());
         for (name, value) in response.headers().entries() {
-            builder = builder.header(name, value);
+            if let Some(name) = known_header(&ANSWER_HEADERS, &name) {
+                builder = builder.header(name, value);
+            }
         }
         let incoming = response
             .consume()

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use crate::text::hex_digit;
 
 /// The header an Azure Function key travels in.
-pub const FUNCTIONS_KEY_HEADER: &str = "x-functions-key";
+pub const FUNCTIONS_KEY_HEADER: http::HeaderName = http::HeaderName::from_static("x-functions-key");
 /// The query parameter an Azure Function key travels in.
 pub const CODE_QUERY_PARAMETER: &str = "code";
 

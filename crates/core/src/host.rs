@@ -4,13 +4,41 @@
 
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{header, HeaderName, Request, Response};
+
+use crate::auth::FUNCTIONS_KEY_HEADER;
+use crate::cosmos::{X_MS_CONTINUATION, X_MS_RETRY_AFTER_MS};
+use crate::eventgrid::WEBHOOK_REQUEST_ORIGIN;
+
+/// Every request header [`handle`](crate::handle) reads. A host may pass it only these: the
+/// component does, so that it never parses a header name from text (`http`'s name parser is
+/// 12 KB of the module, BENCHMARKS.md).
+pub const REQUEST_HEADERS: [HeaderName; 5] = [
+    header::AUTHORIZATION,
+    FUNCTIONS_KEY_HEADER,
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    WEBHOOK_REQUEST_ORIGIN,
+];
+
+/// Every header of a Cosmos DB answer the core reads. [`Host::send`] may return only these.
+pub const ANSWER_HEADERS: [HeaderName; 2] = [X_MS_RETRY_AFTER_MS, X_MS_CONTINUATION];
+
+/// The constant in `known` that is the header `name` (compared without regard to case), for
+/// a host that builds header maps from names given as text.
+pub fn known_header(known: &[HeaderName], name: &str) -> Option<HeaderName> {
+    known
+        .iter()
+        .find(|candidate| candidate.as_str().eq_ignore_ascii_case(name))
+        .cloned()
+}
 
 /// The host's side of one request's life.
 #[allow(async_fn_in_trait)] // single-threaded hosts (wasm) need no Send bound
 pub trait Host {
     /// Sends one request and returns the whole answer, giving up after `timeout` (connect,
-    /// first byte and between bytes each bounded by it).
+    /// first byte and between bytes each bounded by it). The answer needs only the headers
+    /// in [`ANSWER_HEADERS`].
     async fn send(
         &self,
         request: Request<Vec<u8>>,
@@ -85,5 +113,29 @@ impl RequestBody for Vec<u8> {
             return Err(BodyError::TooLarge);
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn known_headers_are_found_in_any_case_and_others_are_not() {
+        assert_eq!(
+            known_header(&REQUEST_HEADERS, "Authorization"),
+            Some(header::AUTHORIZATION)
+        );
+        assert_eq!(
+            known_header(&REQUEST_HEADERS, "WebHook-Request-Origin"),
+            Some(WEBHOOK_REQUEST_ORIGIN)
+        );
+        assert_eq!(
+            known_header(&ANSWER_HEADERS, "x-ms-continuation"),
+            Some(X_MS_CONTINUATION)
+        );
+        assert_eq!(known_header(&REQUEST_HEADERS, "x-ms-continuation"), None);
+        assert_eq!(known_header(&REQUEST_HEADERS, "user-agent"), None);
+        assert_eq!(known_header(&REQUEST_HEADERS, ""), None);
     }
 }

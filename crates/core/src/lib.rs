@@ -29,5 +29,7 @@ pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};
 pub use config::{Config, ConfigError, ConfigSource, StoreConfig, VariableSource};
-pub use host::{BodyError, Host, RequestBody, TransportError};
+pub use host::{
+    known_header, BodyError, Host, RequestBody, TransportError, ANSWER_HEADERS, REQUEST_HEADERS,
+};
 pub use webhook::{handle, log_line};

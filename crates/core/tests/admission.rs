@@ -5,7 +5,9 @@ mod common;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use acr_webhook_core::{handle, log_line, respond, ConfigError, VariableSource};
+use acr_webhook_core::{
+    handle, known_header, log_line, respond, ConfigError, VariableSource, REQUEST_HEADERS,
+};
 use common::*;
 
 fn run(
@@ -230,4 +232,152 @@ fn the_log_line_never_has_the_query_string() {
     let outcome = block_on(handle(&h, vec![], Ok(config(&[])), &store, now()));
     let line = log_line(&h.method, h.uri.path(), &outcome);
     assert_eq!(line, "POST /acr 401 unauthorized: missing or wrong webhook key (send `Authorization: Bearer <key>`)");
+}
+
+/// The component hands the core only the headers in `REQUEST_HEADERS`: every request below
+/// (each route, each way of presenting a key, each content type, the Event Grid handshake,
+/// sizes) must get the same answer and write the same documents with only those headers as
+/// with all the headers it was sent with. A header the core read but the list missed would
+/// change an answer here.
+#[test]
+fn the_headers_the_core_reads_are_all_in_request_headers() {
+    let bearer = bearer();
+    let key = TEST_WEBHOOK_KEY;
+    let with_code = format!("/acr?code={key}");
+    let noise = [
+        ("host", "receiver.example"),
+        ("user-agent", "Go-http-client/1.1"),
+        ("accept-encoding", "gzip"),
+        ("x-forwarded-for", "10.0.0.1"),
+    ];
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/acr",
+            vec![
+                ("Authorization", &bearer),
+                ("Content-Type", "application/json"),
+            ],
+            fixture("acr/push.json"),
+        ),
+        (
+            "POST",
+            "/acr",
+            vec![("x-functions-key", key)],
+            fixture("acr/delete.json"),
+        ),
+        ("POST", &with_code, vec![], fixture("acr/ping.json")),
+        (
+            "POST",
+            "/acr",
+            vec![("authorization", "Bearer wrong")],
+            fixture("acr/push.json"),
+        ),
+        (
+            "POST",
+            "/acr",
+            vec![("authorization", &bearer), ("content-length", "2000000")],
+            fixture("acr/push.json"),
+        ),
+        (
+            "POST",
+            "/distribution",
+            vec![
+                ("authorization", &bearer),
+                (
+                    "content-type",
+                    "application/vnd.docker.distribution.events.v1+json",
+                ),
+            ],
+            fixture("distribution/push.json"),
+        ),
+        (
+            "POST",
+            "/distribution",
+            vec![("authorization", &bearer), ("content-type", "text/plain")],
+            fixture("distribution/push.json"),
+        ),
+        (
+            "POST",
+            "/eventgrid",
+            vec![
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+                ("aeg-event-type", "Notification"),
+            ],
+            fixture("eventgrid/eventgrid-schema/image_pushed.json"),
+        ),
+        (
+            "POST",
+            "/eventgrid",
+            vec![
+                ("authorization", &bearer),
+                (
+                    "content-type",
+                    "application/cloudevents+json; charset=utf-8",
+                ),
+            ],
+            fixture("eventgrid/cloudevents/image_pushed.json"),
+        ),
+        (
+            "POST",
+            "/eventgrid",
+            vec![
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+                ("aeg-event-type", "SubscriptionValidation"),
+            ],
+            fixture("eventgrid/eventgrid-schema/subscription_validation.json"),
+        ),
+        (
+            "OPTIONS",
+            "/eventgrid",
+            vec![
+                ("WebHook-Request-Origin", "eventgrid.azure.net"),
+                ("WebHook-Request-Rate", "10"),
+            ],
+            vec![],
+        ),
+        (
+            "GET",
+            "/events?limit=5",
+            vec![("authorization", &bearer)],
+            vec![],
+        ),
+        ("GET", "/events", vec![], vec![]),
+        ("GET", "/healthz", vec![], vec![]),
+    ];
+    for (method, uri, headers, body) in cases {
+        let mut all = headers.clone();
+        all.extend(noise);
+        let full = head(method, uri, &all);
+        let mut filtered = full.clone();
+        filtered.headers = full
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                known_header(&REQUEST_HEADERS, name.as_str()).map(|name| (name, value.clone()))
+            })
+            .collect();
+        assert!(filtered.headers.len() < full.headers.len());
+
+        let answer = |h: &http::request::Parts| {
+            let store = MemoryStore::new();
+            let outcome = block_on(handle(h, body.clone(), Ok(config(&[])), &store, now()));
+            let response = respond(&outcome);
+            let written = store.requests.borrow().len();
+            (
+                response.status(),
+                response.headers().clone(),
+                response.into_body(),
+                written,
+            )
+        };
+        assert_eq!(
+            answer(&full),
+            answer(&filtered),
+            "{method} {uri} {headers:?}"
+        );
+    }
 }

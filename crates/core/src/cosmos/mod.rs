@@ -9,7 +9,9 @@ pub use request::{
     x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_ENABLE_CROSS_PARTITION,
     X_MS_PARTITION_KEY, X_MS_PARTITION_KEY_RANGE_ID,
 };
-pub use response::{classify_read, classify_write, CosmosFailure, ReadResult, WriteResult};
+pub use response::{
+    classify_read, classify_write, CosmosFailure, ReadResult, WriteResult, X_MS_RETRY_AFTER_MS,
+};
 pub use token::{authorization, signature, InvalidMasterKey, MasterKey, SigningScope};
 
 use std::fmt;

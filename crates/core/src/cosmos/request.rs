@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use http::{header, Method, Request};
+use http::{header, HeaderName, Method, Request};
 
 use super::token::{authorization, url_encode_component, SigningScope};
 use crate::config::StoreConfig;
@@ -11,17 +11,23 @@ use crate::config::StoreConfig;
 pub const API_VERSION: &str = "2018-12-31";
 
 /// Header: request date, RFC 1123 in GMT.
-pub const X_MS_DATE: &str = "x-ms-date";
+pub const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 /// Header: REST API version.
-pub const X_MS_VERSION: &str = "x-ms-version";
+pub const X_MS_VERSION: HeaderName = HeaderName::from_static("x-ms-version");
 /// Header: the partition key of a document operation, as a JSON array.
-pub const X_MS_PARTITION_KEY: &str = "x-ms-documentdb-partitionkey";
+pub const X_MS_PARTITION_KEY: HeaderName = HeaderName::from_static("x-ms-documentdb-partitionkey");
 /// Header: the partition key range (physical partition) a query is sent to.
-pub const X_MS_PARTITION_KEY_RANGE_ID: &str = "x-ms-documentdb-partitionkeyrangeid";
+pub const X_MS_PARTITION_KEY_RANGE_ID: HeaderName =
+    HeaderName::from_static("x-ms-documentdb-partitionkeyrangeid");
 /// Header: allows a query to run across partitions.
-pub const X_MS_ENABLE_CROSS_PARTITION: &str = "x-ms-documentdb-query-enablecrosspartition";
+pub const X_MS_ENABLE_CROSS_PARTITION: HeaderName =
+    HeaderName::from_static("x-ms-documentdb-query-enablecrosspartition");
 /// Header: the continuation token of a paged feed or query (request and answer).
-pub const X_MS_CONTINUATION: &str = "x-ms-continuation";
+pub const X_MS_CONTINUATION: HeaderName = HeaderName::from_static("x-ms-continuation");
+/// Header: marks a `POST …/docs` as a query.
+pub const X_MS_IS_QUERY: HeaderName = HeaderName::from_static("x-ms-documentdb-isquery");
+/// Header: the most documents one query page may return.
+pub const X_MS_MAX_ITEM_COUNT: HeaderName = HeaderName::from_static("x-ms-max-item-count");
 
 /// Where a query runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,7 @@ struct Signed<'a> {
 }
 
 impl Signed<'_> {
-    fn build(self, date: &str, extra: &[(&str, &str)], body: Vec<u8>) -> Request<Vec<u8>> {
+    fn build(self, date: &str, extra: &[(HeaderName, &str)], body: Vec<u8>) -> Request<Vec<u8>> {
         let auth = authorization(
             &self.store.key,
             &SigningScope {
@@ -69,7 +75,7 @@ impl Signed<'_> {
             .header(X_MS_VERSION, API_VERSION)
             .header(header::ACCEPT, "application/json");
         for (name, value) in extra {
-            builder = builder.header(*name, *value);
+            builder = builder.header(name.clone(), *value);
         }
         builder
             .body(body)
@@ -112,7 +118,7 @@ impl StoreConfig {
         .build(
             date,
             &[
-                (header::CONTENT_TYPE.as_str(), "application/json"),
+                (header::CONTENT_TYPE, "application/json"),
                 (X_MS_PARTITION_KEY, partition_key),
             ],
             document,
@@ -152,12 +158,12 @@ impl StoreConfig {
         date: &str,
     ) -> Request<Vec<u8>> {
         let max_items = max_items.to_string();
-        let mut extra: Vec<(&str, &str)> = vec![
+        let mut extra: Vec<(HeaderName, &str)> = vec![
             // Exactly this content type, no charset: Cosmos (and the local store) treat anything
             // else as a create.
-            (header::CONTENT_TYPE.as_str(), "application/query+json"),
-            ("x-ms-documentdb-isquery", "True"),
-            ("x-ms-max-item-count", &max_items),
+            (header::CONTENT_TYPE, "application/query+json"),
+            (X_MS_IS_QUERY, "True"),
+            (X_MS_MAX_ITEM_COUNT, &max_items),
         ];
         match scope {
             QueryScope::Partition(pk) => extra.push((X_MS_PARTITION_KEY, pk)),
@@ -188,7 +194,7 @@ impl StoreConfig {
         continuation: Option<&str>,
         date: &str,
     ) -> Request<Vec<u8>> {
-        let mut extra: Vec<(&str, &str)> = Vec::new();
+        let mut extra: Vec<(HeaderName, &str)> = Vec::new();
         if let Some(token) = continuation {
             extra.push((X_MS_CONTINUATION, token));
         }
@@ -247,7 +253,7 @@ impl StoreConfig {
         }
         .build(
             date,
-            &[(header::CONTENT_TYPE.as_str(), "application/json")],
+            &[(header::CONTENT_TYPE, "application/json")],
             body.into_bytes(),
         )
     }
@@ -284,7 +290,7 @@ impl StoreConfig {
         }
         .build(
             date,
-            &[(header::CONTENT_TYPE.as_str(), "application/json")],
+            &[(header::CONTENT_TYPE, "application/json")],
             body.into_bytes(),
         )
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use http::{HeaderMap, StatusCode};
 
 /// Header: how long Cosmos asks the client to wait after a 429.
-pub const X_MS_RETRY_AFTER_MS: &str = "x-ms-retry-after-ms";
+pub const X_MS_RETRY_AFTER_MS: http::HeaderName =
+    http::HeaderName::from_static("x-ms-retry-after-ms");
 
 /// The outcome of a create-document request.
 #[derive(Debug, Clone, PartialEq, Eq)]
