@@ -268,8 +268,8 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Runs a child without RUST_BACKTRACE, so that the figures do not depend on the caller's
-/// environment. (With wasmtime's component-model-async feature, which the host no longer
-/// enables, it cost a backtrace capture on every `Store` drop: one per request.)
+/// environment (session 1 measured a backtrace capture per `Store` drop with it; session 3
+/// could not reproduce that cost).
 fn quiet_backtraces(cmd: &mut Command) {
     cmd.env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");
