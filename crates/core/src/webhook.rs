@@ -1,8 +1,9 @@
 //! The request flow, host-independent: route → key → configuration → body → events → store.
 //!
 //! The host supplies outbound HTTP, a monotonic clock and sleep ([`Host`]), the body
-//! ([`RequestBody`]), the configuration ([`ConfigSource`]) and the wall-clock time; nothing here performs
-//! I/O of its own, so the whole flow runs in plain `cargo test` with a virtual clock.
+//! ([`RequestBody`]), the configuration ([`ConfigSource`]) and the wall-clock time; nothing
+//! here performs I/O of its own, so the whole flow runs in plain `cargo test` with a virtual
+//! clock.
 
 use std::time::SystemTime;
 
