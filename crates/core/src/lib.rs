@@ -3,8 +3,8 @@
 //! answers, and the mapping of every outcome to an HTTP answer.
 //!
 //! Nothing here performs I/O or reads the clock: the host passes the request, the
-//! configuration, an outbound [`webhook::Transport`] and `now`. The Spin component, the
-//! native CLI and the tests all drive this same code.
+//! configuration ([`ConfigSource`]), outbound HTTP and a monotonic clock ([`Host`]) and `now`.
+//! The Spin component, the native CLI and the tests all drive this same code.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
