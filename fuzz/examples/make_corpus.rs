@@ -184,7 +184,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The directory cargo gives at run time (the one compiled in can be another checkout's).
+    let root = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("..");
     let corpus = root.join("fuzz/corpus");
     let fixtures = fixtures(&root);
 

@@ -18,9 +18,10 @@ const SECRET_EXAMPLE: &str = "deploy/secret.example.yaml";
 const SPIN_TOML: &str = "spin.toml";
 
 fn repo_file(relative: &str) -> String {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "..", relative]
-        .iter()
-        .collect();
+    // The directory cargo gives at run time: the one compiled in can be another checkout's
+    // (see testkit's `manifest_dir`).
+    let package = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let path: PathBuf = [package.as_str(), "..", "..", relative].iter().collect();
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -20,10 +20,10 @@ pub const NODE_ENV: &str = "ACR_WEBHOOK_NODE";
 
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The repository root: the nearest directory containing `spin.toml`, walking up from this
-/// crate's `CARGO_MANIFEST_DIR`. Panics if there is none.
+/// The repository root: the nearest directory containing `spin.toml`, walking up from
+/// [`manifest_dir`]. Panics if there is none.
 pub fn repo_root() -> PathBuf {
-    let start = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let start = manifest_dir(env!("CARGO_MANIFEST_DIR"));
     start
         .ancestors()
         .find(|d| d.join("spin.toml").is_file())
@@ -34,6 +34,17 @@ pub fn repo_root() -> PathBuf {
             )
         })
         .to_path_buf()
+}
+
+/// The package directory of the test or program running: `CARGO_MANIFEST_DIR` as cargo sets
+/// it when it runs one, else `compiled` (pass `env!("CARGO_MANIFEST_DIR")`). The value
+/// compiled in can be another checkout's: cargo does not rebuild a workspace that moved, so a
+/// target directory shared by two checkouts (`.ci/run` shares one) may run a test binary
+/// built in the other.
+fn manifest_dir(compiled: &str) -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(compiled))
 }
 
 /// Where `cli.js` of `@vercel/cosmosdb-server` is: `$ACR_WEBHOOK_COSMOSDB_SERVER_CLI` if

@@ -17,8 +17,14 @@ pub const TEST_COSMOS_KEY: &str =
 pub const TEST_WEBHOOK_KEY: &str = "test-webhook-key-0f1e2d3c4b5a";
 pub const TEST_WEBHOOK_KEY_2: &str = "test-webhook-key-rotated-in-9988";
 
+/// The checkout's root, from the package directory cargo gives at run time (the one compiled
+/// in can be another checkout's when two share a target directory: cargo does not rebuild a
+/// workspace that moved).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../..")
 }
 
 pub fn fixture(path: &str) -> Vec<u8> {
