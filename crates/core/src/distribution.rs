@@ -12,13 +12,8 @@
 //! [`DistributionAction::Other`] and [`should_store`] says no, because Distribution retries a
 //! non-2xx answer until it succeeds and one odd event must not block its queue forever.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
-use serde::Deserialize;
-
 use crate::acr::{AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
+use crate::json::{json_fields, Capped};
 use crate::text::{printable, printable_n};
 
 /// Envelope media type sent by Distribution up to 2.8.x.
@@ -133,8 +128,8 @@ pub enum TargetKind {
 }
 
 /// One event as Distribution marshals it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
 pub struct WireEvent {
     /// The event id (a UUID, unique per event).
     pub id: Option<String>,
@@ -143,24 +138,36 @@ pub struct WireEvent {
     /// The action, as sent.
     pub action: Option<String>,
     /// What the event is about.
-    #[serde(default, deserialize_with = "crate::json::optional_object")]
+    #[cfg_attr(
+        test,
+        serde(default, deserialize_with = "crate::json::reference::optional_object")
+    )]
     pub target: Option<WireTarget>,
     /// The registry request that caused it. Its `id` is shared by the events of one request
     /// (a manifest delete and its tag deletes), so it does not identify an event.
-    #[serde(default, deserialize_with = "crate::json::optional_object")]
+    #[cfg_attr(
+        test,
+        serde(default, deserialize_with = "crate::json::reference::optional_object")
+    )]
     pub request: Option<WireRequest>,
     /// Who caused it.
-    #[serde(default, deserialize_with = "crate::json::optional_object")]
+    #[cfg_attr(
+        test,
+        serde(default, deserialize_with = "crate::json::reference::optional_object")
+    )]
     pub actor: Option<Actor>,
     /// Which registry node generated it.
-    #[serde(default, deserialize_with = "crate::json::optional_object")]
+    #[cfg_attr(
+        test,
+        serde(default, deserialize_with = "crate::json::reference::optional_object")
+    )]
     pub source: Option<Source>,
 }
 
 /// `target` of a Distribution event: an OCI descriptor plus `length`, `repository`,
 /// `fromRepository`, `url` and `tag`. (`references` is not read.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
 pub struct WireTarget {
     /// Media type of the manifest or blob.
     pub media_type: Option<String>,
@@ -181,8 +188,8 @@ pub struct WireTarget {
 }
 
 /// `request` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
 pub struct WireRequest {
     /// Registry request id.
     pub id: Option<String>,
@@ -193,26 +200,64 @@ pub struct WireRequest {
     /// HTTP method of the registry request.
     pub method: Option<String>,
     /// User agent of the client.
-    #[serde(rename = "useragent")]
+    #[cfg_attr(test, serde(rename = "useragent"))]
     pub user_agent: Option<String>,
 }
 
 /// `actor` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Actor {
     /// The authenticated user name, if any.
     pub name: Option<String>,
 }
 
 /// `source` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Source {
     /// Host name and port of the registry node.
     pub addr: Option<String>,
     /// The registry process instance (changes on restart).
-    #[serde(rename = "instanceID")]
+    #[cfg_attr(test, serde(rename = "instanceID"))]
     pub instance_id: Option<String>,
 }
+
+json_fields!(WireEvent {
+    "id" => id: Text,
+    "timestamp" => timestamp: Text,
+    "action" => action: Text,
+    "target" => target: Object,
+    "request" => request: Object,
+    "actor" => actor: Object,
+    "source" => source: Object,
+});
+
+json_fields!(WireTarget {
+    "mediaType" => media_type: Text,
+    "size" => size: Integer,
+    "digest" => digest: Text,
+    "length" => length: Integer,
+    "repository" => repository: Text,
+    "fromRepository" => from_repository: Text,
+    "url" => url: Text,
+    "tag" => tag: Text,
+});
+
+json_fields!(WireRequest {
+    "id" => id: Text,
+    "addr" => addr: Text,
+    "host" => host: Text,
+    "method" => method: Text,
+    "useragent" => user_agent: Text,
+});
+
+json_fields!(Actor { "name" => name: Text });
+
+json_fields!(Source {
+    "addr" => addr: Text,
+    "instanceID" => instance_id: Text,
+});
 
 /// One Distribution event with its action and target classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,10 +392,13 @@ fn target_kind(action: DistributionAction, target: Option<&WireTarget>) -> Targe
     }
 }
 
-#[derive(Deserialize)]
+/// `{"events": [...]}`.
+#[derive(Default)]
 struct Envelope {
-    events: Option<Capped<crate::json::Object<WireEvent>, MAX_EVENTS>>,
+    events: Option<Capped<WireEvent, MAX_EVENTS>>,
 }
+
+json_fields!(Envelope { "events" => events: Objects });
 
 /// Parses one Distribution POST: checks the `Content-Type` (the v1/v2 events types, JSON, or
 /// none), then reads `{"events": [...]}` and classifies each event. An empty `events` array
@@ -379,11 +427,11 @@ pub fn parse_envelope(
         }
     }
     let body = strip_bom(body);
-    let crate::json::Object(envelope): crate::json::Object<Envelope> = serde_json::from_slice(body)
-        .map_err(|e| match json_error(&e) {
-            JsonErrorKind::Syntax(m) => DistributionError::InvalidJson(m),
-            JsonErrorKind::Data(m) => DistributionError::NotAnEnvelope(m),
-        })?;
+    let mut envelope = Envelope::default();
+    crate::json::read_object(body, &mut envelope).map_err(|e| match json_error(&e) {
+        JsonErrorKind::Syntax(m) => DistributionError::InvalidJson(m),
+        JsonErrorKind::Data(m) => DistributionError::NotAnEnvelope(m),
+    })?;
     let events = envelope
         .events
         .ok_or_else(|| DistributionError::NotAnEnvelope("no `events` array".into()))?;
@@ -396,55 +444,12 @@ pub fn parse_envelope(
     Ok(events
         .items
         .into_iter()
-        .map(|crate::json::Object(event)| DistributionEvent::classify(event))
+        .map(DistributionEvent::classify)
         .collect())
 }
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared with `eventgrid`.
-
-/// A JSON array read into at most `MAX` items; the rest is skipped without being stored (or
-/// type-checked) and only counted, so a huge array costs no memory.
-pub(crate) struct Capped<T, const MAX: usize> {
-    /// The first `MAX` items.
-    pub(crate) items: Vec<T>,
-    /// How many items the array holds.
-    pub(crate) total: usize,
-}
-
-impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Capped<T, MAX> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(CappedVisitor::<T, MAX>(PhantomData))
-    }
-}
-
-pub(crate) struct CappedVisitor<T, const MAX: usize>(pub(crate) PhantomData<T>);
-
-impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for CappedVisitor<T, MAX> {
-    type Value = Capped<T, MAX>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while items.len() < MAX {
-            match seq.next_element::<T>()? {
-                Some(item) => items.push(item),
-                None => {
-                    let total = items.len();
-                    return Ok(Capped { items, total });
-                }
-            }
-        }
-        let mut total = items.len();
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            total += 1;
-        }
-        Ok(Capped { items, total })
-    }
-}
 
 /// Why a `Content-Type` value was refused.
 pub(crate) enum ContentTypeError {
@@ -929,6 +934,38 @@ mod tests {
 
     /// The envelope is an object: `[[event]]` (its one field given positionally, which serde's
     /// derive would otherwise take for `{"events": [event]}`) is not an envelope.
+    /// The reader and serde's derived reader agree on every Distribution capture and its
+    /// variants (every field given every JSON type, removed, repeated; truncations).
+    #[test]
+    fn agrees_with_the_derived_reader() {
+        #[derive(serde::Deserialize)]
+        struct EnvelopeRef {
+            events: Option<
+                crate::json::reference::Capped<
+                    crate::json::reference::Object<WireEvent>,
+                    MAX_EVENTS,
+                >,
+            >,
+        }
+        let mut count = 0;
+        for fixture in [PUSH, PUSH_BLOB, PULL, DELETE, DELETE_TAG] {
+            for body in crate::json::differential::variants(fixture) {
+                let mut envelope = Envelope::default();
+                let new = crate::json::read_object(&body, &mut envelope)
+                    .map(|()| envelope.events.map(|e| (e.items, e.total)));
+                let old =
+                    serde_json::from_slice::<crate::json::reference::Object<EnvelopeRef>>(&body)
+                        .map(|o| {
+                            o.0.events
+                                .map(|e| (e.items.into_iter().map(|o| o.0).collect(), e.total))
+                        });
+                crate::json::differential::assert_agree(&body, new, old);
+                count += 1;
+            }
+        }
+        assert!(count > 1000, "{count}");
+    }
+
     #[test]
     fn the_envelope_must_be_an_object() {
         let positional = br#"[[{"action":"push","id":"p1","target":{"repository":"r","digest":"sha256:1","mediaType":"application/vnd.docker.distribution.manifest.v2+json"}}]]"#;

@@ -679,10 +679,17 @@ pub fn open_continuation(
         return Err(ContinuationError::Forged);
     }
     // Sealed by this server, so well-formed; checked all the same.
-    let (received_at, id): (Option<String>, String) =
-        // from_slice: the parser instance the component already has (from_str adds another).
+    // Read as a `Value`, whose parser the component has anyway (a typed tuple would bring
+    // serde's type-error messages, and with them float formatting).
+    let position: Value =
         serde_json::from_slice(text.as_bytes()).map_err(|_| ContinuationError::Malformed)?;
-    Ok(Position { received_at, id })
+    match position.as_array().map(Vec::as_slice) {
+        Some([received_at @ (Value::Null | Value::String(_)), Value::String(id)]) => Ok(Position {
+            received_at: received_at.as_str().map(str::to_owned),
+            id: id.clone(),
+        }),
+        _ => Err(ContinuationError::Malformed),
+    }
 }
 
 fn continuation_mac(secret: &[u8], query: &EventQuery, position: &str) -> [u8; 32] {
@@ -1412,6 +1419,48 @@ mod tests {
         assert_eq!(
             open_continuation(SECRET, &q, &"a".repeat(MAX_CONTINUATION_LEN + 1)),
             Err(ContinuationError::TooLong)
+        );
+    }
+
+    /// A token sealed with the right secret whose position is not `[receivedAt or null, id]`
+    /// is malformed; the two shapes the server issues open.
+    #[test]
+    fn sealed_positions_of_another_shape_are_malformed() {
+        let q = EventQuery::default();
+        let seal = |text: &str| {
+            let mac = continuation_mac(SECRET, &q, text);
+            format!("{}.{}", BASE64URL.encode(text), BASE64URL.encode(mac))
+        };
+        for text in [
+            r#"[1,"x"]"#,
+            r#"["a"]"#,
+            r#"[null,null]"#,
+            r#"["a",1]"#,
+            r#"[null,"x",3]"#,
+            r#"{"receivedAt":null,"id":"x"}"#,
+            r#"[[],"x"]"#,
+            r#""x""#,
+            "[null,",
+        ] {
+            assert_eq!(
+                open_continuation(SECRET, &q, &seal(text)),
+                Err(ContinuationError::Malformed),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            open_continuation(SECRET, &q, &seal(r#"[null,"x"]"#)),
+            Ok(Position {
+                received_at: None,
+                id: "x".into()
+            })
+        );
+        assert_eq!(
+            open_continuation(SECRET, &q, &seal(r#"["2026-01-01T00:00:00Z","y"]"#)),
+            Ok(Position {
+                received_at: Some("2026-01-01T00:00:00Z".into()),
+                id: "y".into()
+            })
         );
     }
 

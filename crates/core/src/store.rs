@@ -14,6 +14,7 @@ use crate::cosmos::{
 };
 use crate::document::EventDocument;
 use crate::host::Host;
+use crate::json::{json_fields, Capped};
 use crate::retry::{RetryBudget, MIN_ATTEMPT};
 
 /// Whether a document was new.
@@ -178,20 +179,26 @@ pub async fn stored_ids<H: Host>(
         None,
         &x_ms_date(now + host.elapsed()),
     );
-    #[derive(serde::Deserialize)]
+    #[derive(Default)]
     struct Page {
-        #[serde(rename = "Documents")]
-        documents: Vec<IdOnly>,
+        documents: Option<Capped<IdOnly, { usize::MAX }>>,
     }
-    #[derive(serde::Deserialize)]
+    json_fields!(Page { "Documents" => documents: Objects });
+    #[derive(Default)]
     struct IdOnly {
         id: Option<String>,
     }
+    json_fields!(IdOnly { "id" => id: Text });
     match host.send(request, timeout).await {
         Ok(response) if response.status() == http::StatusCode::OK => {
-            serde_json::from_slice::<Page>(response.body())
-                .map(|page| page.documents.into_iter().filter_map(|d| d.id).collect())
-                .unwrap_or_default()
+            let mut page = Page::default();
+            match crate::json::read_object(response.body(), &mut page) {
+                Ok(()) => page
+                    .documents
+                    .map(|documents| documents.items.into_iter().filter_map(|d| d.id).collect())
+                    .unwrap_or_default(),
+                Err(_) => HashSet::new(),
+            }
         }
         _ => HashSet::new(),
     }

@@ -87,13 +87,15 @@ pub fn classify_read(status: StatusCode, headers: &HeaderMap, body: Vec<u8>) -> 
 }
 
 fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailure {
-    #[derive(serde::Deserialize)]
+    #[derive(Default)]
     struct ErrorBody {
         code: Option<String>,
     }
-    let code = serde_json::from_slice::<ErrorBody>(body)
+    crate::json::json_fields!(ErrorBody { "code" => code: Text });
+    let mut error = ErrorBody::default();
+    let code = crate::json::read_object(body, &mut error)
         .ok()
-        .and_then(|b| b.code)
+        .and(error.code)
         .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
     let retry_after = headers
         .get(X_MS_RETRY_AFTER_MS)
