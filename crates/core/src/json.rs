@@ -15,9 +15,9 @@
 //! Why not derive: a derived deserializer is instantiated for every struct and every
 //! deserializer it meets (bytes, `Value`, serde's map adapter). This reader is instantiated
 //! once per deserializer and dispatches to the structs through `dyn`; it took 32 KB off the
-//! component (389,188 → 357,010 bytes, before the float formatting went). Unknown fields are skipped without recursion or
-//! allocation (serde's `IgnoredAny`), and arrays are capped ([`Capped`]), so neither nesting
-//! nor length in a body costs stack or memory.
+//! component (389,188 → 357,010 bytes, before the float formatting went). Unknown fields are
+//! skipped without recursion or allocation (serde's `IgnoredAny`), and arrays are capped
+//! ([`Capped`]), so neither nesting nor length in a body costs stack or memory.
 
 use std::fmt;
 
@@ -219,27 +219,24 @@ impl<'de> DeserializeSeed<'de> for Destination<'_> {
 }
 
 impl Destination<'_> {
-    /// serde's "invalid type: {what}, expected {expecting}", formatted here so that serde's
-    /// `Unexpected` (and its float formatting) stays out of the component.
-    fn invalid<E: de::Error>(&self, what: fmt::Arguments<'_>) -> E {
-        E::custom(format_args!(
-            "invalid type: {what}, expected {}",
-            Expecting(self)
-        ))
-    }
-}
-
-struct Expecting<'a, 'b>(&'a Destination<'b>);
-
-impl fmt::Display for Expecting<'_, '_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self.0 {
+    /// What this destination accepts, in serde's words.
+    fn expected(&self) -> &'static str {
+        match self {
             Destination::Text(_) => "a string",
             Destination::Integer(_) => "i64",
             Destination::OptionalObject(_) | Destination::Object(_) => "a JSON object",
             Destination::OptionalObjects(_) => "an array",
             Destination::ObjectOrArray(_) => "an event object or an array of event objects",
-        })
+        }
+    }
+
+    /// serde's "invalid type: {what}, expected {expecting}", formatted here so that serde's
+    /// `Unexpected` (and its float formatting) stays out of the component.
+    fn invalid<E: de::Error>(&self, what: fmt::Arguments<'_>) -> E {
+        E::custom(format_args!(
+            "invalid type: {what}, expected {}",
+            self.expected()
+        ))
     }
 }
 
@@ -247,7 +244,7 @@ impl<'de> Visitor<'de> for Destination<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&Expecting(self), f)
+        f.write_str(self.expected())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
