@@ -292,6 +292,7 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
         Ok(Success::Stored { id }) => format!("stored {id}"),
         Ok(Success::AlreadyStored { id }) => format!("already stored {id}"),
         Ok(Success::Pong) => "ping ok".into(),
+        Ok(Success::PongWithWarning(warning)) => format!("ping ok, with a warning: {warning}"),
         Ok(Success::Healthy) => "healthy".into(),
         Ok(Success::Filtered { reason }) => format!("filtered out: {reason}"),
         Ok(Success::Batch(b)) => format!(
