@@ -239,6 +239,28 @@ impl Stack {
     /// Store + init (against the store), without the app: start it with
     /// [`Stack::start_app_against`].
     pub fn start_store_only(extra: &[(&str, &str)]) -> Self {
+        let stack = Self::store_without_init(extra);
+        stack.init();
+        stack
+    }
+
+    /// For a container the receiver did not create: the store, `prepare` run on it (through
+    /// its REST API) instead of `acr-webhook init`, then the app.
+    pub fn start_prepared(extra: &[(&str, &str)], prepare: impl FnOnce(&CosmosStore)) -> Self {
+        let mut stack = Self::store_without_init(extra);
+        prepare(&stack.store);
+        stack.start_app();
+        stack
+    }
+
+    /// `acr-webhook init` with more arguments (`--dry-run`), whatever its outcome.
+    pub fn init_with(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["init"];
+        all.extend_from_slice(args);
+        self.command(&all).output().unwrap()
+    }
+
+    fn store_without_init(extra: &[(&str, &str)]) -> Self {
         let store = CosmosStore::start();
         let mut variables: Vec<(String, String)> = vec![
             ("cosmos_endpoint".into(), store.endpoint()),
@@ -257,16 +279,14 @@ impl Stack {
                 .map(|(_, v)| v.clone())
         })
         .unwrap();
-        let stack = Stack {
+        Stack {
             store,
             app: None,
             addr: "127.0.0.1:0".parse().unwrap(),
             variables,
             config,
             logs: tempdir::Dir::new(),
-        };
-        stack.init();
-        stack
+        }
     }
 
     /// Starts (or restarts) the app with `cosmos_endpoint` set to `endpoint` (it is also the
