@@ -167,9 +167,15 @@ pub async fn check_store<H: Host>(
 /// serves the read API's order; `None` when the answer has no `indexingPolicy` object (Cosmos
 /// DB and the local store always send one; nothing is claimed without it).
 fn read_warning(container: &[u8]) -> Option<bool> {
-    let container: serde_json::Value = serde_json::from_slice(container).ok()?;
-    let policy = container.get("indexingPolicy").filter(|p| p.is_object())?;
-    Some(crate::indexing::serves_read_order(policy))
+    #[derive(Default)]
+    struct Container {
+        policy: Option<serde_json::Value>,
+    }
+    json_fields!(Container { "indexingPolicy" => policy: Value });
+    let mut read = Container::default();
+    crate::json::read_object(container, &mut read).ok()?;
+    let policy = read.policy.filter(serde_json::Value::is_object)?;
+    Some(crate::indexing::serves_read_order(&policy))
 }
 
 /// Which of `ids` are stored already, in one cross-partition query, so that redelivering a

@@ -178,12 +178,19 @@ pub fn store_message(message: &str) -> Option<String> {
 /// [{"message": "..."}]}`) envelope, joined; `None` for a message of another shape.
 fn gateway_errors(message: &str) -> Option<String> {
     let rest = message.trim_start().strip_prefix("Message:")?.trim_start();
-    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
-    let envelope = values.next()?.ok()?;
-    let list = envelope
-        .get("Errors")
-        .or_else(|| envelope.get("errors"))?
-        .as_array()?;
+    #[derive(Default)]
+    struct Envelope {
+        errors: Option<serde_json::Value>,
+        errors_lower: Option<serde_json::Value>,
+    }
+    crate::json::json_fields!(Envelope {
+        "Errors" => errors: Value,
+        "errors" => errors_lower: Value,
+    });
+    let mut envelope = Envelope::default();
+    crate::json::read_object_prefix(rest.as_bytes(), &mut envelope).ok()?;
+    let errors = envelope.errors.or(envelope.errors_lower)?;
+    let list = errors.as_array()?;
     let sentences: Vec<&str> = list
         .iter()
         .filter_map(|e| e.as_str().or_else(|| e.get("message")?.as_str()))
