@@ -167,16 +167,6 @@ pub(crate) fn read_value(value: &Value, fields: &mut dyn Fields) -> Result<(), s
     Destination::Object(fields).deserialize(value)
 }
 
-/// Fills `fields` from the JSON object at the start of `json`, ignoring whatever follows it
-/// (Cosmos DB's gateway puts an object at the head of a message and text after it).
-pub(crate) fn read_object_prefix(
-    json: &[u8],
-    fields: &mut dyn Fields,
-) -> Result<(), serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    Destination::Object(fields).deserialize(&mut deserializer)
-}
-
 fn read_document(json: &[u8], into: Destination<'_>) -> Result<(), serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     into.deserialize(&mut deserializer)?;

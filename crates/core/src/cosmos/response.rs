@@ -67,10 +67,10 @@ impl CosmosFailure {
     /// has many other causes.
     pub fn is_missing_composite_index(&self) -> bool {
         self.status == StatusCode::BAD_REQUEST
-            && self.message.as_deref().is_some_and(|m| {
-                m.to_ascii_lowercase()
-                    .contains(&MISSING_COMPOSITE_INDEX.to_ascii_lowercase())
-            })
+            && self
+                .message
+                .as_deref()
+                .is_some_and(|m| contains_ignoring_case(m, MISSING_COMPOSITE_INDEX))
     }
 }
 
@@ -156,51 +156,65 @@ pub fn store_message(message: &str) -> Option<String> {
         },
         None => message.to_owned(),
     };
-    let mut words: Vec<String> = Vec::new();
+    let mut out = String::new();
+    let mut kept = 0;
     for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
         if word.is_empty() {
             continue;
         }
-        words.push(redact(word));
+        let word = if secret_shaped(word) {
+            "[redacted]"
+        } else {
+            word
+        };
+        for c in (!out.is_empty())
+            .then_some(' ')
+            .into_iter()
+            .chain(word.chars())
+        {
+            if kept == MAX_STORE_MESSAGE_CHARS {
+                out.push('…');
+                return Some(out);
+            }
+            out.push(c);
+            kept += 1;
+        }
     }
-    let joined = words.join(" ");
-    if joined.is_empty() {
-        return None;
-    }
-    let mut out: String = joined.chars().take(MAX_STORE_MESSAGE_CHARS).collect();
-    if joined.chars().nth(MAX_STORE_MESSAGE_CHARS).is_some() {
-        out.push('…');
-    }
-    Some(out)
+    (!out.is_empty()).then_some(out)
 }
 
-/// The sentences of the gateway's `Message: {"Errors":["...", ...]}` (or `{"errors":
-/// [{"message": "..."}]}`) envelope, joined; `None` for a message of another shape.
+/// The sentences of the gateway's `Message: {"Errors":["...", ...]}` envelope, joined; `None`
+/// for a message of another shape. Read by hand, not as JSON (a JSON reader for this one
+/// message would cost the component 3 KB): the sentences are plain text, and the escapes
+/// `\"` and `\\` are undone.
 fn gateway_errors(message: &str) -> Option<String> {
     let rest = message.trim_start().strip_prefix("Message:")?.trim_start();
-    #[derive(Default)]
-    struct Envelope {
-        errors: Option<serde_json::Value>,
-        errors_lower: Option<serde_json::Value>,
+    let list = rest.strip_prefix(r#"{"Errors":[""#)?;
+    let end = find(list, r#""]}"#)?;
+    let mut out = String::with_capacity(end);
+    let mut chars = list[..end].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '"' => {
+                // `","` between two sentences.
+                if chars.as_str().starts_with(",\"") {
+                    chars.nth(1);
+                    out.push(' ');
+                } else {
+                    return None;
+                }
+            }
+            _ => out.push(c),
+        }
     }
-    crate::json::json_fields!(Envelope {
-        "Errors" => errors: Value,
-        "errors" => errors_lower: Value,
-    });
-    let mut envelope = Envelope::default();
-    crate::json::read_object_prefix(rest.as_bytes(), &mut envelope).ok()?;
-    let errors = envelope.errors.or(envelope.errors_lower)?;
-    let list = errors.as_array()?;
-    let sentences: Vec<&str> = list
-        .iter()
-        .filter_map(|e| e.as_str().or_else(|| e.get("message")?.as_str()))
-        .collect();
-    (!sentences.is_empty()).then(|| sentences.join(" "))
+    (!out.trim().is_empty()).then_some(out)
 }
 
 /// The `ActivityId` the gateway appends to a message, when it looks like one (a GUID).
 fn activity_id(message: &str) -> Option<&str> {
-    let (_, after) = message.split_once("ActivityId:")?;
+    let label = "ActivityId:";
+    let after = &message[find(message, label)? + label.len()..];
     let id = after
         .trim_start()
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -208,18 +222,28 @@ fn activity_id(message: &str) -> Option<&str> {
     (id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(id)
 }
 
-/// One word of a message, or `[redacted]` when it could carry a signature or a key.
-fn redact(word: &str) -> String {
-    let lower = word.to_ascii_lowercase();
-    let secret_shaped = ["sig=", "sig%3d", "type=master", "type%3dmaster"]
+/// Whether `text` contains `needle`, ASCII letters compared without regard to case. These
+/// searches scan byte windows: messages are short, and a substring searcher would add to the
+/// component for nothing.
+fn contains_ignoring_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Where `needle` first starts in `text`.
+fn find(text: &str, needle: &str) -> Option<usize> {
+    text.as_bytes()
+        .windows(needle.len())
+        .position(|window| window == needle.as_bytes())
+}
+
+/// Whether a word of a message could carry a signature or a key.
+fn secret_shaped(word: &str) -> bool {
+    ["sig=", "sig%3d", "type=master", "type%3dmaster"]
         .iter()
-        .any(|marker| lower.contains(marker))
-        || longest_base64_run(word) >= 40;
-    if secret_shaped {
-        "[redacted]".to_owned()
-    } else {
-        word.to_owned()
-    }
+        .any(|marker| contains_ignoring_case(word, marker))
+        || longest_base64_run(word) >= 40
 }
 
 fn longest_base64_run(word: &str) -> usize {
@@ -364,11 +388,16 @@ mod tests {
             store_message(gateway).unwrap(),
             "First. Second. (ActivityId: af78cca2-48d9-4cf2-94a9-3582e86a0b3e)"
         );
-        // The older shape, with objects (dotnet/efcore#16150), and without an ActivityId.
-        let older = "Message: {\"errors\":[{\"severity\":\"Error\",\"message\":\"Unsupported ORDER BY clause.\"}]}";
+        // Escapes inside a sentence are undone; a sentence may hold `,` and `]`.
+        assert_eq!(
+            store_message(r#"Message: {"Errors":["Say \"a, b\" [x] \\ ok."]}"#).unwrap(),
+            r#"Say "a, b" [x] \ ok."#
+        );
+        // The older shape, with objects (dotnet/efcore#16150): shown as it is, one line.
+        let older = "Message: {\"errors\":[{\"severity\":\"Error\",\"message\":\"Unsupported ORDER BY clause.\"}]}\r\nActivityId: x";
         assert_eq!(
             store_message(older).unwrap(),
-            "Unsupported ORDER BY clause."
+            "Message: {\"errors\":[{\"severity\":\"Error\",\"message\":\"Unsupported ORDER BY clause.\"}]} ActivityId: x"
         );
         // Not an envelope after all: the message as it is.
         assert_eq!(
