@@ -152,6 +152,12 @@ pub enum Failure {
     /// No stored event has this id.
     #[error("no event with this id")]
     EventNotFound,
+    /// `GET /events/summary` over a window holding more events than one summary reads.
+    #[error("more than {limit} events match: choose a shorter window (since, until) or filter by image, tag or action")]
+    SummaryTooLarge {
+        /// [`crate::summary::MAX_SUMMARY_EVENTS`].
+        limit: usize,
+    },
 }
 
 impl Failure {
@@ -175,6 +181,7 @@ impl Failure {
             | Failure::InvalidQuery(_)
             | Failure::InvalidContinuation(_) => StatusCode::BAD_REQUEST,
             Failure::EventNotFound => StatusCode::NOT_FOUND,
+            Failure::SummaryTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -202,6 +209,7 @@ impl Failure {
             Failure::InvalidQuery(_) => "invalid_query",
             Failure::InvalidContinuation(_) => "invalid_continuation",
             Failure::EventNotFound => "event_not_found",
+            Failure::SummaryTooLarge { .. } => "summary_too_large",
         }
     }
 }
@@ -365,6 +373,11 @@ mod tests {
                 Failure::StoreCheckFailed { reason: "x".into() },
                 503,
                 "store_check_failed",
+            ),
+            (
+                Failure::SummaryTooLarge { limit: 5 },
+                422,
+                "summary_too_large",
             ),
         ];
         for (failure, status, code) in table {

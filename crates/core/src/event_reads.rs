@@ -116,7 +116,7 @@ pub async fn read_one_event<H: Host>(
 
 /// The read requests of one incoming request: the configuration, the host, and how many
 /// round trips are left.
-struct Reads<'a, H> {
+pub(crate) struct Reads<'a, H> {
     config: &'a Config,
     host: &'a H,
     now: SystemTime,
@@ -124,7 +124,7 @@ struct Reads<'a, H> {
 }
 
 impl<'a, H: Host> Reads<'a, H> {
-    fn new(config: &'a Config, host: &'a H, now: SystemTime) -> Self {
+    pub(crate) fn new(config: &'a Config, host: &'a H, now: SystemTime) -> Self {
         Self {
             config,
             host,
@@ -137,7 +137,7 @@ impl<'a, H: Host> Reads<'a, H> {
     /// for each page of a paged answer, where `wanted` is how many items are still wanted, and
     /// hands each successful answer to `take`, which says how many items it took. Stops when
     /// `wanted` items were taken or the answer has no continuation.
-    async fn pages(
+    pub(crate) async fn pages(
         &mut self,
         mut wanted: usize,
         build: impl Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
@@ -211,7 +211,7 @@ impl<'a, H: Host> Reads<'a, H> {
     }
 
     /// The ids of the container's current partition key ranges.
-    async fn partition_key_ranges(&mut self) -> Result<Vec<String>, Failure> {
+    pub(crate) async fn partition_key_ranges(&mut self) -> Result<Vec<String>, Failure> {
         let config = self.config;
         let mut listed = Vec::new();
         self.pages(
@@ -266,7 +266,7 @@ fn for_reads(failure: Failure) -> Failure {
     }
 }
 
-fn unusable(error: PageError) -> Failure {
+pub(crate) fn unusable(error: PageError) -> Failure {
     Failure::ReadUnavailable {
         reason: format!("unusable answer from Cosmos DB: {error}"),
         retry_after: None,

@@ -24,6 +24,7 @@ pub mod read_api;
 pub mod replay;
 pub mod retry;
 pub mod store;
+pub mod summary;
 mod text;
 pub mod webhook;
 

@@ -281,7 +281,7 @@ fn parse_limit(value: &str) -> Result<u32, QueryError> {
 }
 
 /// Strict RFC 3986 percent-decoding into UTF-8; `None` for a bad escape or bad UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

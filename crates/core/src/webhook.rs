@@ -18,7 +18,7 @@ use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
 use crate::store::{check_store, stored_ids, write_document, Written};
-use crate::{distribution, event_reads, eventgrid, read_api};
+use crate::{distribution, event_reads, eventgrid, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -95,12 +95,13 @@ where
                 return Err(Failure::Unauthorized);
             }
             let config = config.config()?;
+            let query = head.uri.query().unwrap_or("");
+            if path == summary::SUMMARY_ROUTE {
+                return summary::summarize(&config, host, query, now).await;
+            }
             match path.strip_prefix(read_api::EVENT_ROUTE_PREFIX) {
                 Some(segment) => event_reads::read_one_event(&config, host, segment, now).await,
-                None => {
-                    event_reads::list_events(&config, host, head.uri.query().unwrap_or(""), now)
-                        .await
-                }
+                None => event_reads::list_events(&config, host, query, now).await,
             }
         }
         _ => Err(Failure::NotFound),
