@@ -46,6 +46,8 @@ pub enum Success {
     },
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
+    /// One of the audit-trail page's files (200 or 304).
+    Page(crate::page::PageAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -158,6 +160,9 @@ pub enum Failure {
         /// [`crate::summary::MAX_SUMMARY_EVENTS`].
         limit: usize,
     },
+    /// A page file asked for by a client that refuses gzip (the only form it is stored in).
+    #[error("the page is stored gzip-compressed only; send `Accept-Encoding: gzip` (browsers do)")]
+    NotAcceptable,
 }
 
 impl Failure {
@@ -182,6 +187,7 @@ impl Failure {
             | Failure::InvalidContinuation(_) => StatusCode::BAD_REQUEST,
             Failure::EventNotFound => StatusCode::NOT_FOUND,
             Failure::SummaryTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         }
     }
 
@@ -210,6 +216,7 @@ impl Failure {
             Failure::InvalidContinuation(_) => "invalid_continuation",
             Failure::EventNotFound => "event_not_found",
             Failure::SummaryTooLarge { .. } => "summary_too_large",
+            Failure::NotAcceptable => "not_acceptable",
         }
     }
 }
@@ -270,6 +277,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             }
             builder.body(Vec::new())
         }
+        Ok(Success::Page(page)) => return page.response(),
         Ok(Success::Json(body)) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
@@ -379,6 +387,7 @@ mod tests {
                 422,
                 "summary_too_large",
             ),
+            (Failure::NotAcceptable, 406, "not_acceptable"),
         ];
         for (failure, status, code) in table {
             assert_eq!(failure.status().as_u16(), status, "{failure:?}");

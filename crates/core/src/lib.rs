@@ -20,6 +20,7 @@ pub mod eventgrid;
 pub mod filter;
 pub mod host;
 mod json;
+pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
