@@ -119,7 +119,7 @@ function row(e) {
   const at = new Date(e.receivedAt);
   const time = el('button', { class: 'time', type: 'button', title: text(e.receivedAt) + ' (UTC)' },
     isNaN(at) ? text(e.receivedAt) || '(no time)' : at.toLocaleString());
-  const name = e.name && !e.image ? text(e.name) + ':' + text(e.version) // a chart
+  const name = e.name ? text(e.name) + ':' + text(e.version) // a chart
     : text(e.image) + (e.tag ? ':' + text(e.tag) : '');
   const digest = text(e.digest);
   const short = digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]+$/, '$1$2…');
@@ -227,6 +227,7 @@ async function loadChart(view, f) {
 // Shows the view the URL names.
 async function show() {
   const view = ++generation;
+  document.body.dataset.state = 'loading';
   const f = filters();
   fillForm(f);
   $('key-form').hidden = !!key();
@@ -240,11 +241,14 @@ async function show() {
     $('more').hidden = true;
     $('end').textContent = $('count').textContent = $('chart-caption').textContent = '';
     $('key').focus();
+    document.body.dataset.state = 'ready';
     return;
   }
   const results = await Promise.allSettled([loadEvents(view, f, false), loadChart(view, f)]);
+  if (view !== generation) return;
   const failed = results.find((r) => r.status === 'rejected');
-  if (failed && view === generation) fail(failed.reason);
+  if (failed) fail(failed.reason);
+  document.body.dataset.state = 'ready';
 }
 
 function fail(error) {
@@ -271,8 +275,16 @@ $('filters').addEventListener('submit', (ev) => {
 });
 $('clear').addEventListener('click', () => { history.pushState(null, '', location.pathname); show(); });
 $('more').addEventListener('click', () => {
-  loadEvents(generation, filters(), true).catch(fail);
+  document.body.dataset.state = 'loading';
+  loadEvents(generation, filters(), true).catch(fail)
+    .finally(() => { document.body.dataset.state = 'ready'; });
 });
-$('detail-close').addEventListener('click', () => { $('detail').hidden = true; });
+function closeDetail() {
+  $('detail').hidden = true;
+  const open = document.querySelector('tr.open .time');
+  if (open) open.focus();
+}
+$('detail-close').addEventListener('click', closeDetail);
+$('detail').addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeDetail(); });
 window.addEventListener('popstate', show);
 show();

@@ -140,8 +140,8 @@ impl<'a, H: Host> Reads<'a, H> {
     pub(crate) async fn pages(
         &mut self,
         mut wanted: usize,
-        build: impl Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
-        mut take: impl FnMut(&[u8]) -> Result<usize, Failure>,
+        build: &dyn Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
+        take: &mut dyn FnMut(&[u8]) -> Result<usize, Failure>,
     ) -> Result<(), Failure> {
         let mut continuation: Option<String> = None;
         loop {
@@ -188,7 +188,7 @@ impl<'a, H: Host> Reads<'a, H> {
         let mut documents: Vec<Value> = Vec::new();
         self.pages(
             want,
-            |date, continuation, wanted| {
+            &|date, continuation, wanted| {
                 config.store.scoped_query_request(
                     query_body,
                     scope,
@@ -197,7 +197,7 @@ impl<'a, H: Host> Reads<'a, H> {
                     date,
                 )
             },
-            |body| {
+            &mut |body| {
                 let page = read_api::query_documents(body).map_err(unusable)?;
                 let taken = page.len();
                 documents.extend(page);
@@ -216,12 +216,12 @@ impl<'a, H: Host> Reads<'a, H> {
         let mut listed = Vec::new();
         self.pages(
             usize::MAX, // every page of the feed
-            |date, continuation, _| {
+            &|date, continuation, _| {
                 config
                     .store
                     .read_partition_key_ranges_request(continuation, date)
             },
-            |body| {
+            &mut |body| {
                 let page = read_api::partition_key_ranges(body).map_err(unusable)?;
                 let taken = page.len();
                 listed.extend(page);

@@ -30,7 +30,6 @@
 //! refused with 422 `summary_too_large`: choose a shorter window or narrower filters. A window
 //! longer than [`MAX_SPAN_DAYS`] days is refused with 400 `invalid_query`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
@@ -199,36 +198,49 @@ impl SummaryQuery {
     }
 }
 
-/// The counts so far: per bucket prefix, per action.
+/// The counts so far: per bucket prefix, per action. Kept in `serde_json` maps (ordered by
+/// key), whose code the component has anyway: a typed map would add its own (BENCHMARKS.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
-    buckets: BTreeMap<String, BTreeMap<String, u64>>,
+    buckets: Map<String, Value>,
     /// Events counted.
     pub events: usize,
+}
+
+/// Adds `n` to the count of `name` in `counts`.
+fn add(counts: &mut Map<String, Value>, name: &str, n: u64) {
+    let was = counts.get(name).and_then(Value::as_u64).unwrap_or(0);
+    counts.insert(name.to_owned(), Value::from(was + n));
+}
+
+/// The bucket `prefix`'s counts in `buckets`, made empty when new.
+fn bucket<'m>(buckets: &'m mut Map<String, Value>, prefix: &str) -> &'m mut Map<String, Value> {
+    if !buckets.contains_key(prefix) {
+        buckets.insert(prefix.to_owned(), Value::Object(Map::new()));
+    }
+    match buckets.get_mut(prefix) {
+        Some(Value::Object(counts)) => counts,
+        _ => unreachable!("every bucket is an object"),
+    }
 }
 
 impl Counts {
     /// Counts one page of projected documents (`{"receivedAt": ..., "action": ...}`).
     /// A document without a string `receivedAt` cannot have matched the window and is
     /// skipped; one without a string `action` is counted as `unknown`.
-    pub fn add_page(&mut self, bucket: Bucket, documents: &[Value]) {
+    pub fn add_page(&mut self, size: Bucket, documents: &[Value]) {
         for document in documents {
             let Some(received_at) = document.get("receivedAt").and_then(Value::as_str) else {
                 continue;
             };
-            let Some(prefix) = received_at.get(..bucket.prefix_len()) else {
+            let Some(prefix) = received_at.get(..size.prefix_len()) else {
                 continue;
             };
             let action = document
                 .get("action")
                 .and_then(Value::as_str)
                 .unwrap_or("unknown");
-            *self
-                .buckets
-                .entry(prefix.to_owned())
-                .or_default()
-                .entry(action.to_owned())
-                .or_default() += 1;
+            add(bucket(&mut self.buckets, prefix), action, 1);
             self.events += 1;
         }
     }
@@ -236,9 +248,9 @@ impl Counts {
     /// Adds another range's counts.
     pub fn merge(&mut self, other: Counts) {
         for (prefix, actions) in other.buckets {
-            let mine = self.buckets.entry(prefix).or_default();
-            for (action, n) in actions {
-                *mine.entry(action).or_default() += n;
+            let mine = bucket(&mut self.buckets, &prefix);
+            for (action, n) in actions.as_object().into_iter().flatten() {
+                add(mine, action, n.as_u64().unwrap_or(0));
             }
         }
         self.events += other.events;
@@ -246,33 +258,31 @@ impl Counts {
 
     /// The answer body: `{"since", "until", "bucket", "total", "actions": {action: n},
     /// "buckets": [{"start", "total", "counts": {action: n}}]}`, buckets in time order.
-    pub fn body(&self, query: &SummaryQuery) -> Vec<u8> {
-        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    pub fn body(self, query: &SummaryQuery) -> Vec<u8> {
+        let mut totals = Map::new();
         let mut buckets = Vec::with_capacity(self.buckets.len());
-        for (prefix, actions) in &self.buckets {
-            let mut counts = Map::new();
+        for (prefix, counts) in self.buckets {
             let mut total = 0;
-            for (action, n) in actions {
-                counts.insert(action.clone(), json!(n));
-                *totals.entry(action).or_default() += n;
+            for (action, n) in counts.as_object().into_iter().flatten() {
+                let n = n.as_u64().unwrap_or(0);
+                add(&mut totals, action, n);
                 total += n;
             }
-            buckets.push(json!({
-                "start": query.bucket.start(prefix),
-                "total": total,
-                "counts": counts,
-            }));
+            let mut entry = Map::new();
+            entry.insert("start".into(), Value::String(query.bucket.start(&prefix)));
+            entry.insert("total".into(), Value::from(total));
+            entry.insert("counts".into(), counts);
+            buckets.push(Value::Object(entry));
         }
-        json!({
-            "since": query.filters.since,
-            "until": query.filters.until,
-            "bucket": query.bucket.as_str(),
-            "total": self.events,
-            "actions": totals,
-            "buckets": buckets,
-        })
-        .to_string()
-        .into_bytes()
+        let text = |t: &Option<String>| Value::String(t.clone().unwrap_or_default());
+        let mut body = Map::new();
+        body.insert("since".into(), text(&query.filters.since));
+        body.insert("until".into(), text(&query.filters.until));
+        body.insert("bucket".into(), Value::String(query.bucket.as_str().into()));
+        body.insert("total".into(), Value::from(self.events as u64));
+        body.insert("actions".into(), Value::Object(totals));
+        body.insert("buckets".into(), Value::Array(buckets));
+        Value::Object(body).to_string().into_bytes()
     }
 }
 
@@ -318,7 +328,7 @@ async fn count<H: Host>(
     reads
         .pages(
             usize::MAX, // every page of this scope
-            |date, continuation, _| {
+            &|date, continuation, _| {
                 config.store.scoped_query_request(
                     body,
                     scope,
@@ -327,7 +337,7 @@ async fn count<H: Host>(
                     date,
                 )
             },
-            |page| {
+            &mut |page| {
                 let documents = read_api::query_documents(page).map_err(unusable)?;
                 counts.add_page(query.bucket, &documents);
                 if already + counts.events > MAX_SUMMARY_EVENTS {
