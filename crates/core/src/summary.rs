@@ -41,7 +41,7 @@ use crate::cosmos::QueryScope;
 use crate::event_reads::{unusable, Reads};
 use crate::host::Host;
 use crate::read_api;
-use crate::read_api::{normalise_time, percent_decode, EventQuery, QueryError};
+use crate::read_api::{civil_from_days, days_from_civil, percent_decode, EventQuery, QueryError};
 
 /// Route of the summary. (An event whose id is `summary` is still readable as
 /// `/events/%73ummary`.)
@@ -133,31 +133,28 @@ impl SummaryQuery {
             }
         }
         let mut filters = EventQuery::parse(query)?;
-        let parse = |text: &str| humantime::parse_rfc3339(text).ok();
-        let format = |time: SystemTime| humantime::format_rfc3339_millis(time).to_string();
-        let until_time = match &filters.until {
-            Some(until) => parse(until).ok_or(QueryError::EmptyWindow)?,
-            None => now,
+        // In milliseconds since 1970, computed here: humantime::parse_rfc3339 read these times
+        // as 1970 in the wasm32 component (it works natively).
+        let until = match &filters.until {
+            Some(until) => millis(until).ok_or(QueryError::EmptyWindow)?,
+            None => now
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         };
-        let since_time = match &filters.since {
-            Some(since) => parse(since).ok_or(QueryError::EmptyWindow)?,
-            None => until_time
-                .checked_sub(DEFAULT_SPAN)
-                .unwrap_or(SystemTime::UNIX_EPOCH),
+        let since = match &filters.since {
+            Some(since) => millis(since).ok_or(QueryError::EmptyWindow)?,
+            None => until - DEFAULT_SPAN.as_millis() as i64,
         };
-        let span = until_time
-            .duration_since(since_time)
-            .ok()
-            .filter(|span| !span.is_zero())
-            .ok_or(QueryError::EmptyWindow)?;
-        if span > Duration::from_secs(MAX_SPAN_DAYS * 86_400) {
+        let span = until - since;
+        if span <= 0 {
+            return Err(QueryError::EmptyWindow.into());
+        }
+        if span > (MAX_SPAN_DAYS * 86_400_000) as i64 {
             return Err(SummaryError::WindowTooLong);
         }
-        // Normalised by the same function as the filters of GET /events.
-        let normal = |time: SystemTime| normalise_time(&format(time)).ok();
-        filters.since = Some(normal(since_time).ok_or(QueryError::EmptyWindow)?);
-        filters.until = Some(normal(until_time).ok_or(QueryError::EmptyWindow)?);
-        let bucket = if span <= Duration::from_secs(MAX_HOURLY_SPAN_HOURS * 3600) {
+        filters.since = Some(text(since).ok_or(QueryError::EmptyWindow)?);
+        filters.until = Some(text(until).ok_or(QueryError::EmptyWindow)?);
+        let bucket = if span <= (MAX_HOURLY_SPAN_HOURS * 3_600_000) as i64 {
             Bucket::Hour
         } else {
             Bucket::Day
@@ -196,6 +193,39 @@ impl SummaryQuery {
         );
         json!({ "query": sql, "parameters": parameters })
     }
+}
+
+/// Milliseconds since 1970 of a time written like `receivedAt` (`2024-05-01T12:00:00.123Z`,
+/// as [`crate::read_api::normalise_time`] writes every `since` and `until`).
+fn millis(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 24 || b[23] != b'Z' {
+        return None;
+    }
+    let n = |from: usize, to: usize| -> Option<i64> {
+        let part = b.get(from..to)?;
+        part.iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let days = days_from_civil(n(0, 4)?, n(5, 7)?, n(8, 10)?);
+    let seconds = (n(11, 13)? * 60 + n(14, 16)?) * 60 + n(17, 19)?;
+    Some((days * 86_400 + seconds) * 1000 + n(20, 23)?)
+}
+
+/// The inverse of [`millis`]; `None` outside the years 0000 to 9999.
+fn text(millis: i64) -> Option<String> {
+    let (y, mo, d) = civil_from_days(millis.div_euclid(86_400_000));
+    let ms = millis.rem_euclid(86_400_000);
+    (0..=9999).contains(&y).then(|| {
+        format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )
+    })
 }
 
 /// The counts so far: per bucket prefix, per action. Kept in `serde_json` maps (ordered by
@@ -406,6 +436,31 @@ mod tests {
             now()
         )
         .is_ok());
+    }
+
+    #[test]
+    fn time_arithmetic_agrees_with_humantime() {
+        for ms in [
+            0u64,
+            951_782_400_000,
+            1_700_000_000_123,
+            1_795_154_850_999,
+            253_402_300_799_999,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            let written = humantime::format_rfc3339_millis(t).to_string();
+            assert_eq!(millis(&written), Some(ms as i64), "{written}");
+            assert_eq!(text(ms as i64).as_deref(), Some(written.as_str()));
+        }
+        assert_eq!(text(-1).as_deref(), Some("1969-12-31T23:59:59.999Z"));
+        assert_eq!(text(253_402_300_800_000), None);
+        for bad in [
+            "2024-05-01T00:00:00Z",
+            "2024-05-01T00:00:00.000+00:00",
+            "2024-05-01T00:00:0x.000Z",
+        ] {
+            assert_eq!(millis(bad), None, "{bad}");
+        }
     }
 
     #[test]
