@@ -28,8 +28,8 @@ const HOSTILE_REPOSITORY: &str = "<img src=x onerror=alert(1)>";
 const HOSTILE_TAG: &str = "\"><script>window.__pwned=1</script>";
 const HOSTILE_REPOSITORY_2: &str = "evil</td><script>window.__pwned=2</script>";
 const HOSTILE_TAG_2: &str = "<img src=x onerror=\"window.__pwned=3\">";
-/// The chart's hourly window (48 hours) and a daily one; every seeded event is in both.
-const HOURLY: (&str, &str) = ("2026-11-20T06:00:00.000Z", "2026-11-22T06:00:00.000Z");
+/// The chart's hourly window (49 hours) and a daily one; every seeded event is in both.
+const HOURLY: (&str, &str) = ("2026-11-20T05:00:00.000Z", "2026-11-22T06:00:00.000Z");
 const DAILY: (&str, &str) = ("2026-11-15T00:00:00.000Z", "2026-11-25T00:00:00.000Z");
 
 /// libfaketime, as Debian installs it.
@@ -56,21 +56,37 @@ fn chromium() -> PathBuf {
     path
 }
 
-/// The `n`th event's time: every 47 minutes from 2026-11-20T06:07:30Z (never on an hour).
+/// The `n`th event's time: every 47 minutes from 2026-11-20T06:07:30Z (never on an hour); the
+/// two hostile ones (60 and 61) come before the others, so they are the last rows listed.
 fn seed_time(n: u64) -> (String, i64) {
     let base = 1_795_154_850; // 2026-11-20T06:07:30Z
-    let secs = base + n as i64 * 47 * 60;
+    let secs = if n >= 60 {
+        base - (62 - n as i64) * 20 * 60
+    } else {
+        base + n as i64 * 47 * 60
+    };
     let text =
         humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs as u64))
             .to_string();
     (text, secs)
 }
 
+/// A digest-looking, distinct hex string for event `n`.
+fn digest(n: u64) -> String {
+    let mut h = (n + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut hex = String::from("sha256:");
+    for _ in 0..4 {
+        h = (h ^ (h >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        hex.push_str(&format!("{h:016x}"));
+    }
+    hex
+}
+
 fn target(n: u64, repository: &str, tag: Option<&str>) -> Value {
     let mut t = json!({
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "size": 1000 + n * 997,
-        "digest": format!("sha256:{:064x}", n * 0x9E37_79B9 + 7),
+        "digest": digest(n),
         "repository": repository,
     });
     if let Some(tag) = tag {
@@ -368,7 +384,13 @@ fn the_page_in_a_real_browser() {
         "the browser checks failed:\n{output}\n--- acr-webhook up:\n{}",
         stack.app_log()
     );
-    for shot in ["table.png", "filtered.png", "narrow-360.png", "dark.png"] {
+    for shot in [
+        "table.png",
+        "filtered.png",
+        "narrow-360.png",
+        "dark.png",
+        "page.png",
+    ] {
         assert!(shots.join(shot).exists(), "{shot}");
     }
     let _ = std::fs::remove_dir_all(&work);

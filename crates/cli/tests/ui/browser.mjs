@@ -38,6 +38,10 @@ try {
   });
 
   const ready = () => page.waitForSelector('body[data-state=ready]');
+  const shot = async (name, options) => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SHOTS, name), ...options });
+  };
   const rowIds = () => page.$$eval('#events tbody tr', (rows) => rows.map((r) => r.dataset.id));
   const loadAll = async () => {
     for (let i = 0; i < 100 && await page.isVisible('#more'); i++) {
@@ -79,7 +83,7 @@ try {
   assert.deepEqual(all, oracle.all, 'every seeded event exactly once, newest first');
   assert.equal(new Set(all).size, all.length);
   assert.equal(await page.textContent('#end'), 'All ' + oracle.all.length + ' events shown.');
-  await page.screenshot({ path: join(SHOTS, 'table.png'), fullPage: false });
+  await shot('table.png');
   step(`the read key lists all ${all.length} events once, newest first, over ${Math.ceil(all.length / 50)} pages`);
 
   // 5. Hostile names are text; nothing ran; no element came from them.
@@ -120,7 +124,7 @@ try {
   let params = new URL(page.url()).searchParams;
   assert.equal(params.get('image'), oracle.image);
   assert.equal(params.get('action'), 'delete');
-  await page.screenshot({ path: join(SHOTS, 'filtered.png') });
+  await shot('filtered.png');
   await page.reload();
   await ready();
   assert.deepEqual(await rowIds(), oracle.imageDeleteIds, 'reload keeps the filters');
@@ -147,20 +151,21 @@ try {
     assert.match(await page.textContent('#chart-caption'), new RegExp('^' + total + ' events per '));
     step(`chart: ${bars.length} bars in ${Object.keys(got).length} buckets equal the oracle`);
   }
-  // The hourly view filtered, for the table screenshot with a chart.
+  // The hourly view (the README's picture, docs/page.png, is a copy of this one).
+  await page.setViewportSize({ width: 1024, height: 960 });
   await page.goto(UI_URL + '/?' + new URLSearchParams({ since: oracle.hourly.since, until: oracle.hourly.until }));
   await ready();
-  await page.screenshot({ path: join(SHOTS, 'page.png') });
+  await shot('page.png');
 
   // 7. 360 px wide, and dark.
   await page.setViewportSize({ width: 360, height: 800 });
   await ready();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(overflow <= 360, 'no horizontal scrolling at 360 px: ' + overflow);
-  await page.screenshot({ path: join(SHOTS, 'narrow-360.png') });
+  await shot('narrow-360.png', { fullPage: true, clip: { x: 0, y: 0, width: 360, height: 1600 } });
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.setViewportSize({ width: 1280, height: 900 });
-  await page.screenshot({ path: join(SHOTS, 'dark.png') });
+  await shot('dark.png');
   step('screenshots in ' + SHOTS);
 
   // Forget the key: the data goes, the prompt comes back.
