@@ -114,6 +114,11 @@ pub async fn read_one_event<H: Host>(
     }
 }
 
+/// Builds the request for one page: `(x-ms-date, continuation, items still wanted)`. Taken as
+/// `dyn` (as is the page reader), so that `pages` exists once in the component however many
+/// queries use it (4 KB of the module per copy).
+pub(crate) type BuildPage<'f> = dyn Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>> + 'f;
+
 /// The read requests of one incoming request: the configuration, the host, and how many
 /// round trips are left.
 pub(crate) struct Reads<'a, H> {
@@ -140,7 +145,7 @@ impl<'a, H: Host> Reads<'a, H> {
     pub(crate) async fn pages(
         &mut self,
         mut wanted: usize,
-        build: &dyn Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
+        build: &BuildPage<'_>,
         take: &mut dyn FnMut(&[u8]) -> Result<usize, Failure>,
     ) -> Result<(), Failure> {
         let mut continuation: Option<String> = None;

@@ -635,10 +635,19 @@ fn summary_oracle(
         .collect::<Vec<_>>())
 }
 
+/// A summary case: extra filters, since, until, the bucket expected, the oracle's filter.
+type SummaryCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Value) -> bool,
+);
+
 #[test]
 fn summary_counts_across_partition_key_ranges_equal_the_oracle() {
     let documents = summary_documents(600);
-    let cases: Vec<(&str, &str, &str, &str, fn(&Value) -> bool)> = vec![
+    let cases: Vec<SummaryCase> = vec![
         (
             "",
             "2026-11-20T00:00:00.000Z",
