@@ -265,6 +265,52 @@ fn run_browser(script: &Path, env: &[(&str, String)], log: &Path) -> (bool, Stri
     (status.is_some_and(|s| s.success()), output)
 }
 
+/// The page's files through the real component: gzip, ETag and 304, the security headers, no
+/// key needed, 406 for a client that refuses gzip; and the summary needs the read key.
+fn page_files_are_served_by_the_component(stack: &Stack) {
+    use acr_webhook_testkit::http::request;
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+    ] {
+        let url = stack.url(path);
+        let r = request("GET", &url, &[("accept-encoding", "gzip, br")], None).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("vary"), Some("accept-encoding"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self';"),
+            "{csp}"
+        );
+        assert_eq!(r.body[..2], [0x1f, 0x8b], "{path}: gzip bytes");
+        let etag = r.header("etag").unwrap().to_owned();
+        let again = request("GET", &url, &[("if-none-match", &etag)], None).unwrap();
+        assert_eq!(again.status, 304, "{path}");
+        assert!(again.body.is_empty());
+        let plain = request("GET", &url, &[("accept-encoding", "identity")], None).unwrap();
+        assert_eq!(plain.status, 406, "{path}");
+        assert_eq!(json(&plain)["error"], "not_acceptable");
+    }
+    let summary = stack.url("/events/summary");
+    let r = request("GET", &summary, &[], None).unwrap();
+    assert_eq!(r.status, 401);
+    let auth = bearer(TEST_KEY);
+    let r = request("GET", &summary, &[("authorization", &auth)], None).unwrap();
+    assert_eq!(r.status, 401, "the webhook key does not read");
+    let auth = bearer(READ_KEY);
+    let r = request("GET", &summary, &[("authorization", &auth)], None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["total"], 0);
+}
+
 #[test]
 fn the_page_in_a_real_browser() {
     let chromium = chromium();
@@ -291,6 +337,8 @@ fn the_page_in_a_real_browser() {
         ("FAKETIME_NO_CACHE", "1"),
         ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
     ]);
+
+    page_files_are_served_by_the_component(&stack);
 
     // 1. Seed, each event at its known time.
     let mut sent = BTreeMap::new();
