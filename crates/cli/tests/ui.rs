@@ -2,8 +2,9 @@
 //! Playwright (`playwright-core`, from npm) against `acr-webhook up`, the real `.wasm` and
 //! the local store. `make test` installs both.
 //!
-//! This test seeds 62 events through the real routes (`/acr`, `/distribution`, `/eventgrid`:
-//! 3 repositories, every action, two with hostile repository and tag names) at known times:
+//! This test seeds 63 events through the real routes (`/acr`, `/distribution`, `/eventgrid`:
+//! 3 repositories, every action, two with hostile repository and tag names, and a `pull`,
+//! an action the page has no colour for) at known times:
 //! `acr-webhook up` runs with libfaketime preloaded, its wall clock read from a file this test
 //! rewrites before each event (its monotonic clock is left alone). It computes the oracle from
 //! the documents read straight from the store (signed REST, not the read API), then runs
@@ -57,13 +58,14 @@ fn chromium() -> PathBuf {
 }
 
 /// The `n`th event's time: every 47 minutes from 2026-11-20T06:07:30Z (never on an hour); the
-/// two hostile ones (60 and 61) come before the others, so they are the last rows listed.
+/// two hostile ones (60 and 61) come before the others, so they are the last rows listed, and
+/// the pull (62) 10 minutes after the first.
 fn seed_time(n: u64) -> (String, i64) {
     let base = 1_795_154_850; // 2026-11-20T06:07:30Z
-    let secs = if n >= 60 {
-        base - (62 - n as i64) * 20 * 60
-    } else {
-        base + n as i64 * 47 * 60
+    let secs = match n {
+        60 | 61 => base - (62 - n as i64) * 20 * 60,
+        62 => base + 10 * 60,
+        _ => base + n as i64 * 47 * 60,
     };
     let text =
         humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs as u64))
@@ -139,6 +141,19 @@ fn send(stack: &Stack, n: u64) -> (&'static str, &'static str) {
     match n {
         60 => return acr("push", target(n, HOSTILE_REPOSITORY, Some(HOSTILE_TAG))),
         61 => return acr("push", target(n, HOSTILE_REPOSITORY_2, Some(HOSTILE_TAG_2))),
+        62 => {
+            // An action the page has no badge colour for (kept with keep_pulls_and_blobs).
+            let mut event = acr_event(n, "pull", target(n, "team/web", Some("v1")));
+            event["id"] = json!(format!("ui-distribution-{n:03}"));
+            event["request"]["method"] = json!("GET");
+            post(
+                "/distribution",
+                EVENTS_MEDIA_TYPE,
+                &json!({ "events": [event] }),
+                &[],
+            );
+            return ("/distribution", "pull");
+        }
         _ => {}
     }
     match n % 12 {
@@ -328,7 +343,8 @@ fn the_page_in_a_real_browser() {
     };
     set_clock(seed_time(0).1);
 
-    let mut stack = Stack::start_store_only(&[("read_keys", READ_KEY)]);
+    let mut stack =
+        Stack::start_store_only(&[("read_keys", READ_KEY), ("keep_pulls_and_blobs", "true")]);
     let preload = faketime.display().to_string();
     let clock_path = clock.display().to_string();
     stack.start_app_with_env(&[
@@ -342,7 +358,7 @@ fn the_page_in_a_real_browser() {
 
     // 1. Seed, each event at its known time.
     let mut sent = BTreeMap::new();
-    for n in 0..62u64 {
+    for n in 0..63u64 {
         set_clock(seed_time(n).1);
         let (route, action) = send(&stack, n);
         *sent.entry((route, action)).or_insert(0) += 1;
@@ -357,8 +373,15 @@ fn the_page_in_a_real_browser() {
             d
         })
         .collect();
-    assert_eq!(docs.len(), 62, "{sent:?}");
-    for action in ["push", "delete", "quarantine", "chart_push", "chart_delete"] {
+    assert_eq!(docs.len(), 63, "{sent:?}");
+    for action in [
+        "push",
+        "delete",
+        "quarantine",
+        "chart_push",
+        "chart_delete",
+        "pull",
+    ] {
         assert!(
             docs.iter().any(|d| text(d, "action") == Some(action)),
             "{action}"

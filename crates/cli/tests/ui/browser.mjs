@@ -96,6 +96,8 @@ try {
   assert.equal(await page.$$eval('#events img, #events script, #events svg', (n) => n.length), 0);
   assert.deepEqual(dialogs, [], 'a dialog opened');
   step('hostile names render as text, no dialog, no script, CSP present');
+  const pull = await page.$eval('#events tr[data-id="ui-distribution-062"] .badge', (b) => [b.textContent, b.className]);
+  assert.deepEqual(pull, ['pull', 'badge b-other'], 'an action without a colour of its own');
 
   // 6. A row's stored document, opened with the keyboard.
   const id = oracle.all[3];
@@ -149,6 +151,7 @@ try {
     const total = Object.values(view.buckets).flatMap(Object.values).reduce((a, b) => a + b, 0);
     assert.equal(total, oracle.all.length);
     assert.match(await page.textContent('#chart-caption'), new RegExp('^' + total + ' events per '));
+    assert.ok(bars.some(([, action]) => action === 'pull'), 'the pull is counted');
     step(`chart: ${bars.length} bars in ${Object.keys(got).length} buckets equal the oracle`);
   }
   // The hourly view (the README's picture, docs/page.png, is a copy of this one).
