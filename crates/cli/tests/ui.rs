@@ -464,5 +464,26 @@ fn the_page_in_a_real_browser() {
     ] {
         assert!(shots.join(shot).exists(), "{shot}");
     }
+
+    // The store stops: the page says so.
+    stack.store.stop();
+    let (ok, output) = run_browser(
+        &script,
+        &[
+            ("PHASE", "unavailable".to_owned()),
+            ("UI_URL", stack.url("")),
+            ("READ_KEY", READ_KEY.to_owned()),
+            ("WEBHOOK_KEY", TEST_KEY.to_owned()),
+            ("ORACLE", oracle_path.display().to_string()),
+            ("SHOTS", shots.display().to_string()),
+            ("CHROMIUM", chromium.display().to_string()),
+        ],
+        &work.join("browser-unavailable.log"),
+    );
+    println!("{output}");
+    assert!(
+        ok,
+        "the browser checks failed with the store stopped:\n{output}"
+    );
     let _ = std::fs::remove_dir_all(&work);
 }

@@ -37,7 +37,7 @@ try {
     document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
   });
 
-  const ready = () => page.waitForSelector('body[data-state=ready]');
+  const ready = () => page.waitForSelector('body[data-state=ready]', { timeout: 60000 });
   const shot = async (name, options) => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(SHOTS, name), ...options });
@@ -51,6 +51,19 @@ try {
     assert.ok(!(await page.isVisible('#more')), 'Load more never ended');
   };
 
+  if (process.env.PHASE === 'unavailable') {
+    // The store is stopped: the read key is right, the answer is 503.
+    await page.goto(UI_URL + '/');
+    await ready();
+    await page.fill('#key', READ_KEY);
+    await page.keyboard.press('Enter');
+    await ready();
+    assert.equal(await page.textContent('#status'), 'The store is unavailable, try again.');
+    assert.ok(await page.isVisible('#forget'), 'the key is kept: it was right');
+    step('a stopped store shows "The store is unavailable, try again."');
+    await context.close();
+    process.exitCode = 0;
+  } else {
   // 2. The page, a wrong key, then the read key.
   const response = await page.goto(UI_URL + '/');
   const headers = response.headers();
@@ -171,6 +184,12 @@ try {
   await shot('dark.png');
   step('screenshots in ' + SHOTS);
 
+  // Any other error: its code and message.
+  await page.goto(UI_URL + '/?' + new URLSearchParams({ since: oracle.hourly.until, until: oracle.hourly.since }));
+  await ready();
+  assert.match(await page.textContent('#status'), /^invalid_query: invalid query: `since` must be earlier than `until`/);
+  step('another error shows its code and message: ' + await page.textContent('#status'));
+
   // Forget the key: the data goes, the prompt comes back.
   await page.click('#forget');
   await ready();
@@ -187,6 +206,7 @@ try {
   assert.deepEqual(dialogs, []);
   step(`${requests.length} requests, all to the component, no key in any URL, no CSP violation`);
   await context.close();
+  }
 } catch (e) {
   failed = true;
   console.error(e);
