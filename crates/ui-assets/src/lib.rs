@@ -42,6 +42,44 @@ mod tests {
             assert_eq!(asset.etag.len(), 34);
         }
         assert!(find("/ui/").is_none());
+        assert!(find("/ui/app.js.gz").is_none());
         assert!(find("/index.html").is_none());
+    }
+
+    /// The page puts event values in as text only, loads nothing from elsewhere, and has no
+    /// inline script or style (which the Content-Security-Policy would block anyway).
+    #[test]
+    fn the_sources_use_no_html_sinks_and_nothing_external() {
+        let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui");
+        let read = |f: &str| std::fs::read_to_string(ui.join(f)).unwrap();
+        let js = read("app.js");
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "localStorage",
+            "document.cookie",
+        ] {
+            assert!(!js.contains(sink), "app.js uses {sink}");
+        }
+        let html = read("index.html");
+        for external in ["http://", "https://", "//cdn", "<style", "style="] {
+            assert!(!html.contains(external), "index.html: {external}");
+        }
+        assert!(!read("app.css").contains("url("), "app.css loads something");
+        // No inline event handler attribute (` onclick=`, ...).
+        for (at, _) in html.match_indices(" on") {
+            let name: String = html[at + 3..]
+                .chars()
+                .take_while(char::is_ascii_alphabetic)
+                .collect();
+            let next = html[at + 3 + name.len()..].chars().next();
+            assert!(next != Some('='), "index.html: an inline handler on{name}");
+        }
+        assert_eq!(html.matches("<script").count(), 1);
+        assert!(html.contains(r#"<script src="/ui/app.js" defer></script>"#));
     }
 }
