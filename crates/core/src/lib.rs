@@ -21,10 +21,12 @@ pub mod filter;
 pub mod host;
 pub mod indexing;
 mod json;
+pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
 pub mod store;
+pub mod summary;
 mod text;
 pub mod webhook;
 

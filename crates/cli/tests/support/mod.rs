@@ -58,6 +58,8 @@ pub struct Stack {
     variables: Vec<(String, String)>,
     pub config: StoreConfig,
     logs: tempdir::Dir,
+    /// Extra environment of `acr-webhook up` (not of `init`), see [`Stack::start_app_with_env`].
+    app_env: Vec<(String, String)>,
 }
 
 mod tempdir {
@@ -121,6 +123,7 @@ impl Stack {
         self.addr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
         cmd.env_remove("RUST_LOG");
+        cmd.envs(self.app_env.iter().map(|(k, v)| (k, v)));
         let log = self.logs.0.join(format!("up-{port}.log"));
         let guard = ChildGuard::spawn("acr-webhook up", cmd, &log).unwrap();
         if wait_for_port(self.addr, Duration::from_secs(60)).is_err() {
@@ -286,6 +289,7 @@ impl Stack {
             variables,
             config,
             logs: tempdir::Dir::new(),
+            app_env: Vec::new(),
         }
     }
 
@@ -295,6 +299,16 @@ impl Stack {
         self.variables.retain(|(name, _)| name != "cosmos_endpoint");
         self.variables
             .push(("cosmos_endpoint".into(), endpoint.to_string()));
+        self.start_app();
+    }
+
+    /// Starts (or restarts) the app with these environment variables added to its own
+    /// (for example a preloaded library that sets its clock, in the page's browser tests).
+    pub fn start_app_with_env(&mut self, env: &[(&str, &str)]) {
+        self.app_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.start_app();
     }
 
