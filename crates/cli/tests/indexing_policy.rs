@@ -133,6 +133,11 @@ fn a_container_made_without_the_policy_is_mended_by_init_while_the_receiver_runs
     // With filters that do not fix the partition key, the same (one query per range).
     let filtered = get(&stack, "/events?image=hello-world&action=push");
     assert_eq!(json(&filtered)["error"], "index_missing");
+    // The page's chart reads counts with a projection that orders nothing: it works; the
+    // page's list is the `GET /events` above, and shows that error's code and message.
+    let summary = get(&stack, "/events/summary");
+    assert_eq!(summary.status, 200, "{}", summary.text());
+    assert_eq!(json(&summary)["total"], 1);
     // A read by id orders nothing, and works.
     let one = get(&stack, "/events/index-test-v1");
     assert_eq!(one.status, 200, "{}", one.text());
