@@ -6,9 +6,8 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 # A cargo target directory outside the checkout is reused when CARGO_TARGET_DIR points to one
-# (CI does this); the component is then copied to where spin.toml expects it.
+# (CI does this); the component is still written where spin.toml expects it.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-WASM_BUILT := $(TARGET_DIR)/wasm32-wasip1/release/acr_webhook.wasm
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
@@ -47,43 +46,15 @@ setup-binaryen:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq binaryen >/dev/null; \
 	  else echo "note: wasm-opt (binaryen) not found and no apt-get: the component will not be optimized"; fi; fi
 
-# The features rustc's wasm32-wasip1 output uses, which binaryen must be told about (binaryen
-# 108, Debian's, enables fewer by default than rustc emits).
-WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-  --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+# The Spin component, built exactly as spin.toml's build command (`spin build`) builds it, so
+# that Spin users deploy the bytes the tests test: crates/wasm-build runs cargo for
+# wasm32-wasip1, drops the custom sections the component does not need, runs `wasm-opt -Oz`
+# when binaryen is there (and says so when it is not), and writes spin.toml's `source`.
+# crates/wasm-build/tests/spin_build.rs checks that this is spin.toml's command.
+WASM_BUILD := cargo run --quiet --profile host -p acr-webhook-wasm-build
 
-# Custom sections the component does not need (scripts/wasm-remove-sections.py): the `wasi`
-# crate's own worlds (34 KB), and spin-sdk's description of the whole Spin platform (39 KB), of
-# which the component imports only fermyon:spin/variables, described by its own small section
-# (src/lib.rs, `spin_variables_world`). What is left describes every import the module has.
-WASM_REMOVE_SECTIONS := 'component-type:*rust-wasi-from-crates-io*' 'component-type:*:spin:up@*:platform:*'
-
-# cargo's module without those sections, then `wasm-opt -Oz` (when binaryen is there), into
-# $(WASM) where spin.toml expects it. $(WASM).sha256 holds the hashes of the last run's input and
-# output and whether wasm-opt ran, so that an unchanged module is not processed again (also when
-# $(WASM) is cargo's own file, rewritten in place).
 wasm: setup-rust setup-binaryen
-	cargo build --target wasm32-wasip1 --release
-	@mkdir -p $(dir $(WASM)); \
-	mode=$$(command -v wasm-opt >/dev/null && echo wasm-opt || echo no-wasm-opt); \
-	in=$$(sha256sum < $(WASM_BUILT) | cut -d' ' -f1); \
-	out=$$( [ -f $(WASM) ] && sha256sum < $(WASM) | cut -d' ' -f1 || true); \
-	last_in=; last_out=; last_mode=; \
-	if [ -f $(WASM).sha256 ]; then read -r last_in last_out last_mode < $(WASM).sha256; fi; \
-	if [ "$$last_out" = "$$out" ] && [ "$$last_mode" = "$$mode" ] && \
-	   { [ "$$last_in" = "$$in" ] || [ "$(WASM_BUILT)" = "$(WASM)" ]; }; then \
-	  echo "$(WASM) is up to date"; \
-	else \
-	  echo "cargo built $$(stat -c %s $(WASM_BUILT)) bytes"; \
-	  python3 scripts/wasm-remove-sections.py $(WASM_BUILT) $(WASM).tmp $(WASM_REMOVE_SECTIONS); \
-	  if [ $$mode = wasm-opt ]; then \
-	    wasm-opt -Oz $(WASM_OPT_FEATURES) $(WASM).tmp -o $(WASM).opt; mv $(WASM).opt $(WASM).tmp; \
-	    echo "wasm-opt -Oz done"; \
-	  else echo "note: wasm-opt (binaryen) not installed: the module is not optimized"; fi; \
-	  mv $(WASM).tmp $(WASM); \
-	  echo "$$in $$(sha256sum < $(WASM) | cut -d' ' -f1) $$mode" > $(WASM).sha256; \
-	fi
-	@echo "component: $(WASM) $$(stat -c %s $(WASM)) bytes"
+	$(WASM_BUILD)
 
 host:
 	cargo build --profile host -p acr-webhook-cli
