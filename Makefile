@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-python wasm host build run test lint vectors bench
+.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -56,6 +56,32 @@ WASM_BUILD := cargo run --quiet --profile host -p acr-webhook-wasm-build
 wasm: setup-rust setup-binaryen
 	$(WASM_BUILD)
 
+# The component for stock wasi:http hosts (`wasmtime serve`; README "Run it on stock wasmtime"):
+# the Spin module above with a Spin variables adapter (adapters/spin-variables) plugged into its
+# fermyon:spin/variables import by `acr-webhook compose`. Two variants, each importing only WASI
+# 0.2 and wasi:http: values from the environment (SPIN_VARIABLE_<NAME>), or from
+# wasi:config/store (wasmtime's `-S config-var`).
+WASI_HTTP := target/wasi-http
+ADAPTERS := environment config
+
+wasi-http: wasm
+	cargo build --quiet --target wasm32-wasip1 --release $(foreach a,$(ADAPTERS),-p spin-variables-$(a))
+	@for a in $(ADAPTERS); do \
+	  cargo run --quiet --profile host -p acr-webhook-cli -- compose --app $(WASM) \
+	    --adapter $(TARGET_DIR)/wasm32-wasip1/release/spin_variables_$$a.wasm --output $(WASI_HTTP)/acr_webhook.$$a.wasm; \
+	done
+
+# Stock wasmtime-cli from crates.io, pinned, for the end-to-end suite on `wasmtime serve`: built
+# once (about 10 minutes on two cores) into a cache outside the checkout and reused afterwards.
+# Its own temporary target directory, so that CARGO_TARGET_DIR is not filled with it.
+WASMTIME_VERSION := 48.0.8
+WASMTIME_ROOT := $(HOME)/.cache/acr-webhook/tools/wasmtime-$(WASMTIME_VERSION)
+WASMTIME := $(WASMTIME_ROOT)/bin/wasmtime
+
+setup-wasmtime:
+	@if ! $(WASMTIME) --version 2>/dev/null | grep -q "^wasmtime $(WASMTIME_VERSION) "; then \
+	  env -u CARGO_TARGET_DIR cargo install --locked --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION); fi
+
 host:
 	cargo build --profile host -p acr-webhook-cli
 
@@ -79,8 +105,8 @@ vectors: setup-python
 	  if diff -q $$tmp tests/vectors/cosmos_signatures.json >/dev/null; then echo "signature vectors: the official SDK agrees with tests/vectors/cosmos_signatures.json"; \
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
-test: setup-node setup-test-peers lint vectors wasm
-	cargo test --workspace --profile host --no-fail-fast
+test: setup-node setup-test-peers setup-wasmtime lint vectors wasm wasi-http
+	ACR_WEBHOOK_WASMTIME=$(WASMTIME) cargo test --workspace --profile host --no-fail-fast
 
 # The benchmark (documented in BENCHMARKS.md; not part of `make test`): the local stack, the bare
 # write vs `acr-webhook up` vs a Node.js + @azure/cosmos receiver at concurrency 1, 8 and 64 (wrk),

@@ -14,6 +14,15 @@ use acr_webhook_testkit::http;
 use serde_json::{json, Value};
 use support::*;
 
+crate::on_every_host!(
+    every_event_exactly_once_in_order_for_each_filter,
+    a_container_partitioned_by_image_pages_the_same,
+    one_event_by_id_including_ids_made_safe,
+    include_and_exclude_answer_202_and_write_nothing,
+    read_keys_read_and_do_not_write,
+    documents_left_by_the_old_function_are_listed_last,
+);
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn enc(text: &str) -> String {
     text.bytes()
@@ -183,10 +192,9 @@ fn offsets_are_computed_right() {
     );
 }
 
-#[test]
-fn every_event_exactly_once_in_order_for_each_filter() {
+fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
     let started = Instant::now();
-    let stack = Stack::start();
+    let stack = Stack::start_on(host, &[]);
     // Three groups, received apart, to make time windows meaningful.
     let groups: [std::ops::Range<u64>; 3] = [0..120, 120..220, 220..300];
     let mut group_ids: Vec<HashSet<String>> = Vec::new();
@@ -460,9 +468,8 @@ fn every_event_exactly_once_in_order_for_each_filter() {
     );
 }
 
-#[test]
-fn a_container_partitioned_by_image_pages_the_same() {
-    let stack = Stack::start_with(&[("partition_key_path", "/image")]);
+fn a_container_partitioned_by_image_pages_the_same(host: Host) {
+    let stack = Stack::start_on(host, &[("partition_key_path", "/image")]);
     for n in 0..60 {
         let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
         assert_eq!(answer.status, 201, "{n}: {}", answer.text());
@@ -498,9 +505,8 @@ fn a_container_partitioned_by_image_pages_the_same() {
     assert_eq!(json(&answer), without_system_properties(one));
 }
 
-#[test]
-fn one_event_by_id_including_ids_made_safe() {
-    let stack = Stack::start();
+fn one_event_by_id_including_ids_made_safe(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let mut stored = Vec::new();
     for name in ["push", "push_id_with_slashes", "push_long_id"] {
         let path = format!("acr/{name}.json");
@@ -587,12 +593,14 @@ fn acr_event(id: &str, repository: &str, tag: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-#[test]
-fn include_and_exclude_answer_202_and_write_nothing() {
-    let stack = Stack::start_with(&[
-        ("include", "hello-world:*, team/*:*"),
-        ("exclude", "team/secret:*"),
-    ]);
+fn include_and_exclude_answer_202_and_write_nothing(host: Host) {
+    let stack = Stack::start_on(
+        host,
+        &[
+            ("include", "hello-world:*, team/*:*"),
+            ("exclude", "team/secret:*"),
+        ],
+    );
     // Kept: included and not excluded, with or without a tag.
     for (id, repository, tag) in [
         ("kept-1", "hello-world", Some("v1")),
@@ -688,9 +696,8 @@ const READ_KEY_2: &str = "e2e-read-key-second-c3d4";
 
 /// `read_keys` set: reads take only the read keys, writes only the webhook keys (the
 /// webhook key no longer reads: `read_keys` replaces the webhook keys for the read API).
-#[test]
-fn read_keys_read_and_do_not_write() {
-    let stack = Stack::start_with(&[("read_keys", &format!("{READ_KEY}, {READ_KEY_2}"))]);
+fn read_keys_read_and_do_not_write(host: Host) {
+    let stack = Stack::start_on(host, &[("read_keys", &format!("{READ_KEY}, {READ_KEY_2}"))]);
     let push = fixture("acr/push.json");
     let by_reader = stack.post(
         "/acr",
@@ -741,12 +748,11 @@ fn read_keys_read_and_do_not_write() {
 /// Documents written by the Azure Function this receiver replaces (`{id, loginServer, action,
 /// timestamp, image, tag}`, no `receivedAt`) may share the container: they are listed after
 /// every event this receiver stored, by id descending, and paging goes through them.
-#[test]
-fn documents_left_by_the_old_function_are_listed_last() {
+fn documents_left_by_the_old_function_are_listed_last(host: Host) {
     use acr_webhook_cli::store_client::NativeHost;
     use acr_webhook_core::cosmos::x_ms_date;
 
-    let stack = Stack::start();
+    let stack = Stack::start_on(host, &[]);
     for n in 0..13 {
         let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
         assert_eq!(answer.status, 201, "{n}: {}", answer.text());

@@ -88,10 +88,7 @@ fn run() -> Result<(), String> {
     write_atomically(&output, &shipped)?;
     println!(
         "component: {} {} bytes",
-        output
-            .strip_prefix(&root)
-            .unwrap_or(&output)
-            .display(),
+        output.strip_prefix(&root).unwrap_or(&output).display(),
         shipped.len()
     );
     Ok(())
@@ -111,7 +108,14 @@ fn cargo_build(root: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut child = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--target", "wasm32-wasip1", "--release", "-p", PACKAGE])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip1",
+            "--release",
+            "-p",
+            PACKAGE,
+        ])
         .arg("--message-format=json-render-diagnostics")
         .stdout(Stdio::piped())
         .spawn()

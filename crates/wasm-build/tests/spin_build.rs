@@ -46,7 +46,11 @@ fn make_wasm_runs_spin_tomls_build_command() {
 fn spin_tomls_build_command_writes_the_bytes_make_wasm_wrote() {
     let root = repo_root();
     let manifest = manifest();
-    let source = root.join(manifest["component"]["acr-webhook"]["source"].as_str().unwrap());
+    let source = root.join(
+        manifest["component"]["acr-webhook"]["source"]
+            .as_str()
+            .unwrap(),
+    );
     let from_make = std::fs::read(&source).unwrap_or_else(|e| {
         panic!("{}: {e} (run `make wasm` first)", source.display());
     });
