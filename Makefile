@@ -79,7 +79,7 @@ WASMTIME_ROOT := $(HOME)/.cache/acr-webhook/tools/wasmtime-$(WASMTIME_VERSION)
 WASMTIME := $(WASMTIME_ROOT)/bin/wasmtime
 
 setup-wasmtime:
-	@if ! $(WASMTIME) --version 2>/dev/null | grep -q "^wasmtime $(WASMTIME_VERSION) "; then \
+	@if [ "$$($(WASMTIME) --version 2>/dev/null | cut -d' ' -f2)" != "$(WASMTIME_VERSION)" ]; then \
 	  env -u CARGO_TARGET_DIR cargo install --locked --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION); fi
 
 host:
@@ -93,7 +93,7 @@ run: setup-node build
 lint: setup-rust
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target wasm32-wasip1 --release -- -D warnings
+	cargo clippy --target wasm32-wasip1 --release -p acr-webhook -p spin-variables-environment -p spin-variables-config -- -D warnings
 	# The fuzz targets and their examples are a workspace of their own (run with nightly by
 	# scripts/fuzz.sh); they must still build against the core as it is now.
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check

@@ -27,10 +27,13 @@ fn answer(response: &HttpResponse) -> (u16, Value) {
 /// Variable `name` set to `Some(value)` or left out.
 type Change<'a> = (&'a str, Option<&'a str>);
 
+/// Status and body of the answer, or the log of an app that did not start.
+type Answer = Result<(u16, Value), String>;
+
 /// Starts the app on each host in turn with one variable changed (the store and `init` ran
 /// with a working configuration), and returns each answer to a push, or the log of an app
 /// that did not start.
-fn answers_with((name, value): Change) -> Vec<(Host, Result<(u16, Value), String>)> {
+fn answers_with((name, value): Change) -> Vec<(Host, Answer)> {
     let mut stack = Stack::start_store_only(&[]);
     match value {
         Some(value) => stack.set_variable(name, value),

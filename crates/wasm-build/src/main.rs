@@ -183,12 +183,12 @@ fn leb128(data: &[u8], pos: &mut usize) -> Option<usize> {
     }
 }
 
+/// Name and size in bytes of each custom section removed.
+type Removed = Vec<(String, usize)>;
+
 /// The module without the custom sections whose names match one of `patterns`, and the names
 /// and sizes of the sections removed.
-fn remove_custom_sections(
-    module: &[u8],
-    patterns: &[&str],
-) -> Result<(Vec<u8>, Vec<(String, usize)>), String> {
+fn remove_custom_sections(module: &[u8], patterns: &[&str]) -> Result<(Vec<u8>, Removed), String> {
     const HEADER: &[u8] = b"\0asm\x01\0\0\0";
     if !module.starts_with(HEADER) {
         return Err("not a WebAssembly core module".into());
