@@ -10,8 +10,8 @@
 //!    over it).
 //!
 //! `wasm-opt` takes seconds, so its result is kept in the cargo target directory under
-//! `wasm-build/`, named by the SHA-256 of its input: an unchanged module is not optimized
-//! again. Deleting that folder forces a fresh run (the test that compares `spin build` with
+//! `wasm-build/`, named by the SHA-256 of its input, options and wasm-opt version: an unchanged
+//! module is not optimized again. Deleting that folder forces a fresh run (the test that compares `spin build` with
 //! `make wasm` does).
 //!
 //! Usage (what spin.toml's build command and `make wasm` run, from the repository root):
@@ -70,14 +70,14 @@ fn run() -> Result<(), String> {
     for (name, size) in &removed {
         println!("removed custom section `{name}` ({size} bytes)");
     }
-    let shipped = if wasm_opt_available() {
+    let shipped = if let Some(wasm_opt) = wasm_opt_version() {
         let cache = built
             .parent()
             .and_then(Path::parent)
             .and_then(Path::parent)
             .map(|target| target.join("wasm-build"))
             .ok_or("cargo's output is not inside a target directory")?;
-        optimize_cached(&stripped, &cache)?
+        optimize_cached(&stripped, &wasm_opt, &cache)?
     } else {
         println!(
             "note: wasm-opt (binaryen) not found on the PATH: the module is shipped unoptimized \
@@ -244,21 +244,26 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-fn wasm_opt_available() -> bool {
-    Command::new("wasm-opt")
+/// `wasm-opt --version`'s output, `None` when there is no working wasm-opt on the PATH.
+fn wasm_opt_version() -> Option<String> {
+    let out = Command::new("wasm-opt")
         .arg("--version")
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// `wasm-opt -Oz` of `module`, from `cache` when this very input was optimized before.
-fn optimize_cached(module: &[u8], cache: &Path) -> Result<Vec<u8>, String> {
-    let digest: String = Sha256::digest(module)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+/// `wasm-opt -Oz` of `module`, from `cache` when this very input was optimized before by this
+/// very wasm-opt with these options (all three make the cache key).
+fn optimize_cached(module: &[u8], wasm_opt: &str, cache: &Path) -> Result<Vec<u8>, String> {
+    let mut key = Sha256::new();
+    key.update(wasm_opt.as_bytes());
+    key.update(WASM_OPT_FEATURES.join(" ").as_bytes());
+    key.update(module);
+    let digest: String = key.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let cached = cache.join(format!("{digest}.wasm"));
     if let Ok(bytes) = std::fs::read(&cached) {
         println!("wasm-opt -Oz: unchanged input, result reused");
