@@ -65,15 +65,7 @@ fn spin_tomls_build_command_writes_the_bytes_make_wasm_wrote() {
     };
     let _ = std::fs::remove_dir_all(target.join("wasm-build"));
 
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(build_command(&manifest))
-        .current_dir(&root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}{stderr}");
+    let stdout = spin_build(&root, &manifest, None);
     let with_wasm_opt = Command::new("wasm-opt").arg("--version").output().is_ok();
     if with_wasm_opt {
         assert!(stdout.contains("wasm-opt -Oz done"), "{stdout}");
@@ -88,4 +80,54 @@ fn spin_tomls_build_command_writes_the_bytes_make_wasm_wrote() {
         from_spin_build.len(),
         from_make.len()
     );
+    if !with_wasm_opt {
+        return;
+    }
+
+    // On a machine without a working wasm-opt, it says so and ships the module unoptimized
+    // (a `wasm-opt` that fails stands for the missing one here: cargo and the linker stay on
+    // the PATH).
+    let fake = std::env::temp_dir().join(format!("acr-webhook-no-wasm-opt-{}", std::process::id()));
+    std::fs::create_dir_all(&fake).unwrap();
+    let broken = fake.join("wasm-opt");
+    std::fs::write(&broken, "#!/bin/sh\nexit 127\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let stdout = spin_build(&root, &manifest, Some(&path));
+    let _ = std::fs::remove_dir_all(&fake);
+    let unoptimized = std::fs::read(&source).unwrap();
+    // Put the tested module back (wasm-opt's result is reused) before asserting.
+    spin_build(&root, &manifest, None);
+    assert!(
+        stdout.contains(
+            "wasm-opt (binaryen) not found on the PATH: the module is shipped unoptimized"
+        ),
+        "{stdout}"
+    );
+    assert!(unoptimized.starts_with(b"\0asm\x01\0\0\0"));
+    assert!(
+        unoptimized.len() > from_make.len(),
+        "{} bytes",
+        unoptimized.len()
+    );
+    assert!(std::fs::read(&source).unwrap() == from_make);
+}
+
+/// Runs spin.toml's build command as Spin does (`sh -c` in the manifest's folder), with `path`
+/// as PATH when given; returns its standard output.
+fn spin_build(root: &Path, manifest: &toml::Table, path: Option<&str>) -> String {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(build_command(manifest))
+        .current_dir(root);
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    stdout
 }
