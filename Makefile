@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
+.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-browser setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -31,6 +31,13 @@ setup-test-peers:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-registry skopeo >/dev/null; fi
 	@# Debian starts a registry service on :5000 after install; the tests start their own.
 	@if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then systemctl stop docker-registry || true; fi
+
+# The page's browser tests (crates/cli/tests/ui.rs): Debian's Chromium, driven by playwright-core
+# (package.json), and libfaketime, which gives `acr-webhook up` the seeded events' times.
+setup-browser:
+	@if ! command -v chromium >/dev/null || ! ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium libfaketime >/dev/null; fi
 
 # The official Python SDK, used as the oracle for the signature vectors.
 setup-python:
@@ -105,7 +112,7 @@ vectors: setup-python
 	  if diff -q $$tmp tests/vectors/cosmos_signatures.json >/dev/null; then echo "signature vectors: the official SDK agrees with tests/vectors/cosmos_signatures.json"; \
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
-test: setup-node setup-test-peers setup-wasmtime lint vectors wasm wasi-http
+test: setup-node setup-test-peers setup-browser setup-wasmtime lint vectors wasm wasi-http
 	ACR_WEBHOOK_WASMTIME=$(WASMTIME) cargo test --workspace --profile host --no-fail-fast
 
 # The benchmark (documented in BENCHMARKS.md; not part of `make test`): the local stack, the bare

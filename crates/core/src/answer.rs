@@ -46,6 +46,8 @@ pub enum Success {
     },
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
+    /// One of the audit-trail page's files (200 or 304).
+    Page(crate::page::PageAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -152,6 +154,15 @@ pub enum Failure {
     /// No stored event has this id.
     #[error("no event with this id")]
     EventNotFound,
+    /// `GET /events/summary` over a window holding more events than one summary reads.
+    #[error("more than {limit} events match: choose a shorter window (since, until) or filter by image, tag or action")]
+    SummaryTooLarge {
+        /// [`crate::summary::MAX_SUMMARY_EVENTS`].
+        limit: usize,
+    },
+    /// A page file asked for by a client that refuses gzip (the only form it is stored in).
+    #[error("the page is stored gzip-compressed only; send `Accept-Encoding: gzip` (browsers do)")]
+    NotAcceptable,
 }
 
 impl Failure {
@@ -175,6 +186,8 @@ impl Failure {
             | Failure::InvalidQuery(_)
             | Failure::InvalidContinuation(_) => StatusCode::BAD_REQUEST,
             Failure::EventNotFound => StatusCode::NOT_FOUND,
+            Failure::SummaryTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         }
     }
 
@@ -202,6 +215,8 @@ impl Failure {
             Failure::InvalidQuery(_) => "invalid_query",
             Failure::InvalidContinuation(_) => "invalid_continuation",
             Failure::EventNotFound => "event_not_found",
+            Failure::SummaryTooLarge { .. } => "summary_too_large",
+            Failure::NotAcceptable => "not_acceptable",
         }
     }
 }
@@ -262,6 +277,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             }
             builder.body(Vec::new())
         }
+        Ok(Success::Page(page)) => return page.response(),
         Ok(Success::Json(body)) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
@@ -366,6 +382,12 @@ mod tests {
                 503,
                 "store_check_failed",
             ),
+            (
+                Failure::SummaryTooLarge { limit: 5 },
+                422,
+                "summary_too_large",
+            ),
+            (Failure::NotAcceptable, 406, "not_acceptable"),
         ];
         for (failure, status, code) in table {
             assert_eq!(failure.status().as_u16(), status, "{failure:?}");

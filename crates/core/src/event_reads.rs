@@ -114,9 +114,14 @@ pub async fn read_one_event<H: Host>(
     }
 }
 
+/// Builds the request for one page: `(x-ms-date, continuation, items still wanted)`. Taken as
+/// `dyn` (as is the page reader), so that `pages` exists once in the component however many
+/// queries use it (4 KB of the module per copy).
+pub(crate) type BuildPage<'f> = dyn Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>> + 'f;
+
 /// The read requests of one incoming request: the configuration, the host, and how many
 /// round trips are left.
-struct Reads<'a, H> {
+pub(crate) struct Reads<'a, H> {
     config: &'a Config,
     host: &'a H,
     now: SystemTime,
@@ -124,7 +129,7 @@ struct Reads<'a, H> {
 }
 
 impl<'a, H: Host> Reads<'a, H> {
-    fn new(config: &'a Config, host: &'a H, now: SystemTime) -> Self {
+    pub(crate) fn new(config: &'a Config, host: &'a H, now: SystemTime) -> Self {
         Self {
             config,
             host,
@@ -137,11 +142,11 @@ impl<'a, H: Host> Reads<'a, H> {
     /// for each page of a paged answer, where `wanted` is how many items are still wanted, and
     /// hands each successful answer to `take`, which says how many items it took. Stops when
     /// `wanted` items were taken or the answer has no continuation.
-    async fn pages(
+    pub(crate) async fn pages(
         &mut self,
         mut wanted: usize,
-        build: impl Fn(&str, Option<&str>, usize) -> http::Request<Vec<u8>>,
-        mut take: impl FnMut(&[u8]) -> Result<usize, Failure>,
+        build: &BuildPage<'_>,
+        take: &mut dyn FnMut(&[u8]) -> Result<usize, Failure>,
     ) -> Result<(), Failure> {
         let mut continuation: Option<String> = None;
         loop {
@@ -188,7 +193,7 @@ impl<'a, H: Host> Reads<'a, H> {
         let mut documents: Vec<Value> = Vec::new();
         self.pages(
             want,
-            |date, continuation, wanted| {
+            &|date, continuation, wanted| {
                 config.store.scoped_query_request(
                     query_body,
                     scope,
@@ -197,7 +202,7 @@ impl<'a, H: Host> Reads<'a, H> {
                     date,
                 )
             },
-            |body| {
+            &mut |body| {
                 let page = read_api::query_documents(body).map_err(unusable)?;
                 let taken = page.len();
                 documents.extend(page);
@@ -211,17 +216,17 @@ impl<'a, H: Host> Reads<'a, H> {
     }
 
     /// The ids of the container's current partition key ranges.
-    async fn partition_key_ranges(&mut self) -> Result<Vec<String>, Failure> {
+    pub(crate) async fn partition_key_ranges(&mut self) -> Result<Vec<String>, Failure> {
         let config = self.config;
         let mut listed = Vec::new();
         self.pages(
             usize::MAX, // every page of the feed
-            |date, continuation, _| {
+            &|date, continuation, _| {
                 config
                     .store
                     .read_partition_key_ranges_request(continuation, date)
             },
-            |body| {
+            &mut |body| {
                 let page = read_api::partition_key_ranges(body).map_err(unusable)?;
                 let taken = page.len();
                 listed.extend(page);
@@ -266,7 +271,7 @@ fn for_reads(failure: Failure) -> Failure {
     }
 }
 
-fn unusable(error: PageError) -> Failure {
+pub(crate) fn unusable(error: PageError) -> Failure {
     Failure::ReadUnavailable {
         reason: format!("unusable answer from Cosmos DB: {error}"),
         retry_after: None,

@@ -119,6 +119,8 @@ pub struct Stack {
     variables: Vec<(String, String)>,
     pub config: StoreConfig,
     logs: tempdir::Dir,
+    /// Extra environment of `acr-webhook up` (not of `init`), see [`Stack::start_app_with_env`].
+    app_env: Vec<(String, String)>,
 }
 
 mod tempdir {
@@ -202,6 +204,7 @@ impl Stack {
             Host::Wasmtime | Host::WasmtimeConfig => ("wasmtime serve", self.wasmtime_serve()),
         };
         cmd.env_remove("RUST_LOG");
+        cmd.envs(self.app_env.iter().map(|(k, v)| (k, v)));
         let log = self.logs.0.join(format!("app-{port}.log"));
         let mut guard = ChildGuard::spawn(name, cmd, &log).unwrap();
         let addr = self.addr;
@@ -388,6 +391,7 @@ impl Stack {
             variables,
             config,
             logs: tempdir::Dir::new(),
+            app_env: Vec::new(),
         };
         stack.init();
         stack
@@ -399,6 +403,16 @@ impl Stack {
         self.variables.retain(|(name, _)| name != "cosmos_endpoint");
         self.variables
             .push(("cosmos_endpoint".into(), endpoint.to_string()));
+        self.start_app();
+    }
+
+    /// Starts (or restarts) the app with these environment variables added to its own
+    /// (for example a preloaded library that sets its clock, in the page's browser tests).
+    pub fn start_app_with_env(&mut self, env: &[(&str, &str)]) {
+        self.app_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         self.start_app();
     }
 
