@@ -56,7 +56,7 @@ fn all_pages(stack: &Stack, query: &str, limit: usize) -> Vec<Vec<Value>> {
             path.push_str("&continuation=");
             path.push_str(&enc(token));
         }
-        let answer = get(stack, &path, Some(TEST_KEY));
+        let answer = get(stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 200, "{path}: {}", answer.text());
         let page = json(&answer);
         let events = page["events"].as_array().expect("events").clone();
@@ -376,13 +376,13 @@ fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
     let page = json(&get(
         &stack,
         &format!("/events?{query}&limit=7"),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     ));
     let token = page["continuation"].as_str().unwrap().to_owned();
     let next = get(
         &stack,
         &format!("/events?{query}&limit=3&continuation={}", enc(&token)),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(next.status, 200, "{}", next.text());
     let want = expected(&docs, |d| d["image"] == "team/api");
@@ -427,7 +427,7 @@ fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
             ),
         ),
     ] {
-        let answer = get(&stack, &path, Some(TEST_KEY));
+        let answer = get(&stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{label}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_continuation", "{label}");
         assert!(
@@ -446,22 +446,30 @@ fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
         "/events?since=yesterday",
         &format!("/events?since={g3}&until={g2}"),
     ] {
-        let answer = get(&stack, path, Some(TEST_KEY));
+        let answer = get(&stack, path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{path}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_query", "{path}");
     }
     assert_eq!(get(&stack, "/events", None).status, 401);
     assert_eq!(get(&stack, "/events", Some("wrong")).status, 401);
-    let by_code = get(&stack, &format!("/events?code={TEST_KEY}&limit=1"), None);
+    let by_code = get(
+        &stack,
+        &format!("/events?code={TEST_READ_KEY}&limit=1"),
+        None,
+    );
     assert_eq!(by_code.status, 200, "{}", by_code.text());
     assert_eq!(json(&by_code)["events"].as_array().unwrap().len(), 1);
-    let over = json(&get(&stack, "/events?limit=1000", Some(TEST_KEY)));
+    let over = json(&get(&stack, "/events?limit=1000", Some(TEST_READ_KEY)));
     assert_eq!(
         over["events"].as_array().unwrap().len(),
         100,
         "limit lowered to 100"
     );
-    assert!(!stack.app_log().contains(TEST_KEY), "no key in the log");
+    let log = stack.app_log();
+    assert!(
+        !log.contains(TEST_KEY) && !log.contains(TEST_READ_KEY),
+        "no key in the log"
+    );
     eprintln!(
         "300 events posted in {posted:?}; whole test {:?}",
         started.elapsed()
@@ -499,7 +507,7 @@ fn a_container_partitioned_by_image_pages_the_same(host: Host) {
     let answer = get(
         &stack,
         &format!("/events/{}", enc(&id_of(one))),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(json(&answer), without_system_properties(one));
@@ -524,7 +532,7 @@ fn one_event_by_id_including_ids_made_safe(host: Host) {
         let doc = stack.document(id).expect("stored");
         let want = without_system_properties(&doc);
         // The contract: the listed id, percent-encoded once.
-        let answer = get(&stack, &format!("/events/{}", enc(id)), Some(TEST_KEY));
+        let answer = get(&stack, &format!("/events/{}", enc(id)), Some(TEST_READ_KEY));
         assert_eq!(answer.status, 200, "{id}: {}", answer.text());
         assert_eq!(json(&answer), want);
         if original != id {
@@ -533,13 +541,13 @@ fn one_event_by_id_including_ids_made_safe(host: Host) {
             let answer = get(
                 &stack,
                 &format!("/events/{}", enc(original)),
-                Some(TEST_KEY),
+                Some(TEST_READ_KEY),
             );
             assert_eq!(answer.status, 200, "{original}: {}", answer.text());
             assert_eq!(json(&answer), want);
         }
         // The listed id, found in the list too.
-        let listed = json(&get(&stack, "/events?limit=10", Some(TEST_KEY)));
+        let listed = json(&get(&stack, "/events?limit=10", Some(TEST_READ_KEY)));
         assert!(listed["events"]
             .as_array()
             .unwrap()
@@ -550,18 +558,21 @@ fn one_event_by_id_including_ids_made_safe(host: Host) {
     let raw = get(
         &stack,
         "/events/evt%2F2024%5C01%3Fkind=push%23frag",
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(raw.status, 200, "{}", raw.text());
     assert_eq!(json(&raw)["id"], "evt%2F2024%5C01%3Fkind=push%23frag");
 
-    let missing = get(&stack, "/events/no-such-event", Some(TEST_KEY));
+    let missing = get(&stack, "/events/no-such-event", Some(TEST_READ_KEY));
     assert_eq!(missing.status, 404, "{}", missing.text());
     assert_eq!(json(&missing)["error"], "event_not_found");
     // An id that is not one (a slash in it, as safe_id would have escaped it) is still absent.
-    assert_eq!(get(&stack, "/events/a%2Fb", Some(TEST_KEY)).status, 404);
+    assert_eq!(
+        get(&stack, "/events/a%2Fb", Some(TEST_READ_KEY)).status,
+        404
+    );
     for bad in ["/events/", "/events/%zz", "/events/%C3"] {
-        let answer = get(&stack, bad, Some(TEST_KEY));
+        let answer = get(&stack, bad, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{bad}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_query", "{bad}");
     }
@@ -694,6 +705,30 @@ fn include_and_exclude_answer_202_and_write_nothing(host: Host) {
 const READ_KEY: &str = "e2e-read-key-91b2";
 const READ_KEY_2: &str = "e2e-read-key-second-c3d4";
 
+/// Reading is opt-in (issue 15, item 5): with `read_keys` unset every read route answers 403
+/// `reads_disabled` naming the variable, to the webhook key too, while writes go on.
+#[test]
+fn reads_are_disabled_without_read_keys() {
+    let stack = Stack::start_with(&[("read_keys", "")]);
+    let push = stack.post_acr(&fixture("acr/push.json"));
+    assert_eq!(push.status, 201, "{}", push.text());
+    for path in ["/events", "/events/summary", "/events/some-id"] {
+        for key in [Some(TEST_KEY), Some(TEST_READ_KEY), None] {
+            let answer = get(&stack, path, key);
+            assert_eq!(answer.status, 403, "{path}: {}", answer.text());
+            let body = json(&answer);
+            assert_eq!(body["error"], "reads_disabled");
+            assert!(
+                body["message"].as_str().unwrap().contains("`read_keys`"),
+                "{body}"
+            );
+        }
+    }
+    let by_code = get(&stack, &format!("/events?code={TEST_KEY}"), None);
+    assert_eq!(by_code.status, 403);
+    assert_eq!(stack.count(), 1);
+}
+
 /// `read_keys` set: reads take only the read keys, writes only the webhook keys (the
 /// webhook key no longer reads: `read_keys` replaces the webhook keys for the read API).
 fn read_keys_read_and_do_not_write(host: Host) {
@@ -734,7 +769,7 @@ fn read_keys_read_and_do_not_write(host: Host) {
     .unwrap();
     assert_eq!(by_header.status, 200);
     for path in ["/events".to_owned(), format!("/events/{id}")] {
-        let answer = get(&stack, &path, Some(TEST_KEY));
+        let answer = get(&stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 401, "{path}: the webhook key does not read");
         assert_eq!(json(&answer)["error"], "unauthorized");
     }

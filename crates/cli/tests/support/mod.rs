@@ -25,6 +25,8 @@ pub const EMULATOR_KEY: &str =
 /// Webhook keys for tests only.
 pub const TEST_KEY: &str = "e2e-test-key-5f0c1d";
 pub const TEST_KEY_2: &str = "e2e-test-key-rotated-in-77aa";
+/// The read key every [`Stack`] is started with (reading is opt-in), for tests only.
+pub const TEST_READ_KEY: &str = "e2e-read-key-default-3c9d";
 
 pub fn bearer(key: &str) -> String {
     format!("Bearer {key}")
@@ -370,6 +372,7 @@ impl Stack {
             ("cosmos_endpoint".into(), store.endpoint()),
             ("cosmos_key".into(), EMULATOR_KEY.into()),
             ("webhook_keys".into(), TEST_KEY.into()),
+            ("read_keys".into(), TEST_READ_KEY.into()),
         ];
         for (k, v) in extra {
             variables.retain(|(name, _)| name != k);
