@@ -1,10 +1,10 @@
 //! Configuration on every host: `acr-webhook up` (Spin variables), and stock `wasmtime serve`
 //! with the composed component, its variables from the environment adapter and from the
 //! wasi:config adapter. A variable set but empty, or malformed, gets the same answer on each:
-//! `500 configuration_error` naming the variable. A required variable not given at all stops
-//! `acr-webhook up` (as it stops `spin up`) naming it; `wasmtime serve` has no start-up step a
-//! component could refuse in, so there the adapter reports it undefined and every request gets
-//! that same `configuration_error` answer naming it.
+//! `500 configuration_error` naming the variable. A required variable not given at all, and
+//! keys the component would refuse on every request, stop `acr-webhook up` naming the variable
+//! (a missing one stops `spin up` too); `wasmtime serve` has no start-up step a component could
+//! refuse in, so there every request gets the `configuration_error` answer naming it.
 
 mod support;
 
@@ -58,10 +58,12 @@ fn assert_configuration_error(answer: &(u16, Value), variable: &str) {
 
 #[test]
 fn an_empty_or_malformed_variable_gets_the_same_answer_on_every_host() {
-    let cases: [(&str, &str); 3] = [
-        ("webhook_keys", ""),
+    let cases: [(&str, &str); 4] = [
         ("cosmos_key", "not base64!"),
+        ("cosmos_key", ""),
         ("write_budget_ms", "soon"),
+        // Plain http to another machine (issue 15, item 7).
+        ("cosmos_endpoint", "http://192.0.2.1:8081"),
     ];
     for (variable, value) in cases {
         let answers = answers_with((variable, Some(value)));
@@ -71,6 +73,35 @@ fn an_empty_or_malformed_variable_gets_the_same_answer_on_every_host() {
         for (host, answer) in &answers[1..] {
             let answer = answer.as_ref().unwrap_or_else(|e| panic!("{host:?}: {e}"));
             assert_eq!(answer, on_up, "{variable}={value:?} on {host:?}");
+        }
+    }
+}
+
+/// Keys the component would refuse on every request (empty, under 16 characters): `acr-webhook
+/// up` refuses to start, naming the variable and never the value (issue 15, item 6);
+/// `wasmtime serve` cannot refuse to start a component, so there every request gets the
+/// same `configuration_error` naming the variable, from either adapter.
+#[test]
+fn unusable_keys_stop_up_and_are_named_on_every_request_elsewhere() {
+    let weak = "fifteen-chars-k";
+    for (variable, value) in [
+        ("webhook_keys", ""),
+        ("webhook_keys", weak),
+        ("read_keys", weak),
+    ] {
+        let answers = answers_with((variable, Some(value)));
+        let (_, on_up) = &answers[0];
+        let log = on_up.as_ref().expect_err("acr-webhook up refuses to start");
+        assert!(log.contains("refusing to start"), "{log}");
+        assert!(log.contains(&format!("`{variable}`")), "{log}");
+        assert!(!log.contains(weak), "{log}");
+        let (_, first) = &answers[1];
+        let first = first.as_ref().unwrap_or_else(|e| panic!("wasmtime: {e}"));
+        assert_configuration_error(first, variable);
+        assert!(!first.1.to_string().contains(weak), "{}", first.1);
+        for (host, answer) in &answers[2..] {
+            let answer = answer.as_ref().unwrap_or_else(|e| panic!("{host:?}: {e}"));
+            assert_eq!(answer, first, "{variable}={value:?} on {host:?}");
         }
     }
 }
@@ -86,14 +117,22 @@ fn a_missing_required_variable_is_named_on_every_host() {
             log.contains(&format!("missing required variable {variable}")),
             "{log}"
         );
-        // The same answer as a variable set but empty.
-        let empty = answers_with((variable, Some("")));
-        let (_, on_up_empty) = &empty[0];
-        let on_up_empty = on_up_empty.as_ref().unwrap();
-        assert_configuration_error(on_up_empty, variable);
-        for (host, answer) in &answers[1..] {
+        // On `wasmtime serve` (both adapters): the answer `up` gives for the variable set but
+        // empty (where `up` starts with it), naming the variable.
+        let (_, first) = &answers[1];
+        let first = first.as_ref().unwrap_or_else(|e| panic!("wasmtime: {e}"));
+        assert_configuration_error(first, variable);
+        for (host, answer) in &answers[2..] {
             let answer = answer.as_ref().unwrap_or_else(|e| panic!("{host:?}: {e}"));
-            assert_eq!(answer, on_up_empty, "{variable} unset on {host:?}");
+            assert_eq!(answer, first, "{variable} unset on {host:?}");
+        }
+        if variable == "cosmos_key" {
+            let empty = answers_with((variable, Some("")));
+            let on_up_empty = empty[0].1.as_ref().unwrap();
+            assert_eq!(
+                on_up_empty, first,
+                "{variable} unset on wasmtime, empty on up"
+            );
         }
     }
 }
