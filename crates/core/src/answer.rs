@@ -95,6 +95,9 @@ pub enum Failure {
     /// No key, or no configured key matches.
     #[error("missing or wrong webhook key (send `Authorization: Bearer <key>`)")]
     Unauthorized,
+    /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
+    #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]
+    ReadsDisabled,
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -189,6 +192,7 @@ impl Failure {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::ReadsDisabled => StatusCode::FORBIDDEN,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
@@ -215,6 +219,7 @@ impl Failure {
             Failure::NotFound => "not_found",
             Failure::MethodNotAllowed { .. } => "method_not_allowed",
             Failure::Unauthorized => "unauthorized",
+            Failure::ReadsDisabled => "reads_disabled",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
             Failure::BodyTimeout => "request_timeout",
@@ -393,6 +398,7 @@ mod tests {
                 "method_not_allowed",
             ),
             (Failure::Unauthorized, 401, "unauthorized"),
+            (Failure::ReadsDisabled, 403, "reads_disabled"),
             (
                 Failure::PayloadTooLarge { limit: 1 },
                 413,

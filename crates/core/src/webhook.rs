@@ -90,7 +90,9 @@ where
             if !matches!(*method, Method::GET | Method::HEAD) {
                 return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
             }
-            let keys = config.read_keys()?;
+            let Some(keys) = config.read_keys()? else {
+                return Err(Failure::ReadsDisabled);
+            };
             if !is_authorized(&head.headers, head.uri.query(), &keys) {
                 return Err(Failure::Unauthorized);
             }
