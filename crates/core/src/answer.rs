@@ -128,6 +128,15 @@ pub enum Failure {
         /// How long the client should wait, when known.
         retry_after: Option<Duration>,
     },
+    /// A read (`GET /events`) reached one of this receiver's own limits for one request (its
+    /// round trips or its time budget) before the page was put together.
+    #[error(
+        "the page could not be put together within this receiver's limits for one read: {reason}"
+    )]
+    ReadLimitReached {
+        /// Which limit, and how far the read got.
+        reason: String,
+    },
     /// A ping's signed read of the container failed.
     #[error("ping failed: the signed read of the container failed: {reason}")]
     StoreCheckFailed {
@@ -168,6 +177,7 @@ impl Failure {
             Failure::StoreRefused(_) => StatusCode::BAD_GATEWAY,
             Failure::StoreUnavailable { .. }
             | Failure::ReadUnavailable { .. }
+            | Failure::ReadLimitReached { .. }
             | Failure::StoreCheckFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Distribution(e) => e.status(),
             Failure::EventGrid(e) => e.status(),
@@ -195,6 +205,7 @@ impl Failure {
             Failure::StoreUnavailable { .. } | Failure::ReadUnavailable { .. } => {
                 "store_unavailable"
             }
+            Failure::ReadLimitReached { .. } => "read_limit_reached",
             Failure::StoreCheckFailed { .. } => "store_check_failed",
             Failure::Distribution(e) => by_status(e.status(), "invalid_notification"),
             Failure::EventGrid(e) => by_status(e.status(), "invalid_delivery"),
@@ -360,6 +371,11 @@ mod tests {
                 },
                 503,
                 "store_unavailable",
+            ),
+            (
+                Failure::ReadLimitReached { reason: "x".into() },
+                503,
+                "read_limit_reached",
             ),
             (
                 Failure::StoreCheckFailed { reason: "x".into() },

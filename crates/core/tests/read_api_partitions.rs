@@ -30,8 +30,14 @@ struct Gateway {
     page_caps: Vec<usize>,
     /// Answer every request with this status and body instead.
     refuse_with: Option<(u16, &'static str)>,
+    /// End a query page once its documents reach this many bytes (Cosmos DB ends a page at
+    /// about 4 MB whatever `x-ms-max-item-count` says), always after at least one document.
+    page_bytes_cap: usize,
     next_cap: Cell<usize>,
     requests: RefCell<Vec<Request<Vec<u8>>>>,
+    /// Requests sent and not yet answered, and the most there ever were at once.
+    in_flight: Cell<usize>,
+    max_in_flight: Cell<usize>,
 }
 
 impl Gateway {
@@ -51,8 +57,11 @@ impl Gateway {
             ranges_per_page: usize::MAX,
             page_caps: vec![usize::MAX],
             refuse_with: None,
+            page_bytes_cap: 4_000_000,
             next_cap: Cell::new(0),
             requests: RefCell::default(),
+            in_flight: Cell::new(0),
+            max_in_flight: Cell::new(0),
         }
     }
 
@@ -137,7 +146,15 @@ impl Gateway {
         let asked: usize = header("x-ms-max-item-count").unwrap().parse().unwrap();
         let cap = self.page_caps[self.next_cap.get() % self.page_caps.len()];
         self.next_cap.set(self.next_cap.get() + 1);
-        let end = candidates.len().min(start + asked.min(cap));
+        let mut end = candidates.len().min(start + asked.min(cap));
+        let mut bytes = 0;
+        for (i, d) in candidates[start..end].iter().enumerate() {
+            bytes += d.to_string().len();
+            if bytes >= self.page_bytes_cap {
+                end = start + i + 1;
+                break;
+            }
+        }
         let mut builder = Response::builder().status(200);
         if end < candidates.len() {
             builder = builder.header(
@@ -204,6 +221,12 @@ impl Host for Gateway {
         request: Request<Vec<u8>>,
         _timeout: Duration,
     ) -> Result<Response<Vec<u8>>, TransportError> {
+        // In flight until polled once more: requests sent concurrently overlap here.
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.max_in_flight
+            .set(self.max_in_flight.get().max(self.in_flight.get()));
+        yield_once().await;
+        self.in_flight.set(self.in_flight.get() - 1);
         let answer = self.answer(&request);
         self.requests.borrow_mut().push(request);
         Ok(answer)
@@ -215,6 +238,20 @@ impl Host for Gateway {
     fn random_u64(&self) -> u64 {
         4
     }
+}
+
+/// Pending once, then ready: lets the caller's other futures run meanwhile.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|_| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 fn fnv(text: &str) -> u64 {
@@ -519,13 +556,16 @@ fn a_store_that_only_ever_answers_empty_pages_gets_503_not_a_hang() {
     gateway.page_caps = vec![0];
     let (status, body) = get(&gateway, &config(&[]), "/events?limit=5");
     assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "read_limit_reached", "{body}");
+    let message = body["message"].as_str().unwrap();
     assert!(
-        body["message"].as_str().unwrap().contains("requests"),
+        message.contains("most requests") && message.contains("2 partition key ranges"),
         "{body}"
     );
+    assert!(!message.contains("unavailable"), "{body}");
     assert_eq!(
         gateway.requests.borrow().len(),
-        acr_webhook_core::event_reads::MAX_ROUND_TRIPS
+        acr_webhook_core::event_reads::round_trip_budget(2)
     );
 }
 
@@ -538,4 +578,93 @@ fn a_missing_container_is_a_refusal_with_its_status() {
     assert_eq!(body["error"], "store_refused");
     assert!(body["message"].as_str().unwrap().contains("404"), "{body}");
     assert_eq!(gateway.requests.borrow().len(), 1, "a refusal is final");
+}
+
+#[test]
+fn two_hundred_ranges_serve_every_page_in_order_with_bounded_concurrency() {
+    let documents = documents();
+    let cfg = config(&[]);
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.ranges_per_page = 64;
+    gateway.page_caps = vec![usize::MAX, 2, 0, 5, 1];
+    for (filters, keep) in [filter_cases()[0], filter_cases()[3], filter_cases()[8]] {
+        let want = expected(&documents, keep);
+        for limits in [&[20][..], &[100], &[1, 7, 33]] {
+            let got = page_through(&gateway, &cfg, filters, limits);
+            assert_eq!(got, want, "filters={filters:?} limits={limits:?}");
+        }
+    }
+    let most = gateway.max_in_flight.get();
+    assert!(
+        most > 1 && most <= acr_webhook_core::event_reads::FAN_OUT,
+        "{most} requests in flight at once"
+    );
+    // Every query went to one range, never across partitions.
+    for request in gateway.requests.borrow().iter() {
+        if request.uri().path().ends_with("/docs") {
+            assert!(request
+                .headers()
+                .contains_key("x-ms-documentdb-partitionkeyrangeid"));
+        }
+    }
+}
+
+/// `count` documents of about 1 MiB each (64 fields of 16 KiB), a millisecond apart.
+fn large_documents(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let mut d = json!({
+                "id": format!("big-{i:03}"),
+                "action": "push",
+                "image": format!("team/big-{}", i % 7),
+                "tag": "v1",
+                "receivedAt": format!("2026-11-29T02:00:{:02}.{:03}Z", i / 1000, i % 1000),
+            });
+            for f in 0..64 {
+                d[format!("layer{f:02}")] = json!(format!("{i:03}{f:02}").repeat(16 * 1024 / 5));
+            }
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn documents_of_a_mebibyte_are_paged_within_the_byte_budget() {
+    let documents = large_documents(40);
+    assert!(documents[0].to_string().len() > 1 << 20);
+    let cfg = config(&[]);
+    let budget = acr_webhook_core::event_reads::MAX_PAGE_BYTES;
+    for ranges in [1, 7, 200] {
+        let gateway = Gateway::new(ranges, "/id", &documents);
+        let mut ids = Vec::new();
+        let mut continuation: Option<String> = None;
+        for page in 0.. {
+            assert!(page < 100, "paging does not end");
+            let mut uri = "/events?limit=100".to_owned();
+            if let Some(token) = &continuation {
+                uri.push_str("&continuation=");
+                uri.push_str(token);
+            }
+            let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+            let h = head("GET", &uri, &[("authorization", &bearer)]);
+            let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), &gateway, now()));
+            let response = respond(&outcome);
+            assert_eq!(response.status(), 200, "ranges={ranges} page={page}");
+            // A page holds at least one event and stays within the budget.
+            assert!(
+                response.body().len() <= budget,
+                "a page of {} bytes",
+                response.body().len()
+            );
+            let body: Value = serde_json::from_slice(response.body()).unwrap();
+            let events = body["events"].as_array().unwrap();
+            assert!(!events.is_empty(), "an empty page before the end");
+            ids.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            match body["continuation"].as_str() {
+                Some(token) => continuation = Some(token.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(ids, expected(&documents, |_| true), "ranges={ranges}");
+    }
 }
