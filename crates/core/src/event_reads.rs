@@ -7,11 +7,19 @@
 //! When the filters fix the container's partition key (`/image` with `image=`, ...), the
 //! query runs in that one partition. Otherwise it is sent to each partition key range (read
 //! from `.../pkranges` for every page, so a split is seen at once): Cosmos DB's gateway
-//! refuses an `ORDER BY` across partitions, but serves it within one range. Each target is
-//! asked for `limit + 1` events after the page's starting position, following Cosmos's own
-//! continuation through short and empty pages; the answers are merged in the list order and
-//! the first `limit` form the page. One more event anywhere means another page, which starts
-//! after the last one listed (see [`crate::read_api`], "Paging across partitions").
+//! refuses an `ORDER BY` across partitions, but serves it within one range. The ranges are
+//! queried [`FAN_OUT`] at a time ([`Reads::query_pages`], the fan-out); each is asked for
+//! events after the page's starting position, a few at first and then more only from the
+//! ranges whose events could still be on the page, following Cosmos's own continuation through
+//! short and empty pages ([`Reads::newest_first`]). Answers are merged in the list order as
+//! they come and what cannot be on the page is dropped at once. One more event anywhere means
+//! another page, which starts after the last one listed (see [`crate::read_api`], "Paging
+//! across partitions").
+//!
+//! # Limits of one read
+//! At most [`round_trip_budget`] requests (64 + 4 per range) and none after the time budget;
+//! at most `limit + 1` events and [`MAX_PAGE_BYTES`] of them held, plus the answers of the
+//! queries in flight. Reaching a limit is [`Failure::ReadLimitReached`], which names it.
 
 use std::cell::Cell;
 use std::cmp::Ordering;
@@ -28,6 +36,7 @@ use crate::config::Config;
 use crate::cosmos::{CosmosFailure, QueryScope, X_MS_CONTINUATION};
 use crate::host::Host;
 use crate::read_api::{self, EventQuery, PageError, Position};
+use crate::retry::RetryBudget;
 use crate::store::send_with_retries;
 
 /// The round trips every read request may make whatever the container: the pages of the
@@ -221,7 +230,8 @@ impl<'a, H: Host> Reads<'a, H> {
     /// Takes one round trip from the budget, or says which limit was reached.
     fn spend_round_trip(&self) -> Result<(), Failure> {
         let budget = self.config.write_budget;
-        if self.host.elapsed() >= budget {
+        let time = RetryBudget { total: budget };
+        if time.attempt_timeout(self.host.elapsed()).is_none() {
             return Err(self.limit_reached(format!(
                 "the read's time budget of {} ms (`write_budget_ms`) ran out",
                 budget.as_millis()

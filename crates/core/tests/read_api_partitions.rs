@@ -38,6 +38,8 @@ struct Gateway {
     /// Requests sent and not yet answered, and the most there ever were at once.
     in_flight: Cell<usize>,
     max_in_flight: Cell<usize>,
+    /// How much the clock moves for each answer.
+    latency: Duration,
 }
 
 impl Gateway {
@@ -62,6 +64,7 @@ impl Gateway {
             requests: RefCell::default(),
             in_flight: Cell::new(0),
             max_in_flight: Cell::new(0),
+            latency: Duration::ZERO,
         }
     }
 
@@ -233,7 +236,7 @@ impl Host for Gateway {
     }
     async fn sleep(&self, _duration: Duration) {}
     fn elapsed(&self) -> Duration {
-        Duration::ZERO
+        self.latency * u32::try_from(self.requests.borrow().len()).unwrap()
     }
     fn random_u64(&self) -> u64 {
         4
@@ -667,4 +670,28 @@ fn documents_of_a_mebibyte_are_paged_within_the_byte_budget() {
         }
         assert_eq!(ids, expected(&documents, |_| true), "ranges={ranges}");
     }
+}
+
+#[test]
+fn a_read_that_runs_out_of_time_says_so_and_does_not_blame_cosmos() {
+    let documents = documents();
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.latency = Duration::from_millis(50);
+    let cfg = config(&[("write_budget_ms", "1000")]);
+    let (status, body) = get(&gateway, &cfg, "/events?limit=100");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "read_limit_reached", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("time budget of 1000 ms (`write_budget_ms`)")
+            && message.contains("across 200 partition key ranges"),
+        "{body}"
+    );
+    // No request starts without 100 ms left: each answer moves the clock by 50 ms, so the
+    // batches of queries start at 50, 450 and 850 ms after the `pkranges` read, and not at 1250.
+    assert_eq!(
+        gateway.requests.borrow().len(),
+        1 + 3 * acr_webhook_core::event_reads::FAN_OUT,
+        "{body}"
+    );
 }
