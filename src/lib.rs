@@ -12,6 +12,7 @@ mod spin_adapter {
         handle, known_header, log_line, respond, BodyError, Failure, Host, RequestBody,
         TransportError, VariableSource, ANSWER_HEADERS, REQUEST_HEADERS,
     };
+    use spin_executor::CancelOnDropToken;
     use spin_sdk::http::{
         Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
         OutgoingResponse, ResponseOutparam, Scheme,
@@ -19,7 +20,6 @@ mod spin_adapter {
     use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
     use spin_sdk::wit::wasi::http0_2_0::types::RequestOptions;
     use wasi::clocks::monotonic_clock;
-    use spin_executor::CancelOnDropToken;
     use wasi::io::poll::{self, Pollable};
     use wasi::io::streams::{InputStream, StreamError};
 

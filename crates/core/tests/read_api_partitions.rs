@@ -695,3 +695,46 @@ fn a_read_that_runs_out_of_time_says_so_and_does_not_blame_cosmos() {
         "{body}"
     );
 }
+
+#[test]
+fn the_fan_out_drains_every_range_once_through_short_and_empty_pages() {
+    use acr_webhook_core::cosmos::QueryScope;
+    use acr_webhook_core::event_reads::{round_trip_budget, Reads};
+    use acr_webhook_core::read_api::{query_body, EventQuery};
+    let documents = documents();
+    let cfg = config(&[]);
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.page_caps = vec![usize::MAX, 0, 1];
+    let reads = Reads::new(&cfg, &gateway, now());
+    let ranges = block_on(reads.partition_key_ranges()).unwrap();
+    assert_eq!(ranges.len(), 200);
+    reads.allow_for_ranges(ranges.len());
+    let targets: Vec<QueryScope<'_>> = ranges
+        .iter()
+        .map(|r| QueryScope::PartitionKeyRange(r))
+        .collect();
+    let body = query_body(&EventQuery::parse("").unwrap(), None);
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    block_on(reads.drain(&body, &targets, 1000, |i, page| {
+        seen.extend(
+            page.iter()
+                .map(|d| (i, d["id"].as_str().unwrap().to_owned())),
+        );
+        Ok(())
+    }))
+    .unwrap();
+    let mut ids: Vec<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    ids.sort();
+    let mut want: Vec<String> = documents
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(ids, want);
+    // Each document came from the range that holds it.
+    for (i, id) in &seen {
+        assert!(gateway.ranges[*i].iter().any(|d| d["id"] == id.as_str()));
+    }
+    assert!(gateway.requests.borrow().len() <= round_trip_budget(200));
+    assert!(gateway.max_in_flight.get() > 1);
+}
