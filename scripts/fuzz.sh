@@ -4,12 +4,13 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS [LIBFUZZER_ARGS...]   one target
 #   scripts/fuzz.sh all SECONDS [LIBFUZZER_ARGS...]      every target, one after the other
-#   scripts/fuzz.sh merge TARGET                         fold new coverage into fuzz/corpus/TARGET
+#   scripts/fuzz.sh merge TARGET                         fold new coverage into fuzz/corpus/TARGET (not committed)
 #   scripts/fuzz.sh list                                 the targets
 #
 # One libFuzzer process per target (one core); run two targets at once from two shells when
 # two cores are free. New inputs go to fuzz/target/work-corpus/TARGET (not committed); the
-# committed corpus fuzz/corpus/TARGET is read as seeds. Crashes land in fuzz/artifacts/TARGET.
+# corpus fuzz/corpus/TARGET (of which only the seed-* files are committed) is read as seeds.
+# Crashes land in fuzz/artifacts/TARGET.
 #
 # Environment: FUZZ_SANITIZER (default none: the core forbids unsafe code; `address` for ASan),
 # FUZZ_MAX_LEN (default 1100000: above the 1 MiB body limit), FUZZ_RSS_LIMIT_MB (2048),

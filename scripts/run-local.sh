@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack behind `make run`: the Cosmos-compatible store (in memory, plain HTTP,
 # 127.0.0.1), `acr-webhook init`, then `acr-webhook up` serving spin.toml with a development
-# webhook key. Ctrl-C stops everything.
+# webhook key and a development read key (for the read API and the audit-trail page).
+# Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ LISTEN="${LISTEN:-127.0.0.1:3000}"
 # not check signatures). Never use it, or this script, for a real account.
 EMULATOR_KEY='C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=='
 DEV_WEBHOOK_KEY="${DEV_WEBHOOK_KEY:-dev-$(python3 -c 'import secrets; print(secrets.token_hex(12))')}"
+DEV_READ_KEY="${DEV_READ_KEY:-read-$(python3 -c 'import secrets; print(secrets.token_hex(12))')}"
 
 pids=()
 cleanup() {
@@ -33,6 +35,7 @@ done
 export SPIN_VARIABLE_COSMOS_ENDPOINT="http://127.0.0.1:$STORE_PORT"
 export SPIN_VARIABLE_COSMOS_KEY="$EMULATOR_KEY"
 export SPIN_VARIABLE_WEBHOOK_KEYS="$DEV_WEBHOOK_KEY"
+export SPIN_VARIABLE_READ_KEYS="$DEV_READ_KEY"
 
 "$HOST_BIN" init --from spin.toml
 
@@ -47,6 +50,9 @@ cat <<MSG
 
 acr-webhook is up on http://$LISTEN (store: http://127.0.0.1:$STORE_PORT, in memory).
 Development webhook key: $DEV_WEBHOOK_KEY
+Development read key:    $DEV_READ_KEY
+
+The audit-trail page: http://$LISTEN/  (paste the read key there)
 
   # a ping (204 when the store answers a signed read)
   curl -i -X POST http://$LISTEN/acr -H 'Authorization: Bearer $DEV_WEBHOOK_KEY' \\
@@ -55,6 +61,10 @@ Development webhook key: $DEV_WEBHOOK_KEY
   # a push (201 the first time, 200 when sent again)
   curl -i -X POST http://$LISTEN/acr -H 'Authorization: Bearer $DEV_WEBHOOK_KEY' \\
        -H 'Content-Type: application/json' --data @tests/fixtures/acr/push.json
+
+  # the stored events, newest first, and their counts per hour and action
+  curl -s http://$LISTEN/events -H 'Authorization: Bearer $DEV_READ_KEY'
+  curl -s http://$LISTEN/events/summary -H 'Authorization: Bearer $DEV_READ_KEY'
 
 Ctrl-C stops everything.
 MSG

@@ -46,6 +46,8 @@ pub enum Success {
     },
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
+    /// One of the audit-trail page's files (200 or 304).
+    Page(crate::page::PageAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -90,6 +92,9 @@ pub enum Failure {
     /// No key, or no configured key matches.
     #[error("missing or wrong webhook key (send `Authorization: Bearer <key>`)")]
     Unauthorized,
+    /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
+    #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]
+    ReadsDisabled,
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -161,6 +166,15 @@ pub enum Failure {
     /// No stored event has this id.
     #[error("no event with this id")]
     EventNotFound,
+    /// `GET /events/summary` over a window holding more events than one summary reads.
+    #[error("more than {limit} events match: choose a shorter window (since, until) or filter by image, tag or action")]
+    SummaryTooLarge {
+        /// [`crate::summary::MAX_SUMMARY_EVENTS`].
+        limit: usize,
+    },
+    /// A page file asked for by a client that refuses gzip (the only form it is stored in).
+    #[error("the page is stored gzip-compressed only; send `Accept-Encoding: gzip` (browsers do)")]
+    NotAcceptable,
 }
 
 impl Failure {
@@ -170,6 +184,7 @@ impl Failure {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::ReadsDisabled => StatusCode::FORBIDDEN,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
@@ -185,6 +200,8 @@ impl Failure {
             | Failure::InvalidQuery(_)
             | Failure::InvalidContinuation(_) => StatusCode::BAD_REQUEST,
             Failure::EventNotFound => StatusCode::NOT_FOUND,
+            Failure::SummaryTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Failure::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         }
     }
 
@@ -194,6 +211,7 @@ impl Failure {
             Failure::NotFound => "not_found",
             Failure::MethodNotAllowed { .. } => "method_not_allowed",
             Failure::Unauthorized => "unauthorized",
+            Failure::ReadsDisabled => "reads_disabled",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
             Failure::BodyTimeout => "request_timeout",
@@ -213,6 +231,8 @@ impl Failure {
             Failure::InvalidQuery(_) => "invalid_query",
             Failure::InvalidContinuation(_) => "invalid_continuation",
             Failure::EventNotFound => "event_not_found",
+            Failure::SummaryTooLarge { .. } => "summary_too_large",
+            Failure::NotAcceptable => "not_acceptable",
         }
     }
 }
@@ -273,6 +293,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             }
             builder.body(Vec::new())
         }
+        Ok(Success::Page(page)) => return page.response(),
         Ok(Success::Json(body)) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, "application/json")
@@ -328,6 +349,7 @@ mod tests {
                 "method_not_allowed",
             ),
             (Failure::Unauthorized, 401, "unauthorized"),
+            (Failure::ReadsDisabled, 403, "reads_disabled"),
             (
                 Failure::PayloadTooLarge { limit: 1 },
                 413,
@@ -382,6 +404,12 @@ mod tests {
                 503,
                 "store_check_failed",
             ),
+            (
+                Failure::SummaryTooLarge { limit: 5 },
+                422,
+                "summary_too_large",
+            ),
+            (Failure::NotAcceptable, 406, "not_acceptable"),
         ];
         for (failure, status, code) in table {
             assert_eq!(failure.status().as_u16(), status, "{failure:?}");

@@ -605,7 +605,7 @@ fn for_reads(failure: Failure) -> Failure {
     }
 }
 
-fn unusable(error: PageError) -> Failure {
+pub(crate) fn unusable(error: PageError) -> Failure {
     Failure::ReadUnavailable {
         reason: format!("unusable answer from Cosmos DB: {error}"),
         retry_after: None,

@@ -13,8 +13,10 @@ use crate::eventgrid::WEBHOOK_REQUEST_ORIGIN;
 /// Every request header [`handle`](crate::handle) reads. A host may pass it only these: the
 /// component does, so that it never parses a header name from text (`http`'s name parser is
 /// 12 KB of the module, BENCHMARKS.md).
-pub const REQUEST_HEADERS: [HeaderName; 5] = [
+pub const REQUEST_HEADERS: [HeaderName; 7] = [
     header::AUTHORIZATION,
+    header::ACCEPT_ENCODING,
+    header::IF_NONE_MATCH,
     FUNCTIONS_KEY_HEADER,
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,

@@ -20,10 +20,12 @@ pub mod eventgrid;
 pub mod filter;
 pub mod host;
 mod json;
+pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
 pub mod store;
+pub mod summary;
 mod text;
 pub mod webhook;
 

@@ -18,7 +18,7 @@ use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
 use crate::store::{check_store, stored_ids, write_document, Written};
-use crate::{distribution, event_reads, eventgrid, read_api};
+use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -90,20 +90,26 @@ where
             if !matches!(*method, Method::GET | Method::HEAD) {
                 return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
             }
-            let keys = config.read_keys()?;
+            let Some(keys) = config.read_keys()? else {
+                return Err(Failure::ReadsDisabled);
+            };
             if !is_authorized(&head.headers, head.uri.query(), &keys) {
                 return Err(Failure::Unauthorized);
             }
             let config = config.config()?;
+            let query = head.uri.query().unwrap_or("");
+            if path == summary::SUMMARY_ROUTE {
+                return summary::summarize(&config, host, query, now).await;
+            }
             match path.strip_prefix(read_api::EVENT_ROUTE_PREFIX) {
                 Some(segment) => event_reads::read_one_event(&config, host, segment, now).await,
-                None => {
-                    event_reads::list_events(&config, host, head.uri.query().unwrap_or(""), now)
-                        .await
-                }
+                None => event_reads::list_events(&config, host, query, now).await,
             }
         }
-        _ => Err(Failure::NotFound),
+        _ => match page::asset(path) {
+            Some(asset) => page::serve(head, asset),
+            None => Err(Failure::NotFound),
+        },
     }
 }
 
@@ -308,6 +314,8 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
         Ok(Success::ValidationAccepted { .. }) => "event grid subscription validated".into(),
         Ok(Success::DeliveryAllowed { .. }) => "cloudevents delivery allowed".into(),
         Ok(Success::Json(body)) => format!("{} bytes", body.len()),
+        Ok(Success::Page(page)) if page.not_modified => "not modified".into(),
+        Ok(Success::Page(page)) => format!("{} gzip bytes", page.asset.gzip.len()),
         Err(f) => format!("{}: {f}", f.code()),
     };
     format!("{method} {path} {status} {what}")

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use acr_webhook_core::{handle, respond, Host, TransportError};
-use common::{block_on, config, head, now, TEST_WEBHOOK_KEY};
+use common::{block_on, config, head, now, TEST_READ_KEY};
 use http::{Request, Response};
 use serde_json::{json, Value};
 
@@ -168,6 +168,16 @@ impl Gateway {
         let page: Vec<Value> = candidates[start..end]
             .iter()
             .map(|d| {
+                if sql.starts_with("SELECT c.receivedAt, c.action FROM c ") {
+                    // A projection: only those properties, and none that is undefined.
+                    let mut projected = serde_json::Map::new();
+                    for name in ["receivedAt", "action"] {
+                        if let Some(value) = d.get(name) {
+                            projected.insert(name.to_owned(), value.clone());
+                        }
+                    }
+                    return Value::Object(projected);
+                }
                 let mut d = d.clone();
                 d["_rid"] = json!("rid");
                 d["_ts"] = json!(1);
@@ -360,7 +370,7 @@ fn documents() -> Vec<Value> {
 }
 
 fn get(gateway: &Gateway, cfg: &acr_webhook_core::Config, uri: &str) -> (u16, Value) {
-    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+    let bearer = format!("Bearer {TEST_READ_KEY}");
     let h = head("GET", uri, &[("authorization", &bearer)]);
     let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), gateway, now()));
     let response = respond(&outcome);
@@ -583,6 +593,246 @@ fn a_missing_container_is_a_refusal_with_its_status() {
     assert_eq!(gateway.requests.borrow().len(), 1, "a refusal is final");
 }
 
+/// The read key of the summary tests (not the webhook key).
+const SUMMARY_READ_KEY: &str = "summary-read-key-0123456789";
+
+fn summary_get(gateway: &Gateway, cfg: &acr_webhook_core::Config, uri: &str) -> (u16, Value) {
+    let bearer = format!("Bearer {SUMMARY_READ_KEY}");
+    let h = head("GET", uri, &[("authorization", &bearer)]);
+    let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), gateway, now()));
+    let response = respond(&outcome);
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(response.body()).unwrap_or(Value::Null),
+    )
+}
+
+/// Documents over three days and every hour of them, with every action (one of them an action
+/// this receiver does not know yet), plus legacy ones without `receivedAt`.
+fn summary_documents(n: usize) -> Vec<Value> {
+    let actions = [
+        "push",
+        "delete",
+        "quarantine",
+        "chart_push",
+        "chart_delete",
+        "future_action",
+    ];
+    let mut documents: Vec<Value> = (0..n)
+        .map(|i| {
+            let h = fnv(&i.to_string());
+            json!({
+                "id": format!("sum-{h:016x}"),
+                "action": actions[(h % 6) as usize],
+                "image": format!("team/app-{}", (h >> 8) % 3),
+                "tag": format!("v{}", (h >> 16) % 2),
+                "receivedAt": format!(
+                    "2026-11-{:02}T{:02}:{:02}:00.{:03}Z",
+                    20 + (h >> 24) % 3,
+                    (h >> 32) % 24,
+                    (h >> 40) % 60,
+                    (h >> 48) % 1000
+                ),
+                "source": "acr",
+            })
+        })
+        .collect();
+    documents
+        .extend((0..5).map(
+            |i| json!({"id": format!("legacy-{i}"), "action": "push", "image": "team/app-1"}),
+        ));
+    documents
+}
+
+/// The counts the summary must answer, computed here from the documents: per bucket start,
+/// per action, within `[since, until)`.
+fn summary_oracle(
+    documents: &[Value],
+    since: &str,
+    until: &str,
+    bucket: &str,
+    keep: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut buckets: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> =
+        Default::default();
+    for d in documents.iter().filter(|d| keep(d)) {
+        let Some(t) = d.get("receivedAt").and_then(Value::as_str) else {
+            continue;
+        };
+        if t < since || t >= until {
+            continue;
+        }
+        let start = match bucket {
+            "hour" => format!("{}:00:00.000Z", &t[..13]),
+            _ => format!("{}T00:00:00.000Z", &t[..10]),
+        };
+        *buckets
+            .entry(start)
+            .or_default()
+            .entry(d["action"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    json!(buckets
+        .into_iter()
+        .map(|(start, counts)| json!({"start": start, "total": counts.values().sum::<u64>(), "counts": counts}))
+        .collect::<Vec<_>>())
+}
+
+/// A summary case: extra filters, since, until, the bucket expected, the oracle's filter.
+type SummaryCase = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Value) -> bool,
+);
+
+#[test]
+fn summary_counts_across_partition_key_ranges_equal_the_oracle() {
+    let documents = summary_documents(600);
+    let cases: Vec<SummaryCase> = vec![
+        (
+            "",
+            "2026-11-20T00:00:00.000Z",
+            "2026-11-23T00:00:00.000Z",
+            "hour",
+            |_| true,
+        ),
+        (
+            "",
+            "2026-11-19T00:00:00.000Z",
+            "2026-11-23T00:00:00.000Z",
+            "day",
+            |_| true,
+        ),
+        (
+            "",
+            "2026-11-20T05:30:00.000Z",
+            "2026-11-21T07:00:00.000Z",
+            "hour",
+            |_| true,
+        ),
+        (
+            "&image=team%2Fapp-1",
+            "2026-11-20T00:00:00.000Z",
+            "2026-11-23T00:00:00.000Z",
+            "hour",
+            |d| d.get("image").and_then(Value::as_str) == Some("team/app-1"),
+        ),
+        (
+            "&action=delete&tag=v1",
+            "2026-11-01T00:00:00.000Z",
+            "2026-12-01T00:00:00.000Z",
+            "day",
+            |d| d["action"] == "delete" && d.get("tag").and_then(Value::as_str) == Some("v1"),
+        ),
+    ];
+    for (ranges, partition_key, caps) in [
+        (1, "/id", vec![usize::MAX]),
+        (4, "/id", vec![60, 0, 25]),
+        (5, "/image", vec![80, 0]),
+    ] {
+        let mut gateway = Gateway::new(ranges, partition_key, &documents);
+        gateway.page_caps = caps.clone();
+        gateway.list_split_parent = ranges > 1;
+        let cfg = config(&[
+            ("read_keys", SUMMARY_READ_KEY),
+            ("partition_key_path", partition_key),
+        ]);
+        for (filters, since, until, bucket, keep) in &cases {
+            let uri = format!("/events/summary?since={since}&until={until}{filters}");
+            let (status, body) = summary_get(&gateway, &cfg, &uri);
+            assert_eq!(status, 200, "{uri}: {body}");
+            assert_eq!(body["bucket"], *bucket, "{uri}");
+            let want = summary_oracle(&documents, since, until, bucket, keep);
+            assert_eq!(
+                body["buckets"], want,
+                "{ranges} ranges by {partition_key}: {uri}"
+            );
+            let total: u64 = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["total"].as_u64().unwrap())
+                .sum();
+            assert_eq!(body["total"], total, "{uri}");
+            assert!(total > 0, "{uri} counts nothing");
+        }
+        // Every query was a projection without ORDER BY, in one range or one partition.
+        for request in gateway.requests.borrow().iter() {
+            if request.uri().path().ends_with("/pkranges") {
+                continue;
+            }
+            let body: Value = serde_json::from_slice(request.body()).unwrap();
+            let sql = body["query"].as_str().unwrap();
+            if !sql.starts_with("SELECT c.receivedAt, c.action FROM c WHERE ") {
+                continue;
+            }
+            assert!(!sql.contains("ORDER BY"));
+            assert!(
+                request
+                    .headers()
+                    .contains_key("x-ms-documentdb-partitionkeyrangeid")
+                    || request
+                        .headers()
+                        .contains_key("x-ms-documentdb-partitionkey"),
+                "{sql}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_summary_over_too_many_events_is_refused_clearly() {
+    let max = acr_webhook_core::summary::MAX_SUMMARY_EVENTS;
+    let documents = summary_documents(max + 1);
+    let gateway = Gateway::new(3, "/id", &documents);
+    let cfg = config(&[
+        ("read_keys", SUMMARY_READ_KEY),
+        ("partition_key_path", "/id"),
+    ]);
+    let uri = "/events/summary?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z";
+    let (status, body) = summary_get(&gateway, &cfg, uri);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"], "summary_too_large");
+    assert!(body["message"].as_str().unwrap().contains(&max.to_string()));
+    // The reading stopped at the cap, a page past it at most.
+    let counted: usize = gateway.requests.borrow().len();
+    assert!(counted <= 3 + max / 1000 + 3, "{counted} requests");
+    // One event fewer in the window: counted in full.
+    let uri = "/events/summary?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z&action=push";
+    let (status, body) = summary_get(&gateway, &cfg, uri);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["buckets"],
+        summary_oracle(
+            &documents,
+            "2026-11-01T00:00:00.000Z",
+            "2026-12-01T00:00:00.000Z",
+            "day",
+            |d| d["action"] == "push"
+        )
+    );
+}
+
+#[test]
+fn a_summary_needs_the_read_key_and_refuses_paging_parameters() {
+    let documents = summary_documents(20);
+    let gateway = Gateway::new(2, "/id", &documents);
+    let cfg = config(&[("read_keys", SUMMARY_READ_KEY)]);
+    let h = head("GET", "/events/summary", &[]);
+    let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), &gateway, now()));
+    assert_eq!(respond(&outcome).status(), 401);
+    let (status, _) = get(&gateway, &cfg, "/events/summary");
+    assert_eq!(status, 401, "the webhook key does not read");
+    assert!(gateway.requests.borrow().is_empty());
+    for bad in ["limit=5", "continuation=abc", "%6Cimit=5", "bucket=hour"] {
+        let (status, body) = summary_get(&gateway, &cfg, &format!("/events/summary?{bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"], "invalid_query");
+    }
+}
+
 #[test]
 fn two_hundred_ranges_serve_every_page_in_order_with_bounded_concurrency() {
     let documents = documents();
@@ -648,7 +898,7 @@ fn documents_of_a_mebibyte_are_paged_within_the_byte_budget() {
                 uri.push_str("&continuation=");
                 uri.push_str(token);
             }
-            let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+            let bearer = format!("Bearer {TEST_READ_KEY}");
             let h = head("GET", &uri, &[("authorization", &bearer)]);
             let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), &gateway, now()));
             let response = respond(&outcome);

@@ -1,0 +1,216 @@
+// The audit-trail page's checks in a real browser (run by crates/cli/tests/ui.rs, which starts
+// the stack, seeds the events and computes the oracle from the store).
+// Environment: UI_URL, READ_KEY, WEBHOOK_KEY, ORACLE (a JSON file), SHOTS (a folder), CHROMIUM.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const { UI_URL, READ_KEY, WEBHOOK_KEY, ORACLE, SHOTS } = process.env;
+const oracle = JSON.parse(readFileSync(ORACLE, 'utf8'));
+const step = (text) => console.log('check: ' + text);
+
+// launch() starts the browser with a fresh, temporary profile (user data dir) of its own.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  const page = await context.newPage();
+  const dialogs = [];
+  const problems = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => {
+    // 401 and the like are expected ("Failed to load resource"); anything else is a problem.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(m.text());
+  });
+  // Every request the page makes goes to the component; the key never appears in a URL.
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+  });
+
+  const ready = () => page.waitForSelector('body[data-state=ready]', { timeout: 60000 });
+  const shot = async (name, options) => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(SHOTS, name), ...options });
+  };
+  const rowIds = () => page.$$eval('#events tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  const loadAll = async () => {
+    for (let i = 0; i < 100 && await page.isVisible('#more'); i++) {
+      await page.click('#more');
+      await ready();
+    }
+    assert.ok(!(await page.isVisible('#more')), 'Load more never ended');
+  };
+
+  if (process.env.PHASE === 'unavailable') {
+    // The store is stopped: the read key is right, the answer is 503.
+    await page.goto(UI_URL + '/');
+    await ready();
+    await page.fill('#key', READ_KEY);
+    await page.keyboard.press('Enter');
+    await ready();
+    assert.equal(await page.textContent('#status'), 'The store is unavailable, try again.');
+    assert.ok(await page.isVisible('#forget'), 'the key is kept: it was right');
+    step('a stopped store shows "The store is unavailable, try again."');
+    await context.close();
+    process.exitCode = 0;
+  } else {
+  // 2. The page, a wrong key, then the read key.
+  const response = await page.goto(UI_URL + '/');
+  const headers = response.headers();
+  assert.equal(response.status(), 200);
+  assert.match(headers['content-security-policy'], /default-src 'none'/);
+  assert.match(headers['content-security-policy'], /connect-src 'self'/);
+  assert.match(headers['content-security-policy'], /frame-ancestors 'none'/);
+  assert.match(headers['content-security-policy'], /base-uri 'none'/);
+  assert.equal(headers['x-content-type-options'], 'nosniff');
+  assert.equal(headers['referrer-policy'], 'no-referrer');
+  assert.equal(headers['content-encoding'], 'gzip');
+  assert.ok(headers.etag);
+  await ready();
+  assert.ok(await page.evaluate(() => document.activeElement.id === 'key'), 'the key field has focus');
+  await page.keyboard.type(WEBHOOK_KEY); // keyboard only: type, Enter
+  await page.keyboard.press('Enter');
+  await ready();
+  assert.equal(await page.textContent('#status'), 'Wrong or missing read key.');
+  assert.equal((await rowIds()).length, 0);
+  step('a wrong key shows "Wrong or missing read key."');
+  await page.fill('#key', READ_KEY);
+  await page.keyboard.press('Enter');
+  await ready();
+  assert.ok(await page.isHidden('#status'), await page.textContent('#status'));
+  const first = await rowIds();
+  assert.equal(first.length, 50);
+  assert.deepEqual(first, oracle.all.slice(0, 50), 'the first page, newest first');
+  await loadAll();
+  const all = await rowIds();
+  assert.deepEqual(all, oracle.all, 'every seeded event exactly once, newest first');
+  assert.equal(new Set(all).size, all.length);
+  assert.equal(await page.textContent('#end'), 'All ' + oracle.all.length + ' events shown.');
+  await shot('table.png');
+  step(`the read key lists all ${all.length} events once, newest first, over ${Math.ceil(all.length / 50)} pages`);
+
+  // 5. Hostile names are text; nothing ran; no element came from them.
+  for (const [repository, tag] of oracle.hostile) {
+    const cell = await page.$$eval('#events td[data-label=Image]', (cells, want) =>
+      cells.map((c) => c.textContent).filter((t) => t === want), repository + ':' + tag);
+    assert.equal(cell.length, 1, 'shown as text: ' + repository + ':' + tag);
+  }
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, 'an injected script ran');
+  assert.equal(await page.$$eval('#events img, #events script, #events svg', (n) => n.length), 0);
+  assert.deepEqual(dialogs, [], 'a dialog opened');
+  step('hostile names render as text, no dialog, no script, CSP present');
+  const pull = await page.$eval('#events tr[data-id="ui-distribution-062"] .badge', (b) => [b.textContent, b.className]);
+  assert.deepEqual(pull, ['pull', 'badge b-other'], 'an action without a colour of its own');
+
+  // 6. A row's stored document, opened with the keyboard.
+  const id = oracle.all[3];
+  await page.focus(`#events tr[data-id="${id}"] .time`);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => !document.getElementById('detail').hidden &&
+    document.getElementById('detail-json').textContent.startsWith('{'));
+  const shown = JSON.parse(await page.textContent('#detail-json'));
+  assert.deepEqual(shown, oracle.documents[id]);
+  assert.equal(await page.getAttribute('#detail-link', 'href'), '/events/' + encodeURIComponent(id));
+  await page.keyboard.press('Escape');
+  assert.ok(await page.isHidden('#detail'));
+  step('a row opens its stored document, with its /events/{id} link');
+
+  // 3. Filter by repository, then by action; the URL holds them; reload; back.
+  await page.fill('#f-image', oracle.image);
+  await page.click('#filters button:not([type])');
+  await ready();
+  await loadAll();
+  assert.deepEqual(await rowIds(), oracle.imageIds, 'filtered by repository');
+  assert.equal(new URL(page.url()).searchParams.get('image'), oracle.image);
+  await page.selectOption('#f-action', 'delete');
+  await page.click('#filters button:not([type])');
+  await ready();
+  assert.deepEqual(await rowIds(), oracle.imageDeleteIds, 'filtered by repository and action');
+  let params = new URL(page.url()).searchParams;
+  assert.equal(params.get('image'), oracle.image);
+  assert.equal(params.get('action'), 'delete');
+  await shot('filtered.png');
+  await page.reload();
+  await ready();
+  assert.deepEqual(await rowIds(), oracle.imageDeleteIds, 'reload keeps the filters');
+  assert.equal(await page.inputValue('#f-action'), 'delete');
+  assert.equal(await page.inputValue('#f-image'), oracle.image);
+  await page.goBack();
+  await page.waitForFunction(() => document.getElementById('f-action').value === '');
+  await ready();
+  await loadAll();
+  assert.deepEqual(await rowIds(), oracle.imageIds, 'back restores the repository view');
+  assert.equal(await page.inputValue('#f-action'), '');
+  step('filters: rows match the oracle, the URL holds them, reload keeps them, back restores');
+
+  // 4. The chart's buckets equal the oracle's, hourly and daily.
+  for (const view of [oracle.hourly, oracle.daily]) {
+    await page.goto(UI_URL + '/?' + new URLSearchParams({ since: view.since, until: view.until }));
+    await ready();
+    const bars = await page.$$eval('#chart rect', (rects) => rects.map((r) => [r.dataset.start, r.dataset.action, Number(r.dataset.count)]));
+    const got = {};
+    for (const [start, action, count] of bars) (got[start] ??= {})[action] = count;
+    assert.deepEqual(got, view.buckets, 'chart buckets ' + view.since + ' to ' + view.until);
+    const total = Object.values(view.buckets).flatMap(Object.values).reduce((a, b) => a + b, 0);
+    assert.equal(total, oracle.all.length);
+    assert.match(await page.textContent('#chart-caption'), new RegExp('^' + total + ' events per '));
+    assert.ok(bars.some(([, action]) => action === 'pull'), 'the pull is counted');
+    step(`chart: ${bars.length} bars in ${Object.keys(got).length} buckets equal the oracle`);
+  }
+  // The hourly view (the README's picture, docs/page.png, is a copy of this one).
+  await page.setViewportSize({ width: 1024, height: 960 });
+  await page.goto(UI_URL + '/?' + new URLSearchParams({ since: oracle.hourly.since, until: oracle.hourly.until }));
+  await ready();
+  await shot('page.png');
+
+  // 7. 360 px wide, and dark.
+  await page.setViewportSize({ width: 360, height: 800 });
+  await ready();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= 360, 'no horizontal scrolling at 360 px: ' + overflow);
+  await shot('narrow-360.png', { fullPage: true, clip: { x: 0, y: 0, width: 360, height: 1600 } });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await shot('dark.png');
+  step('screenshots in ' + SHOTS);
+
+  // Any other error: its code and message.
+  await page.goto(UI_URL + '/?' + new URLSearchParams({ since: oracle.hourly.until, until: oracle.hourly.since }));
+  await ready();
+  assert.match(await page.textContent('#status'), /^invalid_query: invalid query: `since` must be earlier than `until`/);
+  step('another error shows its code and message: ' + await page.textContent('#status'));
+
+  // Forget the key: the data goes, the prompt comes back.
+  await page.click('#forget');
+  await ready();
+  assert.equal((await rowIds()).length, 0);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.ok(await page.isVisible('#key'));
+
+  for (const url of requests) {
+    assert.ok(url.startsWith(UI_URL + '/'), 'a request elsewhere: ' + url);
+    assert.ok(!url.includes(READ_KEY) && !url.includes(WEBHOOK_KEY), 'a key in a URL');
+  }
+  assert.deepEqual(await page.evaluate(() => window.__csp), [], 'CSP violations');
+  assert.deepEqual(problems, [], 'console errors');
+  assert.deepEqual(dialogs, []);
+  step(`${requests.length} requests, all to the component, no key in any URL, no CSP violation`);
+  await context.close();
+  }
+} catch (e) {
+  failed = true;
+  console.error(e);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
