@@ -411,11 +411,7 @@ impl<'a, H: Host> Reads<'a, H> {
                     (None, _) if !cursor.asked => first_ask,
                     (None, _) => want, // only empty pages so far
                 };
-                let by_bytes = if largest == 0 {
-                    want
-                } else {
-                    (ASK_BYTES / largest).max(1)
-                };
+                let by_bytes = ASK_BYTES.checked_div(largest).map_or(want, |n| n.max(1));
                 let max_items = open.min(by_bytes).max(1);
                 asks.push(PageAsk {
                     scope: targets[i],
