@@ -12,6 +12,7 @@ mod spin_adapter {
         handle, known_header, log_line, respond, BodyError, Failure, Host, RequestBody,
         TransportError, VariableSource, ANSWER_HEADERS, REQUEST_HEADERS,
     };
+    use spin_executor::CancelOnDropToken;
     use spin_sdk::http::{
         Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
         OutgoingResponse, ResponseOutparam, Scheme,
@@ -19,7 +20,7 @@ mod spin_adapter {
     use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
     use spin_sdk::wit::wasi::http0_2_0::types::RequestOptions;
     use wasi::clocks::monotonic_clock;
-    use wasi::io::poll;
+    use wasi::io::poll::{self, Pollable};
     use wasi::io::streams::{InputStream, StreamError};
 
     /// Largest chunk written to an output stream at once (wasi:io's blocking write limit).
@@ -95,6 +96,29 @@ mod spin_adapter {
             .map_err(|_| "invalid request head")
     }
 
+    /// Waits until the pollable `subscribe` makes is ready or `deadline` (monotonic ns)
+    /// passes, false on timeout, without blocking the component's other futures: while it
+    /// waits, Spin's executor polls both pollables (with those of the other requests in
+    /// flight) and wakes the caller.
+    async fn ready_by(subscribe: impl Fn() -> Pollable, deadline: u64) -> bool {
+        let mut tokens: Vec<CancelOnDropToken> = Vec::new();
+        std::future::poll_fn(|cx| {
+            tokens.clear();
+            if subscribe().ready() {
+                return std::task::Poll::Ready(true);
+            }
+            if monotonic_clock::now() >= deadline {
+                return std::task::Poll::Ready(false);
+            }
+            for pollable in [subscribe(), monotonic_clock::subscribe_instant(deadline)] {
+                let token = spin_executor::push_waker_and_get_token(pollable, cx.waker().clone());
+                tokens.push(token.into());
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     /// Waits until `stream` has data or `deadline` (monotonic ns) passes; false on timeout.
     fn wait_readable(stream: &InputStream, deadline: u64) -> bool {
         let now = monotonic_clock::now();
@@ -165,12 +189,12 @@ mod spin_adapter {
             request: http::Request<Vec<u8>>,
             timeout: Duration,
         ) -> Result<http::Response<Vec<u8>>, TransportError> {
-            send_with_timeout(request, timeout)
+            send_with_timeout(request, timeout).await
         }
 
         async fn sleep(&self, duration: Duration) {
-            monotonic_clock::subscribe_duration(duration.as_nanos().min(u64::MAX as u128) as u64)
-                .block();
+            let deadline = deadline_after(duration);
+            ready_by(|| monotonic_clock::subscribe_instant(deadline), deadline).await;
         }
 
         fn elapsed(&self) -> Duration {
@@ -183,8 +207,9 @@ mod spin_adapter {
     }
 
     /// `wasi:http/outgoing-handler` with connect, first-byte and between-bytes timeouts, the
-    /// answer read to its end within the same timeout.
-    fn send_with_timeout(
+    /// answer read to its end within the same timeout. Other requests may be in flight while
+    /// this one waits for its answer's head.
+    async fn send_with_timeout(
         request: http::Request<Vec<u8>>,
         timeout: Duration,
     ) -> Result<http::Response<Vec<u8>>, TransportError> {
@@ -240,9 +265,7 @@ mod spin_adapter {
         OutgoingBody::finish(outgoing_body, None)
             .map_err(|e| TransportError::outcome_unknown(format!("{e:?}")))?;
 
-        let pollable = future.subscribe();
-        let timer = monotonic_clock::subscribe_instant(deadline);
-        if !poll::poll(&[&pollable, &timer]).contains(&0) {
+        if !ready_by(|| future.subscribe(), deadline).await {
             return Err(TransportError::outcome_unknown("no answer in time"));
         }
         let response: IncomingResponse = match future.get() {

@@ -150,6 +150,15 @@ pub enum Failure {
         /// Cosmos DB's own words, made safe to show.
         store_message: String,
     },
+    /// A read (`GET /events`) reached one of this receiver's own limits for one request (its
+    /// round trips or its time budget) before the page was put together.
+    #[error(
+        "the page could not be put together within this receiver's limits for one read: {reason}"
+    )]
+    ReadLimitReached {
+        /// Which limit, and how far the read got.
+        reason: String,
+    },
     /// A ping's signed read of the container failed.
     #[error("ping failed: the signed read of the container failed: {reason}")]
     StoreCheckFailed {
@@ -201,6 +210,7 @@ impl Failure {
             Failure::IndexMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::StoreUnavailable { .. }
             | Failure::ReadUnavailable { .. }
+            | Failure::ReadLimitReached { .. }
             | Failure::StoreCheckFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Distribution(e) => e.status(),
             Failure::EventGrid(e) => e.status(),
@@ -232,6 +242,7 @@ impl Failure {
             Failure::StoreUnavailable { .. } | Failure::ReadUnavailable { .. } => {
                 "store_unavailable"
             }
+            Failure::ReadLimitReached { .. } => "read_limit_reached",
             Failure::StoreCheckFailed { .. } => "store_check_failed",
             Failure::Distribution(e) => by_status(e.status(), "invalid_notification"),
             Failure::EventGrid(e) => by_status(e.status(), "invalid_delivery"),
@@ -451,6 +462,11 @@ mod tests {
                 },
                 503,
                 "store_unavailable",
+            ),
+            (
+                Failure::ReadLimitReached { reason: "x".into() },
+                503,
+                "read_limit_reached",
             ),
             (
                 Failure::StoreCheckFailed { reason: "x".into() },

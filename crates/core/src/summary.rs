@@ -26,7 +26,8 @@
 //!
 //! # Limits
 //! A summary reads at most [`MAX_SUMMARY_EVENTS`] events (and, like every read, at most
-//! [`crate::event_reads::MAX_ROUND_TRIPS`] requests to the store). A window holding more is
+//! [`crate::event_reads::round_trip_budget`] requests to the store, through the same fan-out
+//! over partition key ranges as `GET /events`). A window holding more is
 //! refused with 422 `summary_too_large`: choose a shorter window or narrower filters. A window
 //! longer than [`MAX_SPAN_DAYS`] days is refused with 400 `invalid_query`.
 
@@ -38,7 +39,7 @@ use crate::acr::AcrAction;
 use crate::answer::{Failure, Success};
 use crate::config::Config;
 use crate::cosmos::QueryScope;
-use crate::event_reads::{unusable, Reads};
+use crate::event_reads::Reads;
 use crate::host::Host;
 use crate::read_api;
 use crate::read_api::{civil_from_days, days_from_civil, percent_decode, EventQuery, QueryError};
@@ -326,60 +327,36 @@ pub async fn summarize<H: Host>(
     let query =
         SummaryQuery::parse(query, now).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
     let body = query.query_body();
-    let mut reads = Reads::new(config, host, now);
+    let reads = Reads::new(config, host, now);
     let mut counts = Counts::default();
-    match read_api::query_partition_key(&config.store.partition_key_path, &query.filters) {
-        Some(partition_key) => {
-            let scope = QueryScope::Partition(&partition_key);
-            counts.merge(count(&mut reads, config, &query, &body, scope, 0).await?);
-        }
+    let partition_key =
+        read_api::query_partition_key(&config.store.partition_key_path, &query.filters);
+    let ranges;
+    let targets: Vec<QueryScope<'_>> = match &partition_key {
+        Some(pk) => vec![QueryScope::Partition(pk)],
         None => {
-            for range in reads.partition_key_ranges().await? {
-                let scope = QueryScope::PartitionKeyRange(&range);
-                let counted = counts.events;
-                counts.merge(count(&mut reads, config, &query, &body, scope, counted).await?);
-            }
+            ranges = reads.partition_key_ranges().await?;
+            reads.allow_for_ranges(ranges.len());
+            ranges
+                .iter()
+                .map(|r| QueryScope::PartitionKeyRange(r))
+                .collect()
         }
-    }
-    Ok(Success::Json(counts.body(&query)))
-}
-
-/// Counts one scope's answers page by page, refusing once more than [`MAX_SUMMARY_EVENTS`]
-/// events (with the `already` counted elsewhere) were read.
-async fn count<H: Host>(
-    reads: &mut Reads<'_, H>,
-    config: &Config,
-    query: &SummaryQuery,
-    body: &Value,
-    scope: QueryScope<'_>,
-    already: usize,
-) -> Result<Counts, Failure> {
-    let mut counts = Counts::default();
+    };
+    // Every page of every target, counted as it comes, refused once more than
+    // MAX_SUMMARY_EVENTS events were read.
     reads
-        .pages(
-            usize::MAX, // every page of this scope
-            &|date, continuation, _| {
-                config.store.scoped_query_request(
-                    body,
-                    scope,
-                    SUMMARY_PAGE_SIZE,
-                    continuation,
-                    date,
-                )
-            },
-            &mut |page| {
-                let documents = read_api::query_documents(page).map_err(unusable)?;
-                counts.add_page(query.bucket, &documents);
-                if already + counts.events > MAX_SUMMARY_EVENTS {
-                    return Err(Failure::SummaryTooLarge {
-                        limit: MAX_SUMMARY_EVENTS,
-                    });
-                }
-                Ok(documents.len())
-            },
-        )
+        .drain(&body, &targets, SUMMARY_PAGE_SIZE, |_, documents| {
+            counts.add_page(query.bucket, &documents);
+            if counts.events > MAX_SUMMARY_EVENTS {
+                return Err(Failure::SummaryTooLarge {
+                    limit: MAX_SUMMARY_EVENTS,
+                });
+            }
+            Ok(())
+        })
         .await?;
-    Ok(counts)
+    Ok(Success::Json(counts.body(&query)))
 }
 
 #[cfg(test)]

@@ -30,8 +30,16 @@ struct Gateway {
     page_caps: Vec<usize>,
     /// Answer every request with this status and body instead.
     refuse_with: Option<(u16, &'static str)>,
+    /// End a query page once its documents reach this many bytes (Cosmos DB ends a page at
+    /// about 4 MB whatever `x-ms-max-item-count` says), always after at least one document.
+    page_bytes_cap: usize,
     next_cap: Cell<usize>,
     requests: RefCell<Vec<Request<Vec<u8>>>>,
+    /// Requests sent and not yet answered, and the most there ever were at once.
+    in_flight: Cell<usize>,
+    max_in_flight: Cell<usize>,
+    /// How much the clock moves for each answer.
+    latency: Duration,
 }
 
 impl Gateway {
@@ -51,8 +59,12 @@ impl Gateway {
             ranges_per_page: usize::MAX,
             page_caps: vec![usize::MAX],
             refuse_with: None,
+            page_bytes_cap: 4_000_000,
             next_cap: Cell::new(0),
             requests: RefCell::default(),
+            in_flight: Cell::new(0),
+            max_in_flight: Cell::new(0),
+            latency: Duration::ZERO,
         }
     }
 
@@ -137,7 +149,15 @@ impl Gateway {
         let asked: usize = header("x-ms-max-item-count").unwrap().parse().unwrap();
         let cap = self.page_caps[self.next_cap.get() % self.page_caps.len()];
         self.next_cap.set(self.next_cap.get() + 1);
-        let end = candidates.len().min(start + asked.min(cap));
+        let mut end = candidates.len().min(start + asked.min(cap));
+        let mut bytes = 0;
+        for (i, d) in candidates[start..end].iter().enumerate() {
+            bytes += d.to_string().len();
+            if bytes >= self.page_bytes_cap {
+                end = start + i + 1;
+                break;
+            }
+        }
         let mut builder = Response::builder().status(200);
         if end < candidates.len() {
             builder = builder.header(
@@ -214,17 +234,37 @@ impl Host for Gateway {
         request: Request<Vec<u8>>,
         _timeout: Duration,
     ) -> Result<Response<Vec<u8>>, TransportError> {
+        // In flight until polled once more: requests sent concurrently overlap here.
+        self.in_flight.set(self.in_flight.get() + 1);
+        self.max_in_flight
+            .set(self.max_in_flight.get().max(self.in_flight.get()));
+        yield_once().await;
+        self.in_flight.set(self.in_flight.get() - 1);
         let answer = self.answer(&request);
         self.requests.borrow_mut().push(request);
         Ok(answer)
     }
     async fn sleep(&self, _duration: Duration) {}
     fn elapsed(&self) -> Duration {
-        Duration::ZERO
+        self.latency * u32::try_from(self.requests.borrow().len()).unwrap()
     }
     fn random_u64(&self) -> u64 {
         4
     }
+}
+
+/// Pending once, then ready: lets the caller's other futures run meanwhile.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|_| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 fn fnv(text: &str) -> u64 {
@@ -529,13 +569,16 @@ fn a_store_that_only_ever_answers_empty_pages_gets_503_not_a_hang() {
     gateway.page_caps = vec![0];
     let (status, body) = get(&gateway, &config(&[]), "/events?limit=5");
     assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "read_limit_reached", "{body}");
+    let message = body["message"].as_str().unwrap();
     assert!(
-        body["message"].as_str().unwrap().contains("requests"),
+        message.contains("most requests") && message.contains("2 partition key ranges"),
         "{body}"
     );
+    assert!(!message.contains("unavailable"), "{body}");
     assert_eq!(
         gateway.requests.borrow().len(),
-        acr_webhook_core::event_reads::MAX_ROUND_TRIPS
+        acr_webhook_core::event_reads::round_trip_budget(2)
     );
 }
 
@@ -788,4 +831,160 @@ fn a_summary_needs_the_read_key_and_refuses_paging_parameters() {
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"], "invalid_query");
     }
+}
+
+#[test]
+fn two_hundred_ranges_serve_every_page_in_order_with_bounded_concurrency() {
+    let documents = documents();
+    let cfg = config(&[]);
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.ranges_per_page = 64;
+    gateway.page_caps = vec![usize::MAX, 2, 0, 5, 1];
+    for (filters, keep) in [filter_cases()[0], filter_cases()[3], filter_cases()[8]] {
+        let want = expected(&documents, keep);
+        for limits in [&[20][..], &[100], &[1, 7, 33]] {
+            let got = page_through(&gateway, &cfg, filters, limits);
+            assert_eq!(got, want, "filters={filters:?} limits={limits:?}");
+        }
+    }
+    let most = gateway.max_in_flight.get();
+    assert!(
+        most > 1 && most <= acr_webhook_core::event_reads::FAN_OUT,
+        "{most} requests in flight at once"
+    );
+    // Every query went to one range, never across partitions.
+    for request in gateway.requests.borrow().iter() {
+        if request.uri().path().ends_with("/docs") {
+            assert!(request
+                .headers()
+                .contains_key("x-ms-documentdb-partitionkeyrangeid"));
+        }
+    }
+}
+
+/// `count` documents of about 1 MiB each (64 fields of 16 KiB), a millisecond apart.
+fn large_documents(count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let mut d = json!({
+                "id": format!("big-{i:03}"),
+                "action": "push",
+                "image": format!("team/big-{}", i % 7),
+                "tag": "v1",
+                "receivedAt": format!("2026-11-29T02:00:{:02}.{:03}Z", i / 1000, i % 1000),
+            });
+            for f in 0..64 {
+                d[format!("layer{f:02}")] = json!(format!("{i:03}{f:02}").repeat(16 * 1024 / 5));
+            }
+            d
+        })
+        .collect()
+}
+
+#[test]
+fn documents_of_a_mebibyte_are_paged_within_the_byte_budget() {
+    let documents = large_documents(40);
+    assert!(documents[0].to_string().len() > 1 << 20);
+    let cfg = config(&[]);
+    let budget = acr_webhook_core::event_reads::MAX_PAGE_BYTES;
+    for ranges in [1, 7, 200] {
+        let gateway = Gateway::new(ranges, "/id", &documents);
+        let mut ids = Vec::new();
+        let mut continuation: Option<String> = None;
+        for page in 0.. {
+            assert!(page < 100, "paging does not end");
+            let mut uri = "/events?limit=100".to_owned();
+            if let Some(token) = &continuation {
+                uri.push_str("&continuation=");
+                uri.push_str(token);
+            }
+            let bearer = format!("Bearer {TEST_READ_KEY}");
+            let h = head("GET", &uri, &[("authorization", &bearer)]);
+            let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), &gateway, now()));
+            let response = respond(&outcome);
+            assert_eq!(response.status(), 200, "ranges={ranges} page={page}");
+            // A page holds at least one event and stays within the budget.
+            assert!(
+                response.body().len() <= budget,
+                "a page of {} bytes",
+                response.body().len()
+            );
+            let body: Value = serde_json::from_slice(response.body()).unwrap();
+            let events = body["events"].as_array().unwrap();
+            assert!(!events.is_empty(), "an empty page before the end");
+            ids.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            match body["continuation"].as_str() {
+                Some(token) => continuation = Some(token.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(ids, expected(&documents, |_| true), "ranges={ranges}");
+    }
+}
+
+#[test]
+fn a_read_that_runs_out_of_time_says_so_and_does_not_blame_cosmos() {
+    let documents = documents();
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.latency = Duration::from_millis(50);
+    let cfg = config(&[("write_budget_ms", "1000")]);
+    let (status, body) = get(&gateway, &cfg, "/events?limit=100");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "read_limit_reached", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("time budget of 1000 ms (`write_budget_ms`)")
+            && message.contains("across 200 partition key ranges"),
+        "{body}"
+    );
+    // No request starts without 100 ms left: each answer moves the clock by 50 ms, so the
+    // batches of queries start at 50, 450 and 850 ms after the `pkranges` read, and not at 1250.
+    assert_eq!(
+        gateway.requests.borrow().len(),
+        1 + 3 * acr_webhook_core::event_reads::FAN_OUT,
+        "{body}"
+    );
+}
+
+#[test]
+fn the_fan_out_drains_every_range_once_through_short_and_empty_pages() {
+    use acr_webhook_core::cosmos::QueryScope;
+    use acr_webhook_core::event_reads::{round_trip_budget, Reads};
+    use acr_webhook_core::read_api::{query_body, EventQuery};
+    let documents = documents();
+    let cfg = config(&[]);
+    let mut gateway = Gateway::new(200, "/id", &documents);
+    gateway.page_caps = vec![usize::MAX, 0, 1];
+    let reads = Reads::new(&cfg, &gateway, now());
+    let ranges = block_on(reads.partition_key_ranges()).unwrap();
+    assert_eq!(ranges.len(), 200);
+    reads.allow_for_ranges(ranges.len());
+    let targets: Vec<QueryScope<'_>> = ranges
+        .iter()
+        .map(|r| QueryScope::PartitionKeyRange(r))
+        .collect();
+    let body = query_body(&EventQuery::parse("").unwrap(), None);
+    let mut seen: Vec<(usize, String)> = Vec::new();
+    block_on(reads.drain(&body, &targets, 1000, |i, page| {
+        seen.extend(
+            page.iter()
+                .map(|d| (i, d["id"].as_str().unwrap().to_owned())),
+        );
+        Ok(())
+    }))
+    .unwrap();
+    let mut ids: Vec<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    ids.sort();
+    let mut want: Vec<String> = documents
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(ids, want);
+    // Each document came from the range that holds it.
+    for (i, id) in &seen {
+        assert!(gateway.ranges[*i].iter().any(|d| d["id"] == id.as_str()));
+    }
+    assert!(gateway.requests.borrow().len() <= round_trip_budget(200));
+    assert!(gateway.max_in_flight.get() > 1);
 }
