@@ -14,7 +14,6 @@ use crate::cosmos::{
 };
 use crate::document::EventDocument;
 use crate::host::Host;
-use crate::json::{json_fields, Capped};
 use crate::retry::{RetryBudget, MIN_ATTEMPT};
 
 /// Whether a document was new.
@@ -152,23 +151,30 @@ pub async fn check_store<H: Host>(
     }
 }
 
-/// Which of `ids` are stored already, in one cross-partition query, so that redelivering a
-/// large batch does not spend the budget on a 409 per event and makes progress each time.
-/// A failed or unusable answer gives an empty set: the writes then find out one by one.
-pub async fn stored_ids<H: Host>(
+/// Which of `documents` are stored already, as (partition key header, id) pairs, in one
+/// cross-partition query, so that redelivering a large batch does not spend the budget on a
+/// 409 per event and makes progress each time. Cosmos DB's ids are unique per logical
+/// partition only, so a stored document counts for an event only when its partition key is the
+/// event's too. A failed or unusable answer gives an empty set: the writes then find out one by one.
+pub async fn stored_keys<H: Host>(
     config: &Config,
     host: &H,
-    ids: &[&str],
+    documents: &[EventDocument],
     now: SystemTime,
-) -> HashSet<String> {
+) -> HashSet<(String, String)> {
     let budget = RetryBudget {
         total: config.write_budget,
     };
     let Some(timeout) = budget.attempt_timeout(host.elapsed()) else {
         return HashSet::new();
     };
+    let path = &config.store.partition_key_path;
+    let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
     let query = serde_json::json!({
-        "query": "SELECT c.id FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+        "query": format!(
+            "SELECT c.id{} FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+            partition_key_projection(path)
+        ),
         "parameters": [{ "name": "@ids", "value": ids }],
     });
     let max_items = u32::try_from(ids.len()).unwrap_or(u32::MAX);
@@ -179,27 +185,51 @@ pub async fn stored_ids<H: Host>(
         None,
         &x_ms_date(now + host.elapsed()),
     );
-    #[derive(Default)]
-    struct Page {
-        documents: Option<Capped<IdOnly, { usize::MAX }>>,
+    let Ok(response) = host.send(request, timeout).await else {
+        return HashSet::new();
+    };
+    if response.status() != http::StatusCode::OK {
+        return HashSet::new();
     }
-    json_fields!(Page { "Documents" => documents: Objects });
-    #[derive(Default)]
-    struct IdOnly {
-        id: Option<String>,
-    }
-    json_fields!(IdOnly { "id" => id: Text });
-    match host.send(request, timeout).await {
-        Ok(response) if response.status() == http::StatusCode::OK => {
-            let mut page = Page::default();
-            match crate::json::read_object(response.body(), &mut page) {
-                Ok(()) => page
-                    .documents
-                    .map(|documents| documents.items.into_iter().filter_map(|d| d.id).collect())
-                    .unwrap_or_default(),
-                Err(_) => HashSet::new(),
-            }
-        }
-        _ => HashSet::new(),
+    let Ok(page) = serde_json::from_slice::<serde_json::Value>(response.body()) else {
+        return HashSet::new();
+    };
+    page.get("Documents")
+        .and_then(serde_json::Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| {
+                    let id = row.get("id")?.as_str()?;
+                    Some((path.header_for(row), id.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The document's `x-ms-documentdb-partitionkey` value (as [`create_body`] computes it).
+pub fn partition_key_of(document: &EventDocument, path: &PartitionKeyPath) -> String {
+    document
+        .partition_key_header(path)
+        .unwrap_or_else(|| create_body(document, path).1)
+}
+
+/// `, c.<property>` for the first segment of the partition key path, so that a row of the
+/// pre-check's answer has the partition key where a document has it; nothing when the path
+/// is `/id` (already selected) or its first segment is not a plain identifier (no document
+/// written here has such a property: their partition key is undefined, as the row's is).
+fn partition_key_projection(path: &PartitionKeyPath) -> String {
+    let first = path.as_str()[1..].split('/').next().unwrap_or_default();
+    let identifier = first
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if identifier && first != "id" {
+        format!(", c.{first}")
+    } else {
+        String::new()
     }
 }

@@ -17,7 +17,7 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
-use crate::store::{check_store, stored_ids, write_document, Written};
+use crate::store::{check_store, partition_key_of, stored_keys, write_document, Written};
 use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
@@ -236,8 +236,7 @@ async fn store_batch<H: Host>(
 ) -> Result<Success, Failure> {
     let total = documents.len();
     let known = if total > 1 {
-        let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
-        stored_ids(config, host, &ids, now).await
+        stored_keys(config, host, &documents, now).await
     } else {
         Default::default()
     };
@@ -246,7 +245,12 @@ async fn store_batch<H: Host>(
             batch.filtered.push(reason);
             continue;
         }
-        if known.contains(&document.id) {
+        if !known.is_empty()
+            && known.contains(&(
+                partition_key_of(&document, &config.store.partition_key_path),
+                document.id.clone(),
+            ))
+        {
             batch.already_stored.push(document.id);
             continue;
         }

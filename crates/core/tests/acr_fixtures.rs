@@ -167,7 +167,7 @@ fn a_long_id_is_shortened_deterministically() {
     };
     assert_eq!(id.len(), 255);
     let original: Value = serde_json::from_slice(&fixture("acr/push_long_id.json")).unwrap();
-    assert_eq!(store.documents.borrow()[&id]["eventId"], original["id"]);
+    assert_eq!(store.document(&id)["eventId"], original["id"]);
     let (again, _) = post("acr/push_long_id.json", &store);
     assert_eq!(again, Ok(Success::AlreadyStored { id }));
 }

@@ -130,8 +130,7 @@ fn event_grid_and_webhook_copies_of_one_event_are_one_document() {
     assert_eq!(response.status(), 201, "{outcome:?}");
     let delivered: Value = serde_json::from_slice(&egrid).unwrap();
     let data = &delivered[0]["data"];
-    let docs = store.documents.borrow().clone();
-    let doc = &docs[data["id"].as_str().unwrap()];
+    let doc = &store.document(data["id"].as_str().unwrap());
     assert_eq!(doc["source"], "eventgrid");
     assert_eq!(doc["image"], data["target"]["repository"]);
     // The same content as a bare ACR webhook: already stored.
@@ -246,4 +245,61 @@ fn a_batch_larger_than_the_budget_completes_over_redeliveries() {
     assert_eq!(statuses.first(), Some(&503), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&201), "{statuses:?}");
     assert_eq!(store.documents.borrow().len(), 1000);
+}
+
+/// Cosmos DB's ids are unique per logical partition: with `partition_key_path=/image`, an
+/// event whose id is stored under another image is a new event there, and a batch's
+/// pre-check must not report it stored (issue 15, item 3).
+#[test]
+fn a_batch_pre_check_matches_ids_per_partition() {
+    let store = MemoryStore::new();
+    let by_image = [("partition_key_path", "/image")];
+    let envelope = |image: &str, ids: &[&str]| {
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "action": "push",
+                    "target": {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "repository": image, "digest": "sha256:1", "tag": "v1"
+                    }
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap()
+    };
+    let (_, first) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/a", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(first.status(), 201);
+    // The same ids under another image: two new documents.
+    let (outcome, second) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/b", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(second.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(second.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["e1", "e2"]));
+    assert_eq!(answer["alreadyStored"], serde_json::json!([]));
+    assert_eq!(store.documents.borrow().len(), 4);
+    // A redelivery of either is stored already, found by the pre-check (one query, no write).
+    let sent = store.requests.borrow().len();
+    let (_, again) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/b", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(again.status(), 200);
+    assert_eq!(store.requests.borrow().len(), sent + 1);
+    assert_eq!(store.documents.borrow().len(), 4);
 }
