@@ -17,6 +17,8 @@ pub enum Success {
     Stored {
         /// Document id.
         id: String,
+        /// The action, when it is not one this receiver knows (stored as sent, and logged).
+        unknown_action: Option<String>,
     },
     /// The event was stored before: a redelivery (200).
     AlreadyStored {
@@ -61,6 +63,8 @@ pub struct BatchOutcome {
     pub skipped: usize,
     /// Events outside the `include`/`exclude` scope, with the reason.
     pub filtered: Vec<String>,
+    /// What the log line should say besides the counts (actions this receiver does not know).
+    pub notes: Vec<String>,
 }
 
 impl BatchOutcome {
@@ -239,7 +243,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             .body(value.to_string().into_bytes())
     };
     let response = match outcome {
-        Ok(Success::Stored { id }) => json(
+        Ok(Success::Stored { id, .. }) => json(
             StatusCode::CREATED,
             serde_json::json!({ "id": id, "status": "stored" }),
         ),
@@ -402,7 +406,10 @@ mod tests {
 
     #[test]
     fn successes() {
-        let r = respond(&Ok(Success::Stored { id: "a".into() }));
+        let r = respond(&Ok(Success::Stored {
+            id: "a".into(),
+            unknown_action: None,
+        }));
         assert_eq!(r.status(), 201);
         assert_eq!(r.body(), br#"{"id":"a","status":"stored"}"#);
         let r = respond(&Ok(Success::AlreadyStored { id: "a".into() }));

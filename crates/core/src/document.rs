@@ -228,8 +228,9 @@ pub fn safe_id(id: &str) -> String {
 pub fn derived_id(event: &AcrEvent) -> String {
     let t = event.target.clone().unwrap_or_default();
     let r = event.request.clone().unwrap_or_default();
+    // The action lower-cased, as it is stored (`PUSH` is `push`).
     let canonical = serde_json::json!([
-        event.action,
+        event.action.as_deref().map(str::to_ascii_lowercase),
         event.timestamp,
         [
             t.media_type,

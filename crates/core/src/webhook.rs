@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use http::{header, request::Parts, Method};
 
-use crate::acr::{parse_event, AcrAction};
+use crate::acr::{parse_event, AcrAction, Action};
 use crate::answer::{BatchOutcome, Failure, Success};
 use crate::auth::is_authorized;
 use crate::config::{Config, ConfigSource};
@@ -155,10 +155,22 @@ pub async fn receive_acr_event<H: Host>(
     if let FilterDecision::Skip { reason } = decide(config, &document) {
         return Ok(Success::Filtered { reason });
     }
+    let unknown_action = match parsed.action {
+        Action::Other(action) => Some(action),
+        Action::Known(_) => None,
+    };
     match write_document(config, host, &document, now).await? {
-        Written::Created => Ok(Success::Stored { id: document.id }),
+        Written::Created => Ok(Success::Stored {
+            id: document.id,
+            unknown_action,
+        }),
         Written::AlreadyStored => Ok(Success::AlreadyStored { id: document.id }),
     }
+}
+
+/// The log's note on an event stored with an action this receiver does not know.
+fn unknown_action_note(action: &str) -> String {
+    format!("action `{action}` is not one this receiver knows: stored as sent")
 }
 
 fn decide(config: &Config, document: &EventDocument) -> FilterDecision {
@@ -183,10 +195,16 @@ async fn receive_distribution<H: Host>(
             batch.skipped += 1;
             continue;
         }
-        let action = event.event.action.as_deref().unwrap_or("unknown");
+        let Some(action) = event.action_name() else {
+            batch.skipped += 1;
+            continue;
+        };
+        if event.action == distribution::DistributionAction::Unknown {
+            batch.notes.push(unknown_action_note(&action));
+        }
         documents.push(EventDocument::from_event(
             &event.to_acr_event(),
-            action,
+            &action,
             EventSource::Distribution,
             now,
         ));
@@ -209,9 +227,13 @@ async fn receive_event_grid<H: Host>(
                 skipped: skipped.len(),
                 ..BatchOutcome::default()
             };
+            let mut batch = batch;
             let documents = events
                 .iter()
                 .map(|e| {
+                    if let Action::Other(action) = &e.parsed.action {
+                        batch.notes.push(unknown_action_note(action));
+                    }
                     EventDocument::from_event(
                         &e.parsed.event,
                         e.parsed.action.as_str(),
@@ -297,7 +319,10 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
     let status = crate::answer::respond(outcome).status().as_u16();
     let what = match outcome {
-        Ok(Success::Stored { id }) => format!("stored {id}"),
+        Ok(Success::Stored { id, unknown_action }) => match unknown_action {
+            Some(action) => format!("stored {id}; {}", unknown_action_note(action)),
+            None => format!("stored {id}"),
+        },
         Ok(Success::AlreadyStored { id }) => format!("already stored {id}"),
         Ok(Success::Pong) => "ping ok".into(),
         Ok(Success::Healthy) => "healthy".into(),
@@ -310,6 +335,7 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
             b.filtered.len(),
             b.filtered
                 .iter()
+                .chain(&b.notes)
                 .map(|r| format!("; {r}"))
                 .collect::<String>()
         ),

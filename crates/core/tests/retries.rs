@@ -35,7 +35,10 @@ fn transient_failures_are_retried_until_stored() {
         let outcome = post_push(&store, &[]);
         assert_eq!(
             outcome,
-            Ok(Success::Stored { id: PUSH_ID.into() }),
+            Ok(Success::Stored {
+                id: PUSH_ID.into(),
+                unknown_action: None
+            }),
             "{first:?}"
         );
         assert_eq!(store.requests.borrow().len(), 3, "{first:?}");

@@ -303,3 +303,93 @@ fn a_batch_pre_check_matches_ids_per_partition() {
     assert_eq!(store.requests.borrow().len(), sent + 1);
     assert_eq!(store.documents.borrow().len(), 4);
 }
+
+/// An action this receiver does not know is stored as sent (lower-cased) and logged, by
+/// every sender; known actions are matched ignoring case (issue 15, item 1).
+#[test]
+fn unknown_actions_are_stored_as_sent_by_every_sender() {
+    let store = MemoryStore::new();
+    // ACR: a future action, and a known one in capitals.
+    let (outcome, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f1","action":"Image.Retag","target":{"repository":"r","tag":"t"}}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    assert_eq!(store.document("f1")["action"], "image.retag");
+    let line = acr_webhook_core::log_line(&http::Method::POST, "/acr", &outcome);
+    assert!(
+        line.contains("stored f1") && line.contains("`image.retag` is not one this receiver knows"),
+        "{line}"
+    );
+    let (_, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f2","action":"PUSH","target":{"repository":"r","tag":"t"}}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201);
+    assert_eq!(store.document("f2")["action"], "push");
+    // Not a short token: still 400, nothing stored.
+    let (_, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f3","action":"re tag"}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 400);
+    assert_eq!(store.documents.borrow().len(), 2);
+
+    // Distribution: a future action on a manifest is stored; on a blob it follows
+    // keep_pulls_and_blobs; one that is not a token is skipped (a 2xx: never a blocked queue).
+    let envelope = br#"{"events":[
+        {"id":"d1","action":"Retag","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"r","digest":"sha256:1"}},
+        {"id":"d2","action":"copy","target":{"mediaType":"application/octet-stream","repository":"r","digest":"sha256:2"}},
+        {"id":"d3","action":"re tag","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"r"}}]}"#;
+    let (outcome, response) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["d1"]));
+    assert_eq!(answer["skipped"], 2);
+    assert_eq!(store.document("d1")["action"], "retag");
+    let line = acr_webhook_core::log_line(&http::Method::POST, "/distribution", &outcome);
+    assert!(
+        line.contains("`retag` is not one this receiver knows"),
+        "{line}"
+    );
+
+    // Event Grid: a future Microsoft.ContainerRegistry.* type is stored with data.action;
+    // another namespace is skipped as before.
+    let delivery = serde_json::json!([
+        {"id": "g1", "eventType": "Microsoft.ContainerRegistry.ImageQuarantined",
+         "subject": "r:t", "eventTime": "2024-01-01T00:00:00Z", "dataVersion": "1.0",
+         "data": {"id": "g1", "action": "quarantine",
+                  "target": {"repository": "r", "tag": "t", "digest": "sha256:3"}}},
+        {"id": "g2", "eventType": "Microsoft.ContainerRegistry.ImagePushed",
+         "data": {"id": "g2", "action": "PUSH", "target": {"repository": "r", "tag": "u"}}},
+        {"id": "g3", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}
+    ]);
+    let (outcome, response) = post(
+        "/eventgrid",
+        "application/json",
+        serde_json::to_vec(&delivery).unwrap(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(answer["skipped"], 1);
+    assert_eq!(store.document("g1")["action"], "quarantine");
+    assert_eq!(store.document("g2")["action"], "push");
+}
