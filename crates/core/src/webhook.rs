@@ -17,7 +17,7 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
-use crate::store::{check_store, partition_key_of, stored_keys, write_document, Written};
+use crate::store::{check_store, partition_key_of, stored_keys, write_document};
 use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
@@ -159,13 +159,26 @@ pub async fn receive_acr_event<H: Host>(
         Action::Other(action) => Some(action),
         Action::Known(_) => None,
     };
-    match write_document(config, host, &document, now).await? {
-        Written::Created => Ok(Success::Stored {
-            id: document.id,
+    let written = write_document(config, host, &document, now).await?;
+    Ok(if written.created {
+        Success::Stored {
+            id: written.id,
             unknown_action,
-        }),
-        Written::AlreadyStored => Ok(Success::AlreadyStored { id: document.id }),
-    }
+            conflicts_with: written.conflicts_with,
+        }
+    } else {
+        Success::AlreadyStored {
+            id: written.id,
+            conflicts_with: written.conflicts_with,
+        }
+    })
+}
+
+/// The log's warning on an event whose id a different event holds.
+fn conflict_note(id: &str, conflicts_with: &str) -> String {
+    format!(
+        "warning: id {conflicts_with} holds a different event: this one is stored beside it as {id}"
+    )
 }
 
 /// The log's note on an event stored with an action this receiver does not know.
@@ -267,14 +280,19 @@ async fn store_batch<H: Host>(
             batch.filtered.push(reason);
             continue;
         }
-        if !known.is_empty()
-            && known.contains(&(
+        if !known.is_empty() {
+            let key = (
                 partition_key_of(&document, &config.store.partition_key_path),
                 document.id.clone(),
-            ))
-        {
-            batch.already_stored.push(document.id);
-            continue;
+            );
+            // Stored with the same content, or before hashes were stored: a redelivery. With
+            // another content, the write finds the id taken and compares again.
+            if let Some(hash) = known.get(&key) {
+                if hash.as_ref().is_none_or(|h| *h == document.content_hash) {
+                    batch.already_stored.push(document.id);
+                    continue;
+                }
+            }
         }
         let written = write_document(config, host, &document, now)
             .await
@@ -293,9 +311,13 @@ async fn store_batch<H: Host>(
                 },
                 other => other,
             })?;
-        match written {
-            Written::Created => batch.stored.push(document.id),
-            Written::AlreadyStored => batch.already_stored.push(document.id),
+        if let (true, Some(taken)) = (written.created, &written.conflicts_with) {
+            batch.notes.push(conflict_note(&written.id, taken));
+        }
+        if written.created {
+            batch.stored.push(written.id);
+        } else {
+            batch.already_stored.push(written.id);
         }
     }
     Ok(Success::Batch(batch))
@@ -319,11 +341,28 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
     let status = crate::answer::respond(outcome).status().as_u16();
     let what = match outcome {
-        Ok(Success::Stored { id, unknown_action }) => match unknown_action {
-            Some(action) => format!("stored {id}; {}", unknown_action_note(action)),
-            None => format!("stored {id}"),
+        Ok(Success::Stored {
+            id,
+            unknown_action,
+            conflicts_with,
+        }) => {
+            let mut line = format!("stored {id}");
+            if let Some(action) = unknown_action {
+                line.push_str("; ");
+                line.push_str(&unknown_action_note(action));
+            }
+            if let Some(taken) = conflicts_with {
+                line.push_str("; ");
+                line.push_str(&conflict_note(id, taken));
+            }
+            line
+        }
+        Ok(Success::AlreadyStored { id, conflicts_with }) => match conflicts_with {
+            Some(taken) => format!(
+                "already stored {id} (beside {taken}, which holds a different event with the same id)"
+            ),
+            None => format!("already stored {id}"),
         },
-        Ok(Success::AlreadyStored { id }) => format!("already stored {id}"),
         Ok(Success::Pong) => "ping ok".into(),
         Ok(Success::Healthy) => "healthy".into(),
         Ok(Success::Filtered { reason }) => format!("filtered out: {reason}"),

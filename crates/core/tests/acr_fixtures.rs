@@ -126,7 +126,8 @@ fn every_storable_fixture_becomes_the_right_document() {
             outcome,
             Ok(Success::Stored {
                 id: id.into(),
-                unknown_action: None
+                unknown_action: None,
+                conflicts_with: None
             }),
             "{path}"
         );
@@ -159,7 +160,13 @@ fn an_event_without_id_gets_a_stable_derived_id() {
     };
     assert!(id.starts_with("sha256-") && id.len() == 71, "{id}");
     let (again, response) = post("acr/push_no_id.json", &store);
-    assert_eq!(again, Ok(Success::AlreadyStored { id: id.clone() }));
+    assert_eq!(
+        again,
+        Ok(Success::AlreadyStored {
+            id: id.clone(),
+            conflicts_with: None
+        })
+    );
     assert_eq!(response.status(), 200);
     assert_eq!(store.documents.borrow().len(), 1);
 }
@@ -175,7 +182,13 @@ fn a_long_id_is_shortened_deterministically() {
     let original: Value = serde_json::from_slice(&fixture("acr/push_long_id.json")).unwrap();
     assert_eq!(store.document(&id)["eventId"], original["id"]);
     let (again, _) = post("acr/push_long_id.json", &store);
-    assert_eq!(again, Ok(Success::AlreadyStored { id }));
+    assert_eq!(
+        again,
+        Ok(Success::AlreadyStored {
+            id,
+            conflicts_with: None
+        })
+    );
 }
 
 #[test]
