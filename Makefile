@@ -6,13 +6,12 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 # A cargo target directory outside the checkout is reused when CARGO_TARGET_DIR points to one
-# (CI does this); the component is then copied to where spin.toml expects it.
+# (CI does this); the component is still written where spin.toml expects it.
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-WASM_BUILT := $(TARGET_DIR)/wasm32-wasip1/release/acr_webhook.wasm
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-browser setup-python wasm host build run test lint vectors bench
+.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-browser setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -54,43 +53,41 @@ setup-binaryen:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq binaryen >/dev/null; \
 	  else echo "note: wasm-opt (binaryen) not found and no apt-get: the component will not be optimized"; fi; fi
 
-# The features rustc's wasm32-wasip1 output uses, which binaryen must be told about (binaryen
-# 108, Debian's, enables fewer by default than rustc emits).
-WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-  --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types
+# The Spin component, built exactly as spin.toml's build command (`spin build`) builds it, so
+# that Spin users deploy the bytes the tests test: crates/wasm-build runs cargo for
+# wasm32-wasip1, drops the custom sections the component does not need, runs `wasm-opt -Oz`
+# when binaryen is there (and says so when it is not), and writes spin.toml's `source`.
+# crates/wasm-build/tests/spin_build.rs checks that this is spin.toml's command.
+WASM_BUILD := cargo run --quiet --profile host -p acr-webhook-wasm-build
 
-# Custom sections the component does not need (scripts/wasm-remove-sections.py): the `wasi`
-# crate's own worlds (34 KB), and spin-sdk's description of the whole Spin platform (39 KB), of
-# which the component imports only fermyon:spin/variables, described by its own small section
-# (src/lib.rs, `spin_variables_world`). What is left describes every import the module has.
-WASM_REMOVE_SECTIONS := 'component-type:*rust-wasi-from-crates-io*' 'component-type:*:spin:up@*:platform:*'
-
-# cargo's module without those sections, then `wasm-opt -Oz` (when binaryen is there), into
-# $(WASM) where spin.toml expects it. $(WASM).sha256 holds the hashes of the last run's input and
-# output and whether wasm-opt ran, so that an unchanged module is not processed again (also when
-# $(WASM) is cargo's own file, rewritten in place).
 wasm: setup-rust setup-binaryen
-	cargo build --target wasm32-wasip1 --release
-	@mkdir -p $(dir $(WASM)); \
-	mode=$$(command -v wasm-opt >/dev/null && echo wasm-opt || echo no-wasm-opt); \
-	in=$$(sha256sum < $(WASM_BUILT) | cut -d' ' -f1); \
-	out=$$( [ -f $(WASM) ] && sha256sum < $(WASM) | cut -d' ' -f1 || true); \
-	last_in=; last_out=; last_mode=; \
-	if [ -f $(WASM).sha256 ]; then read -r last_in last_out last_mode < $(WASM).sha256; fi; \
-	if [ "$$last_out" = "$$out" ] && [ "$$last_mode" = "$$mode" ] && \
-	   { [ "$$last_in" = "$$in" ] || [ "$(WASM_BUILT)" = "$(WASM)" ]; }; then \
-	  echo "$(WASM) is up to date"; \
-	else \
-	  echo "cargo built $$(stat -c %s $(WASM_BUILT)) bytes"; \
-	  python3 scripts/wasm-remove-sections.py $(WASM_BUILT) $(WASM).tmp $(WASM_REMOVE_SECTIONS); \
-	  if [ $$mode = wasm-opt ]; then \
-	    wasm-opt -Oz $(WASM_OPT_FEATURES) $(WASM).tmp -o $(WASM).opt; mv $(WASM).opt $(WASM).tmp; \
-	    echo "wasm-opt -Oz done"; \
-	  else echo "note: wasm-opt (binaryen) not installed: the module is not optimized"; fi; \
-	  mv $(WASM).tmp $(WASM); \
-	  echo "$$in $$(sha256sum < $(WASM) | cut -d' ' -f1) $$mode" > $(WASM).sha256; \
-	fi
-	@echo "component: $(WASM) $$(stat -c %s $(WASM)) bytes"
+	$(WASM_BUILD)
+
+# The component for stock wasi:http hosts (`wasmtime serve`; README "Run it on stock wasmtime"):
+# the Spin module above with a Spin variables adapter (adapters/spin-variables) plugged into its
+# fermyon:spin/variables import by `acr-webhook compose`. Two variants, each importing only WASI
+# 0.2 and wasi:http: values from the environment (SPIN_VARIABLE_<NAME>), or from
+# wasi:config/store (wasmtime's `-S config-var`).
+WASI_HTTP := target/wasi-http
+ADAPTERS := environment config
+
+wasi-http: wasm
+	cargo build --quiet --target wasm32-wasip1 --release $(foreach a,$(ADAPTERS),-p spin-variables-$(a))
+	@for a in $(ADAPTERS); do \
+	  cargo run --quiet --profile host -p acr-webhook-cli -- compose --app $(WASM) \
+	    --adapter $(TARGET_DIR)/wasm32-wasip1/release/spin_variables_$$a.wasm --output $(WASI_HTTP)/acr_webhook.$$a.wasm; \
+	done
+
+# Stock wasmtime-cli from crates.io, pinned, for the end-to-end suite on `wasmtime serve`: built
+# once (about 10 minutes on two cores) into a cache outside the checkout and reused afterwards.
+# Its own temporary target directory, so that CARGO_TARGET_DIR is not filled with it.
+WASMTIME_VERSION := 48.0.8
+WASMTIME_ROOT := $(HOME)/.cache/acr-webhook/tools/wasmtime-$(WASMTIME_VERSION)
+WASMTIME := $(WASMTIME_ROOT)/bin/wasmtime
+
+setup-wasmtime:
+	@if [ "$$($(WASMTIME) --version 2>/dev/null | cut -d' ' -f2)" != "$(WASMTIME_VERSION)" ]; then \
+	  env -u CARGO_TARGET_DIR cargo install --locked --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION); fi
 
 host:
 	cargo build --profile host -p acr-webhook-cli
@@ -103,7 +100,7 @@ run: setup-node build
 lint: setup-rust
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --target wasm32-wasip1 --release -- -D warnings
+	cargo clippy --target wasm32-wasip1 --release -p acr-webhook -p spin-variables-environment -p spin-variables-config -- -D warnings
 	# The fuzz targets and their examples are a workspace of their own (run with nightly by
 	# scripts/fuzz.sh); they must still build against the core as it is now.
 	cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
@@ -115,8 +112,8 @@ vectors: setup-python
 	  if diff -q $$tmp tests/vectors/cosmos_signatures.json >/dev/null; then echo "signature vectors: the official SDK agrees with tests/vectors/cosmos_signatures.json"; \
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
-test: setup-node setup-test-peers setup-browser lint vectors wasm
-	cargo test --workspace --profile host --no-fail-fast
+test: setup-node setup-test-peers setup-browser setup-wasmtime lint vectors wasm wasi-http
+	ACR_WEBHOOK_WASMTIME=$(WASMTIME) cargo test --workspace --profile host --no-fail-fast
 
 # The benchmark (documented in BENCHMARKS.md; not part of `make test`): the local stack, the bare
 # write vs `acr-webhook up` vs a Node.js + @azure/cosmos receiver at concurrency 1, 8 and 64 (wrk),

@@ -1,13 +1,19 @@
 //! `acr-webhook init`: create the database and the container the app's variables name, with
-//! the configured partition key, over the same signed REST code the component uses. Succeeds
-//! when they exist already, and finishes with the same signed read a `ping` does.
+//! the configured partition key, over the same signed REST code the component uses; on a
+//! container that exists already (created by `az` or the Azure Function this replaces), add
+//! the composite index `GET /events` orders by to its indexing policy, keeping everything else
+//! in it. Finishes with the same signed read a `ping` does. `--dry-run` reads and prints what
+//! would change, and changes nothing.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use acr_webhook_core::cosmos::x_ms_date;
+use acr_webhook_core::cosmos::{x_ms_date, CosmosFailure};
+use acr_webhook_core::indexing::{self, PolicyPlan, POLICY_FILE, READ_ORDER_INDEX};
 use acr_webhook_core::StoreConfig;
 use anyhow::{bail, Context, Result};
+use http::StatusCode;
+use serde_json::Value;
 
 use crate::manifest::DEFAULT_MANIFEST_FILE;
 use crate::store_client::NativeHost;
@@ -25,57 +31,216 @@ pub struct InitArgs {
     /// Sets an application variable, NAME=VALUE; may be repeated (as for `up`).
     #[arg(long = "variable", value_name = "NAME=VALUE")]
     pub variables: Vec<String>,
+
+    /// Reads the database and the container and prints what init would create or change,
+    /// without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
-/// Creates what is missing, then checks the container answers a signed read.
+/// Creates what is missing, adds the read API's composite index where it is missing, then
+/// checks the container answers a signed read.
 pub fn run(args: InitArgs) -> Result<()> {
     let app = crate::up::load_app(&args.from, &args.variables)?;
     let store = StoreConfig::from_lookup(|name| app.variables.get(name).ok().map(str::to_owned))
         .context("the app's Cosmos DB variables are not usable")?;
-    let host = NativeHost::new();
-    let call = |what: &str, request: http::Request<Vec<u8>>| {
-        host.send_blocking(request, CALL_TIMEOUT).with_context(|| {
-            format!(
-                "{what}: Cosmos DB at {} could not be reached",
-                store.endpoint.as_str()
-            )
-        })
+    let cosmos = Cosmos {
+        host: NativeHost::new(),
+        store: &store,
     };
+    if args.dry_run {
+        return dry_run(&cosmos);
+    }
 
-    let db = call("create database", store.create_database_request(&date()))?;
-    report("database", &store.database, db.status(), db.body())?;
-    let coll = call("create container", store.create_container_request(&date()))?;
-    report("container", &store.container, coll.status(), coll.body())?;
-    let check = call("read container", store.read_container_request(&date()))?;
-    if !check.status().is_success() {
-        bail!(
-            "the signed read of dbs/{}/colls/{} answered {}",
-            store.database,
-            store.container,
-            check.status()
-        );
+    let db = cosmos.call("create database", store.create_database_request(&date()))?;
+    report("database", &store.database, &db)?;
+    let coll = cosmos.call("create container", store.create_container_request(&date()))?;
+    report("container", &store.container, &coll)?;
+
+    let container = cosmos.read_container()?;
+    match plan(&store, &container)? {
+        PolicyPlan::Ready => println!(
+            "indexing policy of {}: has the composite index {READ_ORDER_INDEX} that GET /events \
+             orders by; nothing to change",
+            cosmos.link()
+        ),
+        PolicyPlan::Add {
+            container,
+            etag,
+            kept,
+        } => {
+            let answer = cosmos.call(
+                "update the indexing policy",
+                store.replace_container_request(&container, etag.as_deref(), &date()),
+            )?;
+            match answer.status().as_u16() {
+                200 | 201 => {}
+                412 => bail!(
+                    "{} changed while init was reading it (its etag no longer matches), so \
+                     init did not overwrite that change: run init again",
+                    cosmos.link()
+                ),
+                _ => bail!(
+                    "updating the indexing policy of {}: {}",
+                    cosmos.link(),
+                    refusal(&answer)
+                ),
+            }
+            println!(
+                "indexing policy of {}: added the composite index {READ_ORDER_INDEX} that GET \
+                 /events orders by, and kept its {kept} as they were; Cosmos DB builds the new \
+                 index online (compositeIndexes now: {})",
+                cosmos.link(),
+                container["indexingPolicy"]["compositeIndexes"]
+            );
+            let after = cosmos.read_container()?;
+            if !after
+                .get("indexingPolicy")
+                .is_some_and(indexing::serves_read_order)
+            {
+                bail!(
+                    "Cosmos DB accepted the new indexing policy of {}, but reading the container \
+                     back does not show the composite index {READ_ORDER_INDEX}",
+                    cosmos.link()
+                );
+            }
+        }
+        PolicyPlan::Blocked(reason) => bail!(
+            "{} cannot serve GET /events, and init did not change it: {reason}",
+            cosmos.link()
+        ),
     }
     println!(
-        "ready: dbs/{}/colls/{} (partition key {}) answers signed reads",
-        store.database,
-        store.container,
+        "ready: {} (partition key {}) answers signed reads",
+        cosmos.link(),
         store.partition_key_path.as_str()
     );
     Ok(())
+}
+
+/// `--dry-run`: the same reads, and what would be created or changed, in words.
+fn dry_run(cosmos: &Cosmos<'_>) -> Result<()> {
+    let store = cosmos.store;
+    println!("dry run: reading only, nothing is created or changed");
+    let db = cosmos.call("read database", store.read_database_request(&date()))?;
+    let database_exists = match db.status().as_u16() {
+        200 => {
+            println!("database {} exists", store.database);
+            true
+        }
+        404 => {
+            println!("would create database {}", store.database);
+            false
+        }
+        _ => bail!("reading database {}: {}", store.database, refusal(&db)),
+    };
+    let answer = if database_exists {
+        Some(cosmos.call("read container", store.read_container_request(&date()))?)
+    } else {
+        None
+    };
+    match answer {
+        Some(answer) if answer.status() == StatusCode::OK => {
+            println!("container {} exists", store.container);
+            let container = container_json(&answer)?;
+            match plan(store, &container)? {
+                PolicyPlan::Ready => println!(
+                    "indexing policy of {}: has the composite index {READ_ORDER_INDEX} that GET \
+                     /events orders by; nothing to change",
+                    cosmos.link()
+                ),
+                PolicyPlan::Add {
+                    container, kept, ..
+                } => println!(
+                    "would add to the indexing policy of {}: the composite index \
+                     {READ_ORDER_INDEX} that GET /events orders by, keeping its {kept} as they \
+                     are; the policy would become:\n{}",
+                    cosmos.link(),
+                    serde_json::to_string_pretty(&container["indexingPolicy"])
+                        .expect("a JSON value serializes")
+                ),
+                PolicyPlan::Blocked(reason) => bail!(
+                    "{} cannot serve GET /events, and init would not change it: {reason}",
+                    cosmos.link()
+                ),
+            }
+        }
+        Some(answer) if answer.status() != StatusCode::NOT_FOUND => {
+            bail!("reading {}: {}", cosmos.link(), refusal(&answer))
+        }
+        _ => println!(
+            "would create container {} (partition key {}) with the indexing policy of {POLICY_FILE}, \
+             which has the composite index {READ_ORDER_INDEX}",
+            store.container,
+            store.partition_key_path.as_str()
+        ),
+    }
+    println!("dry run: nothing was changed");
+    Ok(())
+}
+
+/// The store's signed REST calls, with errors that say what was being done.
+struct Cosmos<'a> {
+    host: NativeHost,
+    store: &'a StoreConfig,
+}
+
+impl Cosmos<'_> {
+    fn call(&self, what: &str, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>> {
+        self.host
+            .send_blocking(request, CALL_TIMEOUT)
+            .with_context(|| {
+                format!(
+                    "{what}: Cosmos DB at {} could not be reached",
+                    self.store.endpoint.as_str()
+                )
+            })
+    }
+
+    /// `dbs/{db}/colls/{coll}`.
+    fn link(&self) -> String {
+        format!("dbs/{}/colls/{}", self.store.database, self.store.container)
+    }
+
+    /// The signed read of the container (the one a ping makes), which must answer 200 with
+    /// its properties.
+    fn read_container(&self) -> Result<Value> {
+        let answer = self.call("read container", self.store.read_container_request(&date()))?;
+        if !answer.status().is_success() {
+            bail!(
+                "the signed read of {} failed: {}",
+                self.link(),
+                refusal(&answer)
+            );
+        }
+        container_json(&answer)
+    }
+}
+
+fn container_json(answer: &http::Response<Vec<u8>>) -> Result<Value> {
+    serde_json::from_slice(answer.body()).context("the container's properties are not JSON")
+}
+
+fn plan(store: &StoreConfig, container: &Value) -> Result<PolicyPlan> {
+    indexing::plan(container)
+        .with_context(|| format!("dbs/{}/colls/{}", store.database, store.container))
 }
 
 fn date() -> String {
     x_ms_date(SystemTime::now())
 }
 
-fn report(kind: &str, id: &str, status: http::StatusCode, body: &[u8]) -> Result<()> {
-    match status.as_u16() {
+/// A refusal in words: the status, Cosmos DB's code and its own message (bounded and
+/// sanitised by the core).
+fn refusal(answer: &http::Response<Vec<u8>>) -> CosmosFailure {
+    CosmosFailure::from_answer(answer.status(), answer.headers(), answer.body())
+}
+
+fn report(kind: &str, id: &str, answer: &http::Response<Vec<u8>>) -> Result<()> {
+    match answer.status().as_u16() {
         201 => println!("created {kind} {id}"),
         409 => println!("{kind} {id} exists already"),
-        _ => bail!(
-            "creating {kind} {id}: Cosmos DB answered {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        ),
+        _ => bail!("creating {kind} {id}: {}", refusal(answer)),
     }
     Ok(())
 }

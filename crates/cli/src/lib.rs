@@ -7,6 +7,7 @@
 //! - [`outbound`]: the `allowed_outbound_hosts` allow-list;
 //! - [`outbound_pool`]: the connection pool the component's outbound requests go through;
 //! - [`componentize`]: core module to component, with the preview1 proxy adapter;
+//! - [`compose`]: the Spin variables adapter plugged into the app, for stock wasi:http hosts;
 //! - [`precompile`]: compiling the component in a child process (`up` never runs Cranelift);
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
 //! - [`server`]: the wasmtime + hyper server;
@@ -17,6 +18,7 @@
 
 pub mod bench;
 pub mod componentize;
+pub mod compose;
 pub mod init;
 pub mod log;
 pub mod manifest;

@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::{bench, init, precompile, replay, up};
+use acr_webhook_cli::{bench, compose, init, precompile, replay, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -33,6 +33,10 @@ enum Command {
     /// child process so that the server never holds the compiler's memory).
     #[command(name = precompile::SUBCOMMAND, hide = true)]
     Precompile(precompile::PrecompileArgs),
+    /// Plug a Spin variables adapter into the app: the component for stock wasi:http hosts
+    /// (`make wasi-http`).
+    #[command(hide = true)]
+    Compose(compose::ComposeArgs),
 }
 
 /// Dispatches to the subcommand.
@@ -43,6 +47,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::BenchInstantiate(args) => bench::run(args),
         Command::Precompile(args) => precompile::run(args),
+        Command::Compose(args) => compose::run(args),
     }
 }
 

@@ -80,6 +80,20 @@ pub fn load_app(from: &std::path::Path, variable_args: &[String]) -> Result<mani
     manifest.resolve(&resolution.variables)
 }
 
+/// Refuses to serve with keys the component would refuse on every request (missing, too short,
+/// unprintable, a key both in `webhook_keys` and `read_keys`): better a failed start than a
+/// receiver that answers 500 to every sender. The error names the variable, never a value.
+/// Apps that declare no `webhook_keys` variable are not checked.
+pub fn check_keys(app: &manifest::App) -> Result<()> {
+    use acr_webhook_core::config::{keys, VAR_WEBHOOK_KEYS};
+    if !app.variables.names().any(|n| n == VAR_WEBHOOK_KEYS) {
+        return Ok(());
+    }
+    keys(|name| app.variables.get(name).ok().map(str::to_owned))
+        .map(drop)
+        .map_err(|e| anyhow!("refusing to start: {e} (component {:?})", app.component_id))
+}
+
 /// Runs `up` to completion: Ok after a clean SIGINT/SIGTERM shutdown.
 pub fn run(args: UpArgs) -> Result<()> {
     let level = crate::log::Level::parse_directives(
@@ -88,6 +102,7 @@ pub fn run(args: UpArgs) -> Result<()> {
     .map_err(|e| anyhow!(e))?;
     crate::log::init(args.log_format, level);
     let app = load_app(&args.from, &args.variables)?;
+    check_keys(&app)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -122,6 +122,45 @@ fn a_file_that_is_not_wasm_is_reported_with_its_path() {
     );
 }
 
+/// `up` refuses to start with a key the component would refuse (issue 15, item 6): under 16
+/// characters, in either list, or a key in both lists. The error names the variable and never
+/// the value; nothing listens.
+#[test]
+fn up_refuses_to_start_with_weak_or_shared_keys() {
+    let weak = "fifteen-chars-k";
+    let cases = [
+        (weak.to_string(), None, "webhook_keys"),
+        (format!("{TEST_KEY},{weak}"), None, "webhook_keys"),
+        (TEST_KEY.to_string(), Some(weak.to_string()), "read_keys"),
+        (
+            TEST_KEY.to_string(),
+            Some(format!("reader-key-0123456789,{TEST_KEY}")),
+            "read_keys",
+        ),
+    ];
+    for (webhook_keys, read_keys, variable) in cases {
+        let mut cmd = Command::new(host_binary());
+        cmd.args(["up", "--listen", "127.0.0.1:0", "--from"])
+            .arg(repo_root().join("spin.toml"))
+            .env("SPIN_VARIABLE_COSMOS_ENDPOINT", "http://127.0.0.1:1")
+            .env("SPIN_VARIABLE_COSMOS_KEY", EMULATOR_KEY)
+            .env("SPIN_VARIABLE_WEBHOOK_KEYS", &webhook_keys)
+            .env_remove("SPIN_VARIABLE_READ_KEYS");
+        if let Some(read_keys) = &read_keys {
+            cmd.env("SPIN_VARIABLE_READ_KEYS", read_keys);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{variable}: up started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("refusing to start"), "{stderr}");
+        assert!(stderr.contains(&format!("`{variable}`")), "{stderr}");
+        assert!(
+            !stderr.contains(weak) && !stderr.contains(TEST_KEY),
+            "{stderr}"
+        );
+    }
+}
+
 #[test]
 fn up_serves_the_component_its_child_compiled() {
     let stack = Stack::start();

@@ -10,6 +10,15 @@ use acr_webhook_testkit::{CaptureServer, NotifyEndpoint, Registry};
 use serde_json::Value;
 use support::*;
 
+crate::on_every_host!(
+    every_fixture_action_is_answered_and_stored_right,
+    the_same_event_twice_is_one_document,
+    refusals_write_nothing,
+    ping_and_writes_follow_the_store_down_and_back,
+    healthz_answers_without_the_store,
+    a_real_registry_push_is_stored_with_its_real_digest,
+);
+
 /// The document for an ACR event, field by field from the event itself.
 fn assert_document_matches_event(doc: &Value, event: &Value) {
     let target = &event["target"];
@@ -49,9 +58,8 @@ fn assert_document_matches_event(doc: &Value, event: &Value) {
     );
 }
 
-#[test]
-fn every_fixture_action_is_answered_and_stored_right() {
-    let stack = Stack::start();
+fn every_fixture_action_is_answered_and_stored_right(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     for name in [
         "push",
         "delete",
@@ -83,9 +91,8 @@ fn every_fixture_action_is_answered_and_stored_right() {
     assert!(!log.contains(TEST_KEY), "{log}");
 }
 
-#[test]
-fn the_same_event_twice_is_one_document() {
-    let stack = Stack::start();
+fn the_same_event_twice_is_one_document(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let first = stack.post_acr(&fixture("acr/push.json"));
     let second = stack.post_acr(&fixture("acr/push.json"));
     assert_eq!((first.status, second.status), (201, 200));
@@ -102,9 +109,11 @@ fn the_same_event_twice_is_one_document() {
     assert_eq!(stack.count(), 4);
 }
 
-#[test]
-fn refusals_write_nothing() {
-    let stack = Stack::start_with(&[("webhook_keys", &format!("{TEST_KEY},{TEST_KEY_2}"))]);
+fn refusals_write_nothing(host: Host) {
+    let stack = Stack::start_on(
+        host,
+        &[("webhook_keys", &format!("{TEST_KEY},{TEST_KEY_2}"))],
+    );
     let push = fixture("acr/push.json");
     let before = stack.count();
     let partial = bearer(&TEST_KEY[..TEST_KEY.len() - 2]);
@@ -167,9 +176,8 @@ fn refusals_write_nothing() {
     assert!(!stack.app_log().contains(TEST_KEY_2), "no key in the log");
 }
 
-#[test]
-fn ping_and_writes_follow_the_store_down_and_back() {
-    let mut stack = Stack::start_with(&[("write_budget_ms", "1500")]);
+fn ping_and_writes_follow_the_store_down_and_back(host: Host) {
+    let mut stack = Stack::start_on(host, &[("write_budget_ms", "1500")]);
     assert_eq!(stack.post_acr(&fixture("acr/ping.json")).status, 204);
 
     stack.store.stop();
@@ -190,17 +198,15 @@ fn ping_and_writes_follow_the_store_down_and_back() {
     assert_eq!(stack.count(), 1);
 }
 
-#[test]
-fn healthz_answers_without_the_store() {
-    let mut stack = Stack::start();
+fn healthz_answers_without_the_store(host: Host) {
+    let mut stack = Stack::start_on(host, &[]);
     stack.store.stop();
     let r = acr_webhook_testkit::http::request("GET", &stack.url("/healthz"), &[], None).unwrap();
     assert_eq!(r.status, 200);
 }
 
-#[test]
-fn a_real_registry_push_is_stored_with_its_real_digest() {
-    let stack = Stack::start();
+fn a_real_registry_push_is_stored_with_its_real_digest(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let hook = CaptureServer::start(200);
     let registry = Registry::start(Some(NotifyEndpoint::new(hook.url())));
     let image = registry.push_image("team/app", "v1");

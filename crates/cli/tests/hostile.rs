@@ -16,6 +16,13 @@ use acr_webhook_testkit::{http, sha256_digest};
 use serde_json::{json, Value};
 use support::*;
 
+crate::on_every_host!(
+    hostile_and_broken_bodies_get_the_right_answer_and_never_a_bad_write,
+    every_wrong_key_is_refused_and_both_rotated_keys_work,
+    slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver,
+    no_answer_and_no_log_line_carries_a_key_a_signature_or_a_query_string,
+);
+
 const MIB: usize = 1 << 20;
 /// The component's budget in these tests: the body must arrive within half of it.
 const BUDGET: Duration = Duration::from_millis(1500);
@@ -643,10 +650,9 @@ fn same(got: &Value, want: &Value) -> bool {
     }
 }
 
-#[test]
-fn hostile_and_broken_bodies_get_the_right_answer_and_never_a_bad_write() {
+fn hostile_and_broken_bodies_get_the_right_answer_and_never_a_bad_write(host: Host) {
     let started = Instant::now();
-    let stack = Stack::start_with(&[("write_budget_ms", BUDGET_MS)]);
+    let stack = Stack::start_on(host, &[("write_budget_ms", BUDGET_MS)]);
     let rows = table();
     assert!(rows.len() >= 40, "{} rows", rows.len());
     let mut failures = Vec::new();
@@ -768,10 +774,12 @@ fn one_byte_changed(key: &str, i: usize) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-#[test]
-fn every_wrong_key_is_refused_and_both_rotated_keys_work() {
+fn every_wrong_key_is_refused_and_both_rotated_keys_work(host: Host) {
     let keys = format!("{TEST_KEY},{TEST_KEY_2}");
-    let stack = Stack::start_with(&[("webhook_keys", &keys), ("write_budget_ms", BUDGET_MS)]);
+    let stack = Stack::start_on(
+        host,
+        &[("webhook_keys", &keys), ("write_budget_ms", BUDGET_MS)],
+    );
     let seq = AtomicUsize::new(0);
     let event = || {
         let n = seq.fetch_add(1, Ordering::Relaxed);
@@ -1083,9 +1091,8 @@ fn answer_within(stream: &mut TcpStream, since: Instant) -> Timed {
     }
 }
 
-#[test]
-fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver() {
-    let stack = Stack::start_with(&[("write_budget_ms", BUDGET_MS)]);
+fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver(host: Host) {
+    let stack = Stack::start_on(host, &[("write_budget_ms", BUDGET_MS)]);
     let half = BUDGET / 2;
     let slack = Duration::from_millis(400);
     let answers: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -1228,10 +1235,12 @@ fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver() {
 // ---------------------------------------------------------------------------------------
 // Query strings and keys never reach the log, whatever the route.
 
-#[test]
-fn no_answer_and_no_log_line_carries_a_key_a_signature_or_a_query_string() {
+fn no_answer_and_no_log_line_carries_a_key_a_signature_or_a_query_string(host: Host) {
     let keys = format!("{TEST_KEY},{TEST_KEY_2}");
-    let stack = Stack::start_with(&[("webhook_keys", &keys), ("write_budget_ms", BUDGET_MS)]);
+    let stack = Stack::start_on(
+        host,
+        &[("webhook_keys", &keys), ("write_budget_ms", BUDGET_MS)],
+    );
     let secret = "query-secret-4d1f";
     let auth = bearer(TEST_KEY);
     let wrong = bearer(ROTATED_OUT_KEY);

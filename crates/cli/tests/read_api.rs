@@ -14,6 +14,15 @@ use acr_webhook_testkit::http;
 use serde_json::{json, Value};
 use support::*;
 
+crate::on_every_host!(
+    every_event_exactly_once_in_order_for_each_filter,
+    a_container_partitioned_by_image_pages_the_same,
+    one_event_by_id_including_ids_made_safe,
+    include_and_exclude_answer_202_and_write_nothing,
+    read_keys_read_and_do_not_write,
+    documents_left_by_the_old_function_are_listed_last,
+);
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn enc(text: &str) -> String {
     text.bytes()
@@ -47,7 +56,7 @@ fn all_pages(stack: &Stack, query: &str, limit: usize) -> Vec<Vec<Value>> {
             path.push_str("&continuation=");
             path.push_str(&enc(token));
         }
-        let answer = get(stack, &path, Some(TEST_KEY));
+        let answer = get(stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 200, "{path}: {}", answer.text());
         let page = json(&answer);
         let events = page["events"].as_array().expect("events").clone();
@@ -183,10 +192,9 @@ fn offsets_are_computed_right() {
     );
 }
 
-#[test]
-fn every_event_exactly_once_in_order_for_each_filter() {
+fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
     let started = Instant::now();
-    let stack = Stack::start();
+    let stack = Stack::start_on(host, &[]);
     // Three groups, received apart, to make time windows meaningful.
     let groups: [std::ops::Range<u64>; 3] = [0..120, 120..220, 220..300];
     let mut group_ids: Vec<HashSet<String>> = Vec::new();
@@ -368,13 +376,13 @@ fn every_event_exactly_once_in_order_for_each_filter() {
     let page = json(&get(
         &stack,
         &format!("/events?{query}&limit=7"),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     ));
     let token = page["continuation"].as_str().unwrap().to_owned();
     let next = get(
         &stack,
         &format!("/events?{query}&limit=3&continuation={}", enc(&token)),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(next.status, 200, "{}", next.text());
     let want = expected(&docs, |d| d["image"] == "team/api");
@@ -419,7 +427,7 @@ fn every_event_exactly_once_in_order_for_each_filter() {
             ),
         ),
     ] {
-        let answer = get(&stack, &path, Some(TEST_KEY));
+        let answer = get(&stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{label}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_continuation", "{label}");
         assert!(
@@ -438,31 +446,38 @@ fn every_event_exactly_once_in_order_for_each_filter() {
         "/events?since=yesterday",
         &format!("/events?since={g3}&until={g2}"),
     ] {
-        let answer = get(&stack, path, Some(TEST_KEY));
+        let answer = get(&stack, path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{path}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_query", "{path}");
     }
     assert_eq!(get(&stack, "/events", None).status, 401);
     assert_eq!(get(&stack, "/events", Some("wrong")).status, 401);
-    let by_code = get(&stack, &format!("/events?code={TEST_KEY}&limit=1"), None);
+    let by_code = get(
+        &stack,
+        &format!("/events?code={TEST_READ_KEY}&limit=1"),
+        None,
+    );
     assert_eq!(by_code.status, 200, "{}", by_code.text());
     assert_eq!(json(&by_code)["events"].as_array().unwrap().len(), 1);
-    let over = json(&get(&stack, "/events?limit=1000", Some(TEST_KEY)));
+    let over = json(&get(&stack, "/events?limit=1000", Some(TEST_READ_KEY)));
     assert_eq!(
         over["events"].as_array().unwrap().len(),
         100,
         "limit lowered to 100"
     );
-    assert!(!stack.app_log().contains(TEST_KEY), "no key in the log");
+    let log = stack.app_log();
+    assert!(
+        !log.contains(TEST_KEY) && !log.contains(TEST_READ_KEY),
+        "no key in the log"
+    );
     eprintln!(
         "300 events posted in {posted:?}; whole test {:?}",
         started.elapsed()
     );
 }
 
-#[test]
-fn a_container_partitioned_by_image_pages_the_same() {
-    let stack = Stack::start_with(&[("partition_key_path", "/image")]);
+fn a_container_partitioned_by_image_pages_the_same(host: Host) {
+    let stack = Stack::start_on(host, &[("partition_key_path", "/image")]);
     for n in 0..60 {
         let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
         assert_eq!(answer.status, 201, "{n}: {}", answer.text());
@@ -492,15 +507,14 @@ fn a_container_partitioned_by_image_pages_the_same() {
     let answer = get(
         &stack,
         &format!("/events/{}", enc(&id_of(one))),
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(json(&answer), without_system_properties(one));
 }
 
-#[test]
-fn one_event_by_id_including_ids_made_safe() {
-    let stack = Stack::start();
+fn one_event_by_id_including_ids_made_safe(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let mut stored = Vec::new();
     for name in ["push", "push_id_with_slashes", "push_long_id"] {
         let path = format!("acr/{name}.json");
@@ -518,7 +532,7 @@ fn one_event_by_id_including_ids_made_safe() {
         let doc = stack.document(id).expect("stored");
         let want = without_system_properties(&doc);
         // The contract: the listed id, percent-encoded once.
-        let answer = get(&stack, &format!("/events/{}", enc(id)), Some(TEST_KEY));
+        let answer = get(&stack, &format!("/events/{}", enc(id)), Some(TEST_READ_KEY));
         assert_eq!(answer.status, 200, "{id}: {}", answer.text());
         assert_eq!(json(&answer), want);
         if original != id {
@@ -527,13 +541,13 @@ fn one_event_by_id_including_ids_made_safe() {
             let answer = get(
                 &stack,
                 &format!("/events/{}", enc(original)),
-                Some(TEST_KEY),
+                Some(TEST_READ_KEY),
             );
             assert_eq!(answer.status, 200, "{original}: {}", answer.text());
             assert_eq!(json(&answer), want);
         }
         // The listed id, found in the list too.
-        let listed = json(&get(&stack, "/events?limit=10", Some(TEST_KEY)));
+        let listed = json(&get(&stack, "/events?limit=10", Some(TEST_READ_KEY)));
         assert!(listed["events"]
             .as_array()
             .unwrap()
@@ -544,18 +558,21 @@ fn one_event_by_id_including_ids_made_safe() {
     let raw = get(
         &stack,
         "/events/evt%2F2024%5C01%3Fkind=push%23frag",
-        Some(TEST_KEY),
+        Some(TEST_READ_KEY),
     );
     assert_eq!(raw.status, 200, "{}", raw.text());
     assert_eq!(json(&raw)["id"], "evt%2F2024%5C01%3Fkind=push%23frag");
 
-    let missing = get(&stack, "/events/no-such-event", Some(TEST_KEY));
+    let missing = get(&stack, "/events/no-such-event", Some(TEST_READ_KEY));
     assert_eq!(missing.status, 404, "{}", missing.text());
     assert_eq!(json(&missing)["error"], "event_not_found");
     // An id that is not one (a slash in it, as safe_id would have escaped it) is still absent.
-    assert_eq!(get(&stack, "/events/a%2Fb", Some(TEST_KEY)).status, 404);
+    assert_eq!(
+        get(&stack, "/events/a%2Fb", Some(TEST_READ_KEY)).status,
+        404
+    );
     for bad in ["/events/", "/events/%zz", "/events/%C3"] {
-        let answer = get(&stack, bad, Some(TEST_KEY));
+        let answer = get(&stack, bad, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 400, "{bad}: {}", answer.text());
         assert_eq!(json(&answer)["error"], "invalid_query", "{bad}");
     }
@@ -587,12 +604,14 @@ fn acr_event(id: &str, repository: &str, tag: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-#[test]
-fn include_and_exclude_answer_202_and_write_nothing() {
-    let stack = Stack::start_with(&[
-        ("include", "hello-world:*, team/*:*"),
-        ("exclude", "team/secret:*"),
-    ]);
+fn include_and_exclude_answer_202_and_write_nothing(host: Host) {
+    let stack = Stack::start_on(
+        host,
+        &[
+            ("include", "hello-world:*, team/*:*"),
+            ("exclude", "team/secret:*"),
+        ],
+    );
     // Kept: included and not excluded, with or without a tag.
     for (id, repository, tag) in [
         ("kept-1", "hello-world", Some("v1")),
@@ -686,11 +705,34 @@ fn include_and_exclude_answer_202_and_write_nothing() {
 const READ_KEY: &str = "e2e-read-key-91b2";
 const READ_KEY_2: &str = "e2e-read-key-second-c3d4";
 
+/// Reading is opt-in (issue 15, item 5): with `read_keys` unset every read route answers 403
+/// `reads_disabled` naming the variable, to the webhook key too, while writes go on.
+#[test]
+fn reads_are_disabled_without_read_keys() {
+    let stack = Stack::start_with(&[("read_keys", "")]);
+    let push = stack.post_acr(&fixture("acr/push.json"));
+    assert_eq!(push.status, 201, "{}", push.text());
+    for path in ["/events", "/events/summary", "/events/some-id"] {
+        for key in [Some(TEST_KEY), Some(TEST_READ_KEY), None] {
+            let answer = get(&stack, path, key);
+            assert_eq!(answer.status, 403, "{path}: {}", answer.text());
+            let body = json(&answer);
+            assert_eq!(body["error"], "reads_disabled");
+            assert!(
+                body["message"].as_str().unwrap().contains("`read_keys`"),
+                "{body}"
+            );
+        }
+    }
+    let by_code = get(&stack, &format!("/events?code={TEST_KEY}"), None);
+    assert_eq!(by_code.status, 403);
+    assert_eq!(stack.count(), 1);
+}
+
 /// `read_keys` set: reads take only the read keys, writes only the webhook keys (the
 /// webhook key no longer reads: `read_keys` replaces the webhook keys for the read API).
-#[test]
-fn read_keys_read_and_do_not_write() {
-    let stack = Stack::start_with(&[("read_keys", &format!("{READ_KEY}, {READ_KEY_2}"))]);
+fn read_keys_read_and_do_not_write(host: Host) {
+    let stack = Stack::start_on(host, &[("read_keys", &format!("{READ_KEY}, {READ_KEY_2}"))]);
     let push = fixture("acr/push.json");
     let by_reader = stack.post(
         "/acr",
@@ -727,7 +769,7 @@ fn read_keys_read_and_do_not_write() {
     .unwrap();
     assert_eq!(by_header.status, 200);
     for path in ["/events".to_owned(), format!("/events/{id}")] {
-        let answer = get(&stack, &path, Some(TEST_KEY));
+        let answer = get(&stack, &path, Some(TEST_READ_KEY));
         assert_eq!(answer.status, 401, "{path}: the webhook key does not read");
         assert_eq!(json(&answer)["error"], "unauthorized");
     }
@@ -741,12 +783,11 @@ fn read_keys_read_and_do_not_write() {
 /// Documents written by the Azure Function this receiver replaces (`{id, loginServer, action,
 /// timestamp, image, tag}`, no `receivedAt`) may share the container: they are listed after
 /// every event this receiver stored, by id descending, and paging goes through them.
-#[test]
-fn documents_left_by_the_old_function_are_listed_last() {
+fn documents_left_by_the_old_function_are_listed_last(host: Host) {
     use acr_webhook_cli::store_client::NativeHost;
     use acr_webhook_core::cosmos::x_ms_date;
 
-    let stack = Stack::start();
+    let stack = Stack::start_on(host, &[]);
     for n in 0..13 {
         let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
         assert_eq!(answer.status, 201, "{n}: {}", answer.text());

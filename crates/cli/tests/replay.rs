@@ -12,6 +12,11 @@ use acr_webhook_testkit::{free_port, repo_root};
 use serde_json::Value;
 use support::*;
 
+crate::on_every_host!(
+    replay_stores_exactly_the_failed_deliveries_once,
+    replay_fails_when_a_delivery_is_not_accepted,
+);
+
 /// The failed deliveries of tests/fixtures/acr/list-events.json (2, 3, 4), in file order,
 /// with what the file recorded for each.
 const FAILED: [(&str, &str); 3] = [
@@ -75,9 +80,8 @@ fn assert_no_secret(out: &Output, secrets: &[&str]) {
     }
 }
 
-#[test]
-fn replay_stores_exactly_the_failed_deliveries_once() {
-    let stack = Stack::start();
+fn replay_stores_exactly_the_failed_deliveries_once(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let file = list_events();
     let file = file.to_str().unwrap();
     let to = stack.url("/acr");
@@ -172,9 +176,8 @@ fn replay_stores_exactly_the_failed_deliveries_once() {
     assert!(!stack.app_log().contains(TEST_KEY));
 }
 
-#[test]
-fn replay_fails_when_a_delivery_is_not_accepted() {
-    let stack = Stack::start();
+fn replay_fails_when_a_delivery_is_not_accepted(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let file = list_events();
     let file = file.to_str().unwrap();
     let to = stack.url("/acr");

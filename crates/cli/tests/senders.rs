@@ -14,6 +14,13 @@ use acr_webhook_testkit::{http, NotifyEndpoint, PushOptions, PushedImage, Regist
 use serde_json::{json, Value};
 use support::*;
 
+crate::on_every_host!(
+    a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once,
+    a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored,
+    event_grid_handshakes_a_batch_of_ten_and_redeliveries,
+    one_registry_event_by_two_routes_is_one_document,
+);
+
 /// The registry's notification settings: the key as a bearer token, a timeout longer than
 /// the app's write budget (so the app's 503 is what the registry sees), quick retries.
 fn notify(stack: &Stack, key: &str) -> NotifyEndpoint {
@@ -127,11 +134,10 @@ fn assert_push_document(doc: &Value, image: &PushedImage) {
     assert!(doc["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
-#[test]
-fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once() {
+fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once(host: Host) {
     let started = Instant::now();
     // A short write budget: with the store down the app answers 503 in about a second.
-    let mut stack = Stack::start_with(&[("write_budget_ms", "1000")]);
+    let mut stack = Stack::start_on(host, &[("write_budget_ms", "1000")]);
     let registry = Registry::start(Some(notify(&stack, TEST_KEY)));
 
     // First batch, everything up.
@@ -202,9 +208,8 @@ fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once() 
     eprintln!("registry test: {:?}", started.elapsed());
 }
 
-#[test]
-fn a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored() {
-    let stack = Stack::start();
+fn a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let registry = Registry::start(Some(notify(&stack, "not-the-key")));
     registry.push_image("team/app", "v1");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -281,9 +286,8 @@ fn assert_event_grid_document(doc: &Value, event: &Value) {
     );
 }
 
-#[test]
-fn event_grid_handshakes_a_batch_of_ten_and_redeliveries() {
-    let stack = Stack::start();
+fn event_grid_handshakes_a_batch_of_ten_and_redeliveries(host: Host) {
+    let stack = Stack::start_on(host, &[]);
     let auth = bearer(TEST_KEY);
 
     // The Event Grid schema validation handshake: the code echoed with 200, nothing written.
@@ -419,9 +423,8 @@ fn event_grid_handshakes_a_batch_of_ten_and_redeliveries() {
     assert!(!stack.app_log().contains(TEST_KEY));
 }
 
-#[test]
-fn one_registry_event_by_two_routes_is_one_document() {
-    let stack = Stack::start();
+fn one_registry_event_by_two_routes_is_one_document(host: Host) {
+    let stack = Stack::start_on(host, &[]);
 
     // Event Grid first, then the same event as an ACR webhook body (the event is `data`).
     let delivery = fixture_json("eventgrid/eventgrid-schema/image_pushed.json");

@@ -32,6 +32,9 @@ pub enum Success {
     },
     /// A ping, and the store answered a signed read (204).
     Pong,
+    /// A ping whose signed read worked, of a container that cannot serve `GET /events`
+    /// (204, with the reason in a `Warning` header and the log line).
+    PongWithWarning(String),
     /// The health check (200).
     Healthy,
     /// The event is outside the configured `include`/`exclude` scope: not written (202).
@@ -102,6 +105,9 @@ pub enum Failure {
     /// No key, or no configured key matches.
     #[error("missing or wrong webhook key (send `Authorization: Bearer <key>`)")]
     Unauthorized,
+    /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
+    #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]
+    ReadsDisabled,
     /// The body is larger than the limit.
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -139,6 +145,20 @@ pub enum Failure {
         reason: String,
         /// How long the client should wait, when known.
         retry_after: Option<Duration>,
+    },
+    /// Cosmos DB refused a read query because the container has no composite index for its
+    /// `ORDER BY` (a container the receiver did not create).
+    #[error(
+        "Cosmos DB refused the read query ({store_message}): {}",
+        crate::indexing::missing_index_advice(database, container)
+    )]
+    IndexMissing {
+        /// The configured database.
+        database: String,
+        /// The configured container.
+        container: String,
+        /// Cosmos DB's own words, made safe to show.
+        store_message: String,
     },
     /// A ping's signed read of the container failed.
     #[error("ping failed: the signed read of the container failed: {reason}")]
@@ -182,11 +202,13 @@ impl Failure {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::ReadsDisabled => StatusCode::FORBIDDEN,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::BodyUnreadable(_) | Failure::Payload(_) => StatusCode::BAD_REQUEST,
             Failure::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::StoreRefused(_) => StatusCode::BAD_GATEWAY,
+            Failure::IndexMissing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::StoreUnavailable { .. }
             | Failure::ReadUnavailable { .. }
             | Failure::StoreCheckFailed { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -207,6 +229,7 @@ impl Failure {
             Failure::NotFound => "not_found",
             Failure::MethodNotAllowed { .. } => "method_not_allowed",
             Failure::Unauthorized => "unauthorized",
+            Failure::ReadsDisabled => "reads_disabled",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
             Failure::BodyTimeout => "request_timeout",
@@ -215,6 +238,7 @@ impl Failure {
             Failure::Payload(PayloadError::UnsupportedAction(_)) => "unsupported_action",
             Failure::Config(_) => "configuration_error",
             Failure::StoreRefused(_) => "store_refused",
+            Failure::IndexMissing { .. } => "index_missing",
             Failure::StoreUnavailable { .. } | Failure::ReadUnavailable { .. } => {
                 "store_unavailable"
             }
@@ -228,6 +252,22 @@ impl Failure {
             Failure::SummaryTooLarge { .. } => "summary_too_large",
             Failure::NotAcceptable => "not_acceptable",
         }
+    }
+}
+
+impl Failure {
+    /// What a final refusal by Cosmos DB (`failure`) of a request for `store` means: a
+    /// missing composite index when its message says so ([`Failure::IndexMissing`]), else
+    /// [`Failure::StoreRefused`] with Cosmos DB's own message.
+    pub fn store_refused(store: &crate::config::StoreConfig, failure: CosmosFailure) -> Self {
+        if failure.is_missing_composite_index() {
+            return Failure::IndexMissing {
+                database: store.database.clone(),
+                container: store.container.clone(),
+                store_message: failure.message.unwrap_or_default(),
+            };
+        }
+        Failure::StoreRefused(failure)
     }
 }
 
@@ -270,6 +310,10 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
         ),
         Ok(Success::Pong) => Response::builder()
             .status(StatusCode::NO_CONTENT)
+            .body(Vec::new()),
+        Ok(Success::PongWithWarning(warning)) => Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(header::WARNING, warning_header(warning))
             .body(Vec::new()),
         Ok(Success::Healthy) => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
         Ok(Success::Filtered { reason }) => json(
@@ -335,6 +379,26 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
     response.expect("status codes and header values built here are valid")
 }
 
+/// The longest `Warning` header text (a header stays well below hosts' limits).
+const MAX_WARNING_CHARS: usize = 1000;
+
+/// `Warning: 199 acr-webhook "<text>"` (RFC 7234 §5.5, code 199 "miscellaneous warning"):
+/// printable ASCII only, quotes and backslashes replaced, at most [`MAX_WARNING_CHARS`].
+fn warning_header(text: &str) -> header::HeaderValue {
+    let quoted: String = text
+        .chars()
+        .take(MAX_WARNING_CHARS)
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    header::HeaderValue::from_str(&format!("199 acr-webhook \"{quoted}\""))
+        .expect("printable ASCII is a valid header value")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,6 +409,7 @@ mod tests {
             status: StatusCode::FORBIDDEN,
             code: None,
             retry_after: None,
+            message: None,
         };
         let table: Vec<(Failure, u16, &str)> = vec![
             (Failure::NotFound, 404, "not_found"),
@@ -354,6 +419,7 @@ mod tests {
                 "method_not_allowed",
             ),
             (Failure::Unauthorized, 401, "unauthorized"),
+            (Failure::ReadsDisabled, 403, "reads_disabled"),
             (
                 Failure::PayloadTooLarge { limit: 1 },
                 413,
@@ -382,6 +448,15 @@ mod tests {
                 "configuration_error",
             ),
             (Failure::StoreRefused(cosmos), 502, "store_refused"),
+            (
+                Failure::IndexMissing {
+                    database: "acr".into(),
+                    container: "events".into(),
+                    store_message: "x".into(),
+                },
+                500,
+                "index_missing",
+            ),
             (
                 Failure::StoreUnavailable {
                     reason: "x".into(),
@@ -447,6 +522,133 @@ mod tests {
         let r = respond(&Ok(Success::Pong));
         assert_eq!(r.status(), 204);
         assert!(r.body().is_empty());
+    }
+
+    fn store() -> crate::config::StoreConfig {
+        crate::config::tests::test_config(&[]).store
+    }
+
+    fn refusal(status: u16, fixture: &str) -> CosmosFailure {
+        let path = format!(
+            "{}/../../tests/fixtures/cosmos/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        CosmosFailure::from_answer(
+            StatusCode::from_u16(status).unwrap(),
+            &http::HeaderMap::new(),
+            &std::fs::read(&path).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_missing_composite_index_is_told_apart_from_other_refusals() {
+        for fixture in [
+            "local-store-missing-composite-index.json",
+            "gateway-missing-composite-index.json",
+        ] {
+            let failure = Failure::store_refused(&store(), refusal(400, fixture));
+            assert_eq!(failure.code(), "index_missing", "{fixture}");
+            assert_eq!(failure.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let message = failure.to_string();
+            for needed in [
+                "(/receivedAt DESC, /id DESC)",
+                "container `events` of database `acr`",
+                "`acr-webhook init`",
+                "az cosmosdb sql container update",
+                "-d acr -n events --idx @deploy/cosmos-indexing-policy.json",
+                "The order by query does not have a corresponding composite index that it can \
+                 be served from.",
+            ] {
+                assert!(
+                    message.contains(needed),
+                    "{fixture}: {needed:?} not in {message}"
+                );
+            }
+            assert!(!message.contains(['\r', '\n']), "one line: {message:?}");
+        }
+        // The gateway's envelope is opened: its sentence and ActivityId, no request URI.
+        let gateway = Failure::store_refused(
+            &store(),
+            refusal(400, "gateway-missing-composite-index.json"),
+        )
+        .to_string();
+        assert!(
+            gateway.contains("ActivityId: af78cca2-48d9-4cf2-94a9-3582e86a0b3e"),
+            "{gateway}"
+        );
+        assert!(
+            !gateway.contains("/apps/") && !gateway.contains("Errors"),
+            "{gateway}"
+        );
+
+        // Not from the status alone: other 400s, and the same words with another status.
+        for (status, fixture) in [
+            (400, "gateway-order-by-path-excluded.json"),
+            (400, "local-store-replace-partition-key.json"),
+            (500, "local-store-missing-composite-index.json"),
+            (401, "gateway-unauthorized.json"),
+        ] {
+            let failure = Failure::store_refused(&store(), refusal(status, fixture));
+            assert_eq!(failure.code(), "store_refused", "{fixture}");
+        }
+        let bare =
+            CosmosFailure::from_answer(StatusCode::BAD_REQUEST, &http::HeaderMap::new(), b"");
+        assert_eq!(
+            Failure::store_refused(&store(), bare).code(),
+            "store_refused"
+        );
+    }
+
+    #[test]
+    fn other_refusals_carry_cosmos_dbs_own_words() {
+        let excluded = Failure::store_refused(
+            &store(),
+            refusal(400, "gateway-order-by-path-excluded.json"),
+        );
+        assert_eq!(
+            excluded.to_string(),
+            "Cosmos DB refused the request: Cosmos DB answered 400 Bad Request (BadRequest): \
+             The index path corresponding to the specified order-by item is excluded. \
+             (ActivityId: 3318a5c9-d1b5-4893-861d-73dc4c97ff29)"
+        );
+        let local = Failure::store_refused(
+            &store(),
+            refusal(400, "local-store-replace-partition-key.json"),
+        );
+        assert_eq!(
+            local.to_string(),
+            "Cosmos DB refused the request: Cosmos DB answered 400 Bad Request: replacing \
+             partitionKey is not allowed"
+        );
+        let unauthorized =
+            Failure::store_refused(&store(), refusal(401, "gateway-unauthorized.json")).to_string();
+        assert!(
+            unauthorized.starts_with(
+                "Cosmos DB refused the request: Cosmos DB answered 401 Unauthorized (Unauthorized): \
+                 The input authorization token can't serve the request."
+            ),
+            "{unauthorized}"
+        );
+        assert!(
+            unauthorized.contains("'post docs dbs/acr/colls/events fri, 04 dec 2026"),
+            "{unauthorized}"
+        );
+        assert!(!unauthorized.contains(['\r', '\n']), "{unauthorized:?}");
+    }
+
+    #[test]
+    fn a_ping_warning_is_a_header_on_the_204() {
+        let r = respond(&Ok(Success::PongWithWarning(
+            "no index \"x\" in \\ container é\nnext".into(),
+        )));
+        assert_eq!(r.status(), 204);
+        assert!(r.body().is_empty());
+        assert_eq!(
+            r.headers()["warning"],
+            "199 acr-webhook \"no index 'x' in / container ??next\""
+        );
+        let long = respond(&Ok(Success::PongWithWarning("a".repeat(5000))));
+        assert!(long.headers()["warning"].len() < 1100);
     }
 
     #[test]

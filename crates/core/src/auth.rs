@@ -34,7 +34,14 @@ pub enum InvalidWebhookKeys {
     /// A key contains a character that cannot travel in an HTTP header.
     #[error("a key contains a space or a control character; use printable ASCII without spaces")]
     Unprintable,
+    /// A key is shorter than [`MIN_KEY_LENGTH`]: guessable, and too easily reused from a
+    /// default or an example.
+    #[error("a key is shorter than 16 characters; use a random one (e.g. `openssl rand -hex 32`)")]
+    TooShort,
 }
+
+/// The shortest key accepted, in characters (16 random hex characters are 64 bits).
+pub const MIN_KEY_LENGTH: usize = 16;
 
 impl WebhookKeys {
     /// Parses a comma-separated list; blanks around keys are ignored.
@@ -43,6 +50,9 @@ impl WebhookKeys {
         for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             if !key.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(InvalidWebhookKeys::Unprintable);
+            }
+            if key.len() < MIN_KEY_LENGTH {
+                return Err(InvalidWebhookKeys::TooShort);
             }
             digests.push(digest(key.as_bytes()));
         }
@@ -60,6 +70,11 @@ impl WebhookKeys {
     /// Never true: parsing refuses an empty list.
     pub fn is_empty(&self) -> bool {
         self.digests.is_empty()
+    }
+
+    /// True when some key is in both lists (compared by digest).
+    pub fn shares_a_key_with(&self, other: &WebhookKeys) -> bool {
+        self.digests.iter().any(|d| other.digests.contains(d))
     }
 
     /// True when `presented` equals one of the keys. Constant time in the keys' content.
@@ -237,14 +252,22 @@ mod tests {
 
     #[test]
     fn query_code_is_percent_decoded_and_plus_is_kept() {
-        let ks = keys("a+b/c==");
+        let ks = keys("a+b/c==0123456789");
         assert!(is_authorized(
             &HeaderMap::new(),
-            Some("code=a%2Bb%2Fc%3D%3D"),
+            Some("code=a%2Bb%2Fc%3D%3D0123456789"),
             &ks
         ));
-        assert!(is_authorized(&HeaderMap::new(), Some("code=a+b/c=="), &ks));
-        assert!(!is_authorized(&HeaderMap::new(), Some("code=a b/c=="), &ks));
+        assert!(is_authorized(
+            &HeaderMap::new(),
+            Some("code=a+b/c==0123456789"),
+            &ks
+        ));
+        assert!(!is_authorized(
+            &HeaderMap::new(),
+            Some("code=a b/c==0123456789"),
+            &ks
+        ));
         assert_eq!(percent_decode(b"%zz%4"), b"%zz%4");
         assert_eq!(percent_decode(b"%41%"), b"A%");
     }
@@ -259,6 +282,30 @@ mod tests {
             WebhookKeys::parse("has space"),
             Err(InvalidWebhookKeys::Unprintable)
         ));
+    }
+
+    #[test]
+    fn keys_shorter_than_sixteen_characters_are_refused() {
+        let fifteen = "abcdefghij12345";
+        assert_eq!(
+            WebhookKeys::parse(fifteen).unwrap_err(),
+            InvalidWebhookKeys::TooShort
+        );
+        // One short key spoils a list of good ones: it would be accepted like the others.
+        assert_eq!(
+            WebhookKeys::parse(&format!("{K1},{fifteen}")).unwrap_err(),
+            InvalidWebhookKeys::TooShort
+        );
+        assert!(WebhookKeys::parse(&format!("{fifteen}6")).is_ok());
+        let message = InvalidWebhookKeys::TooShort.to_string();
+        assert!(message.contains(&MIN_KEY_LENGTH.to_string()), "{message}");
+        assert!(!message.contains(fifteen));
+    }
+
+    #[test]
+    fn lists_sharing_a_key() {
+        assert!(keys(&format!("{K1},{K2}")).shares_a_key_with(&keys(K2)));
+        assert!(!keys(K1).shares_a_key_with(&keys(K2)));
     }
 
     #[test]

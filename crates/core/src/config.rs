@@ -29,8 +29,9 @@ pub const VAR_WRITE_BUDGET_MS: &str = "write_budget_ms";
 /// Default request budget: 4 s, under ACR's 5 s timeout.
 pub const DEFAULT_WRITE_BUDGET_MS: u64 = 4000;
 
-/// Spin variable (secret, optional): keys for the read API (`GET /events`), separated by
-/// commas; when unset the webhook keys are accepted there too.
+/// Spin variable (secret, optional): keys for the read API (`GET /events*`) and the page's data,
+/// separated by commas. Reading is opt-in: when it is unset or blank the read API answers 403
+/// `reads_disabled`. No key may be both a webhook key and a read key.
 pub const VAR_READ_KEYS: &str = "read_keys";
 /// Spin variable: `true` to also store Distribution pull, mount and blob (layer) events.
 pub const VAR_KEEP_PULLS_AND_BLOBS: &str = "keep_pulls_and_blobs";
@@ -51,7 +52,7 @@ pub struct Config {
     pub webhook_keys: WebhookKeys,
     /// Time budget of one request, from arrival to answer.
     pub write_budget: Duration,
-    /// Keys for the read API, when they differ from the webhook keys.
+    /// Keys for the read API; `None` when reading is disabled (the default).
     pub read_keys: Option<WebhookKeys>,
     /// Which repositories and tags are stored (`include` / `exclude`).
     pub filter: ScopeFilter,
@@ -104,7 +105,7 @@ impl Config {
     /// it is not defined. Empty values count as missing.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let store = StoreConfig::from_lookup(&lookup)?;
-        let webhook_keys = webhook_keys(&lookup)?;
+        let (webhook_keys, read_keys) = keys(&lookup)?;
         let write_budget = match optional(&lookup, VAR_WRITE_BUDGET_MS) {
             None => Duration::from_millis(DEFAULT_WRITE_BUDGET_MS),
             Some(text) => match text.parse::<u64>() {
@@ -117,7 +118,6 @@ impl Config {
                 }
             },
         };
-        let read_keys = read_keys(&lookup)?;
         let filter = ScopeFilter::from_variables(
             optional(&lookup, VAR_INCLUDE).as_deref(),
             optional(&lookup, VAR_EXCLUDE).as_deref(),
@@ -182,6 +182,24 @@ impl StoreConfig {
     }
 }
 
+/// `webhook_keys` and `read_keys`, parsed and checked together: no key may be in both (a
+/// webhook key never reads, a read key never writes). `acr-webhook up` calls this at start.
+pub fn keys(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(WebhookKeys, Option<WebhookKeys>), ConfigError> {
+    let webhook = webhook_keys(&lookup)?;
+    let read = read_keys(&lookup)?;
+    if read.as_ref().is_some_and(|r| r.shares_a_key_with(&webhook)) {
+        return Err(ConfigError::Invalid {
+            name: VAR_READ_KEYS,
+            reason: "a key is also in `webhook_keys`; a webhook key must never read, so give \
+                     readers keys of their own"
+                .into(),
+        });
+    }
+    Ok((webhook, read))
+}
+
 /// The `webhook_keys` variable, parsed.
 fn webhook_keys(lookup: impl Fn(&str) -> Option<String>) -> Result<WebhookKeys, ConfigError> {
     WebhookKeys::parse(&required(&lookup, VAR_WEBHOOK_KEYS)?).map_err(|reason| {
@@ -211,8 +229,9 @@ fn read_keys(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<WebhookKe
 pub trait ConfigSource {
     /// The keys a sender must present on the webhook routes (`webhook_keys`).
     fn webhook_keys(&self) -> Result<WebhookKeys, ConfigError>;
-    /// The keys the read API accepts: `read_keys`, or the webhook keys when it is unset.
-    fn read_keys(&self) -> Result<WebhookKeys, ConfigError>;
+    /// The keys the read API accepts (`read_keys`); `None` when reading is disabled (unset or
+    /// blank).
+    fn read_keys(&self) -> Result<Option<WebhookKeys>, ConfigError>;
     /// The whole configuration.
     fn config(self) -> Result<Config, ConfigError>;
 }
@@ -225,15 +244,9 @@ impl ConfigSource for Result<Config, ConfigError> {
             .map_err(Clone::clone)
     }
 
-    fn read_keys(&self) -> Result<WebhookKeys, ConfigError> {
+    fn read_keys(&self) -> Result<Option<WebhookKeys>, ConfigError> {
         self.as_ref()
-            .map(|config| {
-                config
-                    .read_keys
-                    .as_ref()
-                    .unwrap_or(&config.webhook_keys)
-                    .clone()
-            })
+            .map(|config| config.read_keys.clone())
             .map_err(Clone::clone)
     }
 
@@ -276,11 +289,8 @@ impl<F: Fn(&str) -> Option<String>> ConfigSource for VariableSource<F> {
         webhook_keys(|name| self.get(name))
     }
 
-    fn read_keys(&self) -> Result<WebhookKeys, ConfigError> {
-        match read_keys(|name| self.get(name))? {
-            Some(keys) => Ok(keys),
-            None => self.webhook_keys(),
-        }
+    fn read_keys(&self) -> Result<Option<WebhookKeys>, ConfigError> {
+        read_keys(|name| self.get(name))
     }
 
     fn config(self) -> Result<Config, ConfigError> {
@@ -410,18 +420,24 @@ pub(crate) mod tests {
         assert!(keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
         assert_eq!(*asked.borrow(), [VAR_WEBHOOK_KEYS]);
 
-        // Unset read keys: the webhook keys, read once.
-        let (source, asked) = counting_source(vars(&[]));
-        assert!(source
-            .read_keys()
-            .unwrap()
-            .accepts(TEST_WEBHOOK_KEY.as_bytes()));
-        assert_eq!(*asked.borrow(), [VAR_READ_KEYS, VAR_WEBHOOK_KEYS]);
+        // Unset or blank read keys: reading is disabled, and the webhook keys are not read.
+        for unset in [None, Some(""), Some("  ")] {
+            let mut map = vars(&[]);
+            if let Some(value) = unset {
+                map.insert(VAR_READ_KEYS.into(), value.into());
+            }
+            let (source, asked) = counting_source(map);
+            assert!(source.read_keys().unwrap().is_none());
+            assert_eq!(*asked.borrow(), [VAR_READ_KEYS]);
+        }
 
-        let (source, asked) = counting_source(vars(&[(VAR_READ_KEYS, "reader-1, reader-2")]));
-        let keys = source.read_keys().unwrap();
+        let (source, asked) = counting_source(vars(&[(
+            VAR_READ_KEYS,
+            "reader-key-one-0001, reader-key-two-0002",
+        )]));
+        let keys = source.read_keys().unwrap().unwrap();
         assert_eq!(keys.len(), 2);
-        assert!(keys.accepts(b"reader-2"));
+        assert!(keys.accepts(b"reader-key-two-0002"));
         assert!(!keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
         assert_eq!(*asked.borrow(), [VAR_READ_KEYS]);
     }
@@ -455,10 +471,7 @@ pub(crate) mod tests {
             source.webhook_keys().unwrap_err(),
             ConfigError::Missing(VAR_WEBHOOK_KEYS)
         );
-        assert_eq!(
-            source.read_keys().unwrap_err(),
-            ConfigError::Missing(VAR_WEBHOOK_KEYS)
-        );
+        assert!(source.read_keys().unwrap().is_none());
         let (source, _) = counting_source(vars(&[(VAR_READ_KEYS, ",")]));
         assert_eq!(source.read_keys().unwrap_err().variable(), VAR_READ_KEYS);
     }
@@ -535,6 +548,71 @@ pub(crate) mod tests {
         let map = vars(&[(VAR_COSMOS_ENDPOINT, "ftp://x")]);
         let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
         assert_eq!(err.variable(), VAR_COSMOS_ENDPOINT);
+    }
+
+    #[test]
+    fn reading_is_opt_in_and_a_key_never_both_writes_and_reads() {
+        assert!(test_config(&[]).read_keys.is_none());
+        let reader = "reader-key-0123456789";
+        let config = test_config(&[(VAR_READ_KEYS, reader)]);
+        let keys = config.read_keys.unwrap();
+        assert!(keys.accepts(reader.as_bytes()));
+        assert!(!keys.accepts(TEST_WEBHOOK_KEY.as_bytes()));
+
+        let both = format!("{reader},{TEST_WEBHOOK_KEY}");
+        let map = vars(&[(VAR_READ_KEYS, &both)]);
+        let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+        assert_eq!(err.variable(), VAR_READ_KEYS);
+        assert!(!err.to_string().contains(TEST_WEBHOOK_KEY), "{err}");
+    }
+
+    #[test]
+    fn weak_keys_are_configuration_errors_naming_the_variable() {
+        let weak = "only-15-chars!!";
+        for name in [VAR_WEBHOOK_KEYS, VAR_READ_KEYS] {
+            let map = vars(&[(name, weak)]);
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err.variable(), name);
+            assert!(err.to_string().contains("16"), "{err}");
+            assert!(!err.to_string().contains(weak), "{err}");
+        }
+        let (source, _) = counting_source(vars(&[(VAR_WEBHOOK_KEYS, weak)]));
+        assert_eq!(
+            source.webhook_keys().unwrap_err().variable(),
+            VAR_WEBHOOK_KEYS
+        );
+        let (source, _) = counting_source(vars(&[(VAR_READ_KEYS, weak)]));
+        assert_eq!(source.read_keys().unwrap_err().variable(), VAR_READ_KEYS);
+    }
+
+    #[test]
+    fn plain_http_reaches_only_this_machine() {
+        for ok in [
+            "http://127.0.0.1:8081",
+            "http://127.8.9.10",
+            "http://localhost:8081/",
+            "http://LOCALHOST",
+            "http://[::1]:8081",
+            "https://myaccount.documents.azure.com:443",
+            "https://10.0.0.5",
+        ] {
+            let map = vars(&[(VAR_COSMOS_ENDPOINT, ok)]);
+            assert!(Config::from_lookup(|n| map.get(n).cloned()).is_ok(), "{ok}");
+        }
+        for plain in [
+            "http://myaccount.documents.azure.com:443",
+            "http://10.0.0.5:8081",
+            "http://128.0.0.1",
+            "http://[::2]",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "http://[::ffff:10.0.0.1]",
+        ] {
+            let map = vars(&[(VAR_COSMOS_ENDPOINT, plain)]);
+            let err = Config::from_lookup(|n| map.get(n).cloned()).unwrap_err();
+            assert_eq!(err.variable(), VAR_COSMOS_ENDPOINT, "{plain}");
+            assert!(err.to_string().contains("https://"), "{err}");
+        }
     }
 
     #[test]

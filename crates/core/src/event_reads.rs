@@ -165,7 +165,7 @@ impl<'a, H: Host> Reads<'a, H> {
             })
             .await
             .map_err(for_reads)
-            .and_then(successful)?;
+            .and_then(|response| successful(self.config, response))?;
             wanted = wanted.saturating_sub(take(response.body())?);
             if wanted == 0 {
                 return Ok(());
@@ -245,16 +245,17 @@ impl<'a, H: Host> Reads<'a, H> {
 }
 
 /// A 2xx answer, or what its status means: any other answer to a read or query is final here
-/// (transient ones were retried), including 404 for a container that does not exist.
-fn successful(response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failure> {
+/// (transient ones were retried), including 404 for a container that does not exist, and
+/// 400 for a container without the composite index the query orders by
+/// ([`Failure::IndexMissing`], told apart by Cosmos DB's message).
+fn successful(config: &Config, response: Response<Vec<u8>>) -> Result<Response<Vec<u8>>, Failure> {
     if response.status().is_success() {
         return Ok(response);
     }
-    Err(Failure::StoreRefused(CosmosFailure::from_answer(
-        response.status(),
-        response.headers(),
-        response.body(),
-    )))
+    Err(Failure::store_refused(
+        &config.store,
+        CosmosFailure::from_answer(response.status(), response.headers(), response.body()),
+    ))
 }
 
 /// The retried requests' "store unavailable", said of a read.

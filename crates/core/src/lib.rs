@@ -19,6 +19,7 @@ pub mod event_reads;
 pub mod eventgrid;
 pub mod filter;
 pub mod host;
+pub mod indexing;
 mod json;
 pub mod page;
 pub mod read_api;

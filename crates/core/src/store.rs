@@ -14,6 +14,7 @@ use crate::cosmos::{
 };
 use crate::document::EventDocument;
 use crate::host::Host;
+use crate::json::json_fields;
 use crate::retry::{RetryBudget, MIN_ATTEMPT};
 
 /// Where an event was written.
@@ -138,7 +139,7 @@ pub async fn write_document<H: Host>(
         match classify_write(response.status(), response.headers(), response.body()) {
             WriteResult::Created => return Ok(written(true)),
             WriteResult::AlreadyStored => {}
-            WriteResult::Failed(f) => return Err(Failure::StoreRefused(f)),
+            WriteResult::Failed(f) => return Err(Failure::store_refused(&config.store, f)),
         }
         match stored_content(config, host, &current.id, &partition_key, now).await? {
             Some(None) => return Ok(written(false)),
@@ -210,12 +211,17 @@ async fn stored_content<H: Host>(
             }))
         }
         ReadResult::NotFound => Ok(None),
-        ReadResult::Failed(f) => Err(Failure::StoreRefused(f)),
+        ReadResult::Failed(f) => Err(Failure::store_refused(&config.store, f)),
     }
 }
 
 /// A signed read of the container's metadata: proves endpoint, key, database and container.
 /// One attempt: a ping is a check, its answer should say what is wrong now.
+///
+/// The same answer holds the container's indexing policy: when it has no composite index for
+/// the read API's order, the ping still succeeds (writes work) but carries a warning
+/// ([`Success::PongWithWarning`]). No further request is made for it, so the check costs one
+/// round trip within ACR's 5 s as before.
 pub async fn check_store<H: Host>(
     config: &Config,
     host: &H,
@@ -237,7 +243,13 @@ pub async fn check_store<H: Host>(
         })?;
     let (parts, body) = response.into_parts();
     match classify_read(parts.status, &parts.headers, body) {
-        ReadResult::Found(_) => Ok(Success::Pong),
+        ReadResult::Found(body) => Ok(match read_warning(&body) {
+            Some(false) => Success::PongWithWarning(format!(
+                "writes work, but GET /events will fail: {}",
+                crate::indexing::missing_index_advice(&store.database, &store.container)
+            )),
+            Some(true) | None => Success::Pong,
+        }),
         ReadResult::NotFound => Err(Failure::StoreCheckFailed {
             reason: format!(
                 "container `{}` in database `{}` does not exist (create it with `acr-webhook init`)",
@@ -248,6 +260,21 @@ pub async fn check_store<H: Host>(
             reason: f.to_string(),
         }),
     }
+}
+
+/// Whether the container's properties (the answer to its read) show an indexing policy that
+/// serves the read API's order; `None` when the answer has no `indexingPolicy` object (Cosmos
+/// DB and the local store always send one; nothing is claimed without it).
+fn read_warning(container: &[u8]) -> Option<bool> {
+    #[derive(Default)]
+    struct Container {
+        policy: Option<serde_json::Value>,
+    }
+    json_fields!(Container { "indexingPolicy" => policy: Value });
+    let mut read = Container::default();
+    crate::json::read_object(container, &mut read).ok()?;
+    let policy = read.policy.filter(serde_json::Value::is_object)?;
+    Some(crate::indexing::serves_read_order(&policy))
 }
 
 /// Which of `documents` are stored already, by (partition key header, id), with the stored

@@ -90,7 +90,9 @@ where
             if !matches!(*method, Method::GET | Method::HEAD) {
                 return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
             }
-            let keys = config.read_keys()?;
+            let Some(keys) = config.read_keys()? else {
+                return Err(Failure::ReadsDisabled);
+            };
             if !is_authorized(&head.headers, head.uri.query(), &keys) {
                 return Err(Failure::Unauthorized);
             }
@@ -364,6 +366,7 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
             None => format!("already stored {id}"),
         },
         Ok(Success::Pong) => "ping ok".into(),
+        Ok(Success::PongWithWarning(warning)) => format!("ping ok, with a warning: {warning}"),
         Ok(Success::Healthy) => "healthy".into(),
         Ok(Success::Filtered { reason }) => format!("filtered out: {reason}"),
         Ok(Success::Batch(b)) => format!(

@@ -185,13 +185,14 @@ fn a_request_without_a_valid_key_reads_only_the_keys() {
             ("read_keys", read_keys.to_string()),
         ])
     };
+    const READER: &str = "reader-key-0123456789";
     let cases = [
         ("POST", "/acr", "", vec!["webhook_keys"]),
         ("POST", "/distribution", "", vec!["webhook_keys"]),
         ("POST", "/eventgrid", "", vec!["webhook_keys"]),
-        ("GET", "/events", "", vec!["read_keys", "webhook_keys"]),
-        ("GET", "/events", "reader-key", vec!["read_keys"]),
-        ("GET", "/events/some-id", "reader-key", vec!["read_keys"]),
+        ("GET", "/events", READER, vec!["read_keys"]),
+        ("GET", "/events/some-id", READER, vec!["read_keys"]),
+        ("GET", "/events/summary", READER, vec!["read_keys"]),
     ];
     for (method, path, read_keys, expected) in cases {
         let vars = variables(read_keys);
@@ -208,7 +209,7 @@ fn a_request_without_a_valid_key_reads_only_the_keys() {
         assert!(store.requests.borrow().is_empty());
 
         // The same request with the right key reads the rest and reports the broken key.
-        let key = if read_keys.is_empty() || method == "POST" {
+        let key = if method == "POST" {
             TEST_WEBHOOK_KEY
         } else {
             read_keys
@@ -224,6 +225,84 @@ fn a_request_without_a_valid_key_reads_only_the_keys() {
             "{json}"
         );
     }
+}
+
+/// Reading is opt-in: without `read_keys` every read route answers 403 `reads_disabled`
+/// naming the variable, whatever key is presented (the webhook key included), after reading
+/// only `read_keys`; with `read_keys` set, a webhook key still never reads and a read key
+/// never writes.
+#[test]
+fn reads_need_read_keys_and_keys_keep_to_their_side() {
+    for unset in [None, Some(""), Some("   ")] {
+        for path in [
+            "/events",
+            "/events/some-id",
+            "/events/summary?since=2026-01-01T00:00:00Z",
+        ] {
+            for key in [TEST_WEBHOOK_KEY, "wrong-key-0123456789"] {
+                let mut vars = HashMap::from([
+                    ("cosmos_endpoint", "http://127.0.0.1:8081".to_string()),
+                    ("cosmos_key", TEST_COSMOS_KEY.to_string()),
+                    ("webhook_keys", TEST_WEBHOOK_KEY.to_string()),
+                ]);
+                if let Some(value) = unset {
+                    vars.insert("read_keys", value.to_string());
+                }
+                let asked = RefCell::new(Vec::new());
+                let source = VariableSource::new(|name: &str| {
+                    asked.borrow_mut().push(name.to_string());
+                    vars.get(name).cloned()
+                });
+                let store = MemoryStore::new();
+                let h = head("GET", path, &[("authorization", &format!("Bearer {key}"))]);
+                let outcome = block_on(handle(&h, vec![], source, &store, now()));
+                let response = respond(&outcome);
+                assert_eq!(response.status(), 403, "{path} {unset:?}");
+                let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                assert_eq!(json["error"], "reads_disabled");
+                assert!(
+                    json["message"].as_str().unwrap().contains("read_keys"),
+                    "{json}"
+                );
+                assert_eq!(*asked.borrow(), ["read_keys"]);
+                assert!(store.requests.borrow().is_empty());
+            }
+        }
+    }
+
+    const READER: &str = "reader-key-0123456789";
+    let cfg = config(&[("read_keys", READER)]);
+    let store = MemoryStore::new();
+    let webhook_reads = head(
+        "GET",
+        "/events",
+        &[("authorization", &format!("Bearer {TEST_WEBHOOK_KEY}"))],
+    );
+    let outcome = block_on(handle(
+        &webhook_reads,
+        vec![],
+        Ok(cfg.clone()),
+        &store,
+        now(),
+    ));
+    assert_eq!(respond(&outcome).status(), 401);
+    let reader_writes = head(
+        "POST",
+        "/acr",
+        &[
+            ("authorization", &format!("Bearer {READER}")),
+            ("content-type", "application/json"),
+        ],
+    );
+    let outcome = block_on(handle(
+        &reader_writes,
+        fixture("acr/push.json"),
+        Ok(cfg),
+        &store,
+        now(),
+    ));
+    assert_eq!(respond(&outcome).status(), 401);
+    assert!(store.requests.borrow().is_empty());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use acr_webhook_core::{handle, respond, Host, TransportError};
-use common::{block_on, config, head, now, TEST_WEBHOOK_KEY};
+use common::{block_on, config, head, now, TEST_READ_KEY};
 use http::{Request, Response};
 use serde_json::{json, Value};
 
@@ -330,7 +330,7 @@ fn documents() -> Vec<Value> {
 }
 
 fn get(gateway: &Gateway, cfg: &acr_webhook_core::Config, uri: &str) -> (u16, Value) {
-    let bearer = format!("Bearer {TEST_WEBHOOK_KEY}");
+    let bearer = format!("Bearer {TEST_READ_KEY}");
     let h = head("GET", uri, &[("authorization", &bearer)]);
     let outcome = block_on(handle(&h, Vec::new(), Ok(cfg.clone()), gateway, now()));
     let response = respond(&outcome);

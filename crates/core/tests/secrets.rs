@@ -26,6 +26,7 @@ fn secrets_never_leak() {
     let secrets = [
         TEST_WEBHOOK_KEY,
         TEST_WEBHOOK_KEY_2,
+        TEST_READ_KEY,
         TEST_COSMOS_KEY,
         sig.as_str(),
     ];

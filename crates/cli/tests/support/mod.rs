@@ -1,6 +1,10 @@
 //! The local stack for end-to-end tests: the Cosmos-compatible store, `acr-webhook init`, and
-//! `acr-webhook up` serving the repository's spin.toml with the real component, each on a
-//! free 127.0.0.1 port and stopped on drop (also when a test fails).
+//! the app on a [`Host`]: `acr-webhook up` serving the repository's spin.toml with the real
+//! component, or stock `wasmtime serve` serving the composed component (`make wasi-http`), each
+//! on a free 127.0.0.1 port and stopped on drop (also when a test fails).
+//!
+//! One suite for every host: a test written as `fn name(host: Host)` that starts its stack with
+//! [`Stack::start_on`] is listed in [`on_every_host!`], which makes one `#[test]` of it per host.
 #![allow(dead_code)]
 
 pub mod tls;
@@ -12,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use acr_webhook_cli::store_client::NativeHost;
 use acr_webhook_core::cosmos::x_ms_date;
 use acr_webhook_core::StoreConfig;
-use acr_webhook_testkit::{free_port, http, repo_root, wait_for_port, ChildGuard, CosmosStore};
+use acr_webhook_testkit::{free_port, http, repo_root, ChildGuard, CosmosStore};
 use serde_json::Value;
 
 /// The Cosmos emulator's well-known key: the local store accepts it (it checks no signature).
@@ -21,6 +25,8 @@ pub const EMULATOR_KEY: &str =
 /// Webhook keys for tests only.
 pub const TEST_KEY: &str = "e2e-test-key-5f0c1d";
 pub const TEST_KEY_2: &str = "e2e-test-key-rotated-in-77aa";
+/// The read key every [`Stack`] is started with (reading is opt-in), for tests only.
+pub const TEST_READ_KEY: &str = "e2e-read-key-default-3c9d";
 
 pub fn bearer(key: &str) -> String {
     format!("Bearer {key}")
@@ -50,8 +56,65 @@ fn manifest() -> PathBuf {
     root.join("spin.toml")
 }
 
+/// Where the app runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host {
+    /// `acr-webhook up --from spin.toml` (the Spin module; variables as `SPIN_VARIABLE_<NAME>`).
+    Up,
+    /// Stock `wasmtime serve` (the pinned wasmtime-cli) serving the component composed with the
+    /// environment adapter: `-S cli --env SPIN_VARIABLE_<NAME>`.
+    Wasmtime,
+    /// Stock `wasmtime serve` serving the component composed with the wasi:config adapter:
+    /// `-S config -S config-var=<name>=<value>`. wasmtime splits `-S` options at commas, so a
+    /// value with a comma (two keys, include/exclude lists) cannot be given this way.
+    WasmtimeConfig,
+}
+
+/// Makes two `#[test]`s of each listed `fn name(host: Host)`: `up::name` on [`Host::Up`] and
+/// `wasmtime::name` on [`Host::Wasmtime`].
+#[macro_export]
+macro_rules! on_every_host {
+    ($($name:ident),* $(,)?) => {
+        mod up {
+            $(#[test] fn $name() { super::$name($crate::support::Host::Up) })*
+        }
+        mod wasmtime {
+            $(#[test] fn $name() { super::$name($crate::support::Host::Wasmtime) })*
+        }
+    };
+}
+
+/// The pinned stock wasmtime CLI (`make setup-wasmtime` installs it; `make test` passes its
+/// path in ACR_WEBHOOK_WASMTIME).
+pub fn wasmtime_binary() -> PathBuf {
+    let path = std::env::var_os("ACR_WEBHOOK_WASMTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/acr-webhook/tools/wasmtime-48.0.8/bin/wasmtime")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: install the pinned wasmtime-cli (`make setup-wasmtime`)",
+        path.display()
+    );
+    path
+}
+
+/// The composed component `make wasi-http` writes for `variant` (`environment` or `config`).
+pub fn composed_component(variant: &str) -> PathBuf {
+    let path = repo_root().join(format!("target/wasi-http/acr_webhook.{variant}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`make wasi-http`)",
+        path.display()
+    );
+    path
+}
+
 /// The store, the app, and the variables they were started with.
 pub struct Stack {
+    pub host: Host,
     pub store: CosmosStore,
     app: Option<ChildGuard>,
     pub addr: std::net::SocketAddr,
@@ -93,7 +156,14 @@ impl Stack {
 
     /// As [`Stack::start`], with more (or other) app variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Self {
+        Self::start_on(Host::Up, extra)
+    }
+
+    /// Store + init + the app on `host`, with the webhook key [`TEST_KEY`] and `extra`
+    /// variables (a variable given twice takes the later value).
+    pub fn start_on(host: Host, extra: &[(&str, &str)]) -> Self {
         let mut stack = Self::start_store_only(extra);
+        stack.host = host;
         stack.start_app();
         stack
     }
@@ -119,17 +189,72 @@ impl Stack {
     }
 
     fn start_app(&mut self) {
+        if let Err(e) = self.try_start_app() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the app on `self.host`; `Err` with its log when it exits instead of listening.
+    pub fn try_start_app(&mut self) -> Result<(), String> {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
+        let (name, mut cmd) = match self.host {
+            Host::Up => (
+                "acr-webhook up",
+                self.command(&["up", "--listen", &self.addr.to_string()]),
+            ),
+            Host::Wasmtime | Host::WasmtimeConfig => ("wasmtime serve", self.wasmtime_serve()),
+        };
         cmd.env_remove("RUST_LOG");
         cmd.envs(self.app_env.iter().map(|(k, v)| (k, v)));
-        let log = self.logs.0.join(format!("up-{port}.log"));
-        let guard = ChildGuard::spawn("acr-webhook up", cmd, &log).unwrap();
-        if wait_for_port(self.addr, Duration::from_secs(60)).is_err() {
-            panic!("acr-webhook up did not start:\n{}", guard.log_tail(40));
-        }
+        let log = self.logs.0.join(format!("app-{port}.log"));
+        let mut guard = ChildGuard::spawn(name, cmd, &log).unwrap();
+        let addr = self.addr;
+        let started = guard.wait_until(Duration::from_secs(60), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
         self.app = Some(guard);
+        started
+    }
+
+    /// Sets app variable `name` for the next app start (`init` and the test's reads keep the
+    /// configuration the stack started with).
+    pub fn set_variable(&mut self, name: &str, value: &str) {
+        self.unset_variable(name);
+        self.variables.push((name.into(), value.into()));
+    }
+
+    /// Leaves app variable `name` out of the next app start.
+    pub fn unset_variable(&mut self, name: &str) {
+        self.variables.retain(|(k, _)| k != name);
+    }
+
+    /// Stock `wasmtime serve` with the composed component and the stack's variables, as the
+    /// README's "Run it on stock wasmtime" says: `--env NAME` passes the variable from
+    /// wasmtime's own environment (values stay off the command line); `-S config-var` takes
+    /// the value on the command line.
+    fn wasmtime_serve(&self) -> Command {
+        let mut cmd = Command::new(wasmtime_binary());
+        cmd.arg("serve").arg("--addr").arg(self.addr.to_string());
+        if self.host == Host::Wasmtime {
+            cmd.args(["-S", "cli"]);
+            for (k, v) in &self.variables {
+                let name = format!("SPIN_VARIABLE_{}", k.to_uppercase());
+                cmd.arg("--env").arg(&name).env(&name, v);
+            }
+            cmd.arg(composed_component("environment"));
+        } else {
+            cmd.args(["-S", "config"]);
+            for (k, v) in &self.variables {
+                assert!(
+                    !v.contains(','),
+                    "{k}: wasmtime's -S parser splits at commas; this value cannot be given"
+                );
+                cmd.arg("-S").arg(format!("config-var={k}={v}"));
+            }
+            cmd.arg(composed_component("config"));
+        }
+        cmd
     }
 
     /// What `acr-webhook up` printed so far.
@@ -242,11 +367,34 @@ impl Stack {
     /// Store + init (against the store), without the app: start it with
     /// [`Stack::start_app_against`].
     pub fn start_store_only(extra: &[(&str, &str)]) -> Self {
+        let stack = Self::store_without_init(extra);
+        stack.init();
+        stack
+    }
+
+    /// For a container the receiver did not create: the store, `prepare` run on it (through
+    /// its REST API) instead of `acr-webhook init`, then the app.
+    pub fn start_prepared(extra: &[(&str, &str)], prepare: impl FnOnce(&CosmosStore)) -> Self {
+        let mut stack = Self::store_without_init(extra);
+        prepare(&stack.store);
+        stack.start_app();
+        stack
+    }
+
+    /// `acr-webhook init` with more arguments (`--dry-run`), whatever its outcome.
+    pub fn init_with(&self, args: &[&str]) -> std::process::Output {
+        let mut all = vec!["init"];
+        all.extend_from_slice(args);
+        self.command(&all).output().unwrap()
+    }
+
+    fn store_without_init(extra: &[(&str, &str)]) -> Self {
         let store = CosmosStore::start();
         let mut variables: Vec<(String, String)> = vec![
             ("cosmos_endpoint".into(), store.endpoint()),
             ("cosmos_key".into(), EMULATOR_KEY.into()),
             ("webhook_keys".into(), TEST_KEY.into()),
+            ("read_keys".into(), TEST_READ_KEY.into()),
         ];
         for (k, v) in extra {
             variables.retain(|(name, _)| name != k);
@@ -260,7 +408,8 @@ impl Stack {
                 .map(|(_, v)| v.clone())
         })
         .unwrap();
-        let stack = Stack {
+        Stack {
+            host: Host::Up,
             store,
             app: None,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -268,9 +417,7 @@ impl Stack {
             config,
             logs: tempdir::Dir::new(),
             app_env: Vec::new(),
-        };
-        stack.init();
-        stack
+        }
     }
 
     /// Starts (or restarts) the app with `cosmos_endpoint` set to `endpoint` (it is also the

@@ -33,22 +33,36 @@ pub enum InvalidEndpoint {
     /// No host, or a path, query or fragment after it.
     #[error("expected scheme://host[:port] with no path, query or user info")]
     Shape,
+    /// `http://` to another machine: a master-key token signs no body, so one read off the
+    /// wire authorizes other requests for its lifetime.
+    #[error(
+        "plain http:// is accepted only for this machine (127.0.0.0/8, ::1, localhost); \
+         use https:// for any other host"
+    )]
+    PlainHttpOffMachine,
 }
 
 impl CosmosEndpoint {
     /// Parses an account endpoint as the portal shows it (a trailing `/` is accepted).
     pub fn parse(text: &str) -> Result<Self, InvalidEndpoint> {
         let text = text.trim();
-        let rest = text
-            .strip_prefix("https://")
-            .or_else(|| text.strip_prefix("http://"))
-            .ok_or(InvalidEndpoint::Scheme)?;
+        let (rest, plain) = match text.strip_prefix("https://") {
+            Some(rest) => (rest, false),
+            None => (
+                text.strip_prefix("http://")
+                    .ok_or(InvalidEndpoint::Scheme)?,
+                true,
+            ),
+        };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
-        if authority.is_empty()
-            || authority.contains(['/', '?', '#', '@', ' '])
-            || authority.parse::<http::uri::Authority>().is_err()
-        {
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
             return Err(InvalidEndpoint::Shape);
+        }
+        let parsed = authority
+            .parse::<http::uri::Authority>()
+            .map_err(|_| InvalidEndpoint::Shape)?;
+        if plain && !is_this_machine(parsed.host()) {
+            return Err(InvalidEndpoint::PlainHttpOffMachine);
         }
         Ok(Self(
             text[..text.len() - (rest.len() - authority.len())].to_owned(),
@@ -59,6 +73,21 @@ impl CosmosEndpoint {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Whether `host` (as in a URL's authority: IPv6 in brackets) names this machine: `localhost`,
+/// an address in 127.0.0.0/8, or `::1`. Names are not resolved; only `localhost` itself counts.
+fn is_this_machine(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
+    host.parse::<std::net::Ipv4Addr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Debug for CosmosEndpoint {

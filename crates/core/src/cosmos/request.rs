@@ -258,9 +258,46 @@ impl StoreConfig {
         )
     }
 
+    /// `GET /dbs/{db}`: read the database's properties (404 when it does not exist).
+    pub fn read_database_request(&self, date: &str) -> Request<Vec<u8>> {
+        Signed {
+            store: self,
+            method: Method::GET,
+            resource_type: "dbs",
+            resource_link: self.database_link(),
+            path: format!("dbs/{}", url_encode_component(&self.database)),
+        }
+        .build(date, &[], Vec::new())
+    }
+
+    /// `PUT /dbs/{db}/colls/{coll}`: replace the container's properties with `container` (what
+    /// Cosmos DB lets change is the indexing policy; id and partition key must stay). With
+    /// `etag` (the `_etag` it was read with) the replace is conditional (`If-Match`): Cosmos
+    /// answers 412 when the container changed meanwhile, instead of overwriting that change.
+    pub fn replace_container_request(
+        &self,
+        container: &serde_json::Value,
+        etag: Option<&str>,
+        date: &str,
+    ) -> Request<Vec<u8>> {
+        let mut extra: Vec<(HeaderName, &str)> = vec![(header::CONTENT_TYPE, "application/json")];
+        if let Some(etag) = etag {
+            extra.push((header::IF_MATCH, etag));
+        }
+        Signed {
+            store: self,
+            method: Method::PUT,
+            resource_type: "colls",
+            resource_link: self.container_link(),
+            path: self.container_path(),
+        }
+        .build(date, &extra, container.to_string().into_bytes())
+    }
+
     /// `POST /dbs/{db}/colls`: create the container with this configuration's partition key
-    /// path (409 when it exists), and the composite index the read API's ordering needs
-    /// (`ORDER BY c.receivedAt DESC, c.id DESC` is refused without one).
+    /// path (409 when it exists), and the indexing policy of
+    /// [`crate::indexing::default_indexing_policy`], with the composite index the read API's
+    /// ordering needs (`ORDER BY c.receivedAt DESC, c.id DESC` is refused without one).
     pub fn create_container_request(&self, date: &str) -> Request<Vec<u8>> {
         let body = serde_json::json!({
             "id": self.container,
@@ -269,16 +306,7 @@ impl StoreConfig {
                 "kind": "Hash",
                 "version": 2
             },
-            "indexingPolicy": {
-                "indexingMode": "consistent",
-                "automatic": true,
-                "includedPaths": [{ "path": "/*" }],
-                "excludedPaths": [{ "path": "/\"_etag\"/?" }],
-                "compositeIndexes": [[
-                    { "path": "/receivedAt", "order": "descending" },
-                    { "path": "/id", "order": "descending" }
-                ]]
-            }
+            "indexingPolicy": crate::indexing::default_indexing_policy()
         })
         .to_string();
         Signed {
@@ -356,9 +384,10 @@ mod tests {
         assert_eq!(body["partitionKey"]["paths"][0], "/id");
         assert_eq!(body["partitionKey"]["kind"], "Hash");
         assert_eq!(
-            body["indexingPolicy"]["compositeIndexes"][0][0]["path"],
-            "/receivedAt"
+            body["indexingPolicy"],
+            crate::indexing::default_indexing_policy()
         );
+        assert!(crate::indexing::serves_read_order(&body["indexingPolicy"]));
     }
 
     #[test]
@@ -468,6 +497,55 @@ mod tests {
         );
         let next = store.read_partition_key_ranges_request(Some("page-2"), DATE);
         assert_eq!(next.headers()[X_MS_CONTINUATION], "page-2");
+    }
+
+    #[test]
+    fn replacing_the_container_signs_put_colls_and_is_conditional() {
+        let store = test_config(&[]).store;
+        let body = serde_json::json!({"id": "events", "partitionKey": {"paths": ["/id"]}});
+        let req = store.replace_container_request(&body, Some("\"00-etag\""), DATE);
+        assert_eq!(req.method(), Method::PUT);
+        assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
+        assert_eq!(req.headers()["if-match"], "\"00-etag\"");
+        assert_eq!(req.headers()["content-type"], "application/json");
+        let sent: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
+        assert_eq!(sent, body);
+        let sig = signature(
+            &store.key,
+            &SigningScope {
+                verb: "PUT",
+                resource_type: "colls",
+                resource_link: "dbs/acr/colls/events",
+                date: DATE,
+            },
+        );
+        assert_eq!(
+            req.headers()["authorization"],
+            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+        );
+        let unconditional = store.replace_container_request(&body, None, DATE);
+        assert!(unconditional.headers().get("if-match").is_none());
+    }
+
+    #[test]
+    fn reading_the_database_signs_its_own_link() {
+        let store = test_config(&[]).store;
+        let req = store.read_database_request(DATE);
+        assert_eq!(req.method(), Method::GET);
+        assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr");
+        let sig = signature(
+            &store.key,
+            &SigningScope {
+                verb: "GET",
+                resource_type: "dbs",
+                resource_link: "dbs/acr",
+                date: DATE,
+            },
+        );
+        assert!(req.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .ends_with(&url_encode_component(&sig)));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct CosmosFailure {
     pub code: Option<String>,
     /// `x-ms-retry-after-ms`, when Cosmos gave it.
     pub retry_after: Option<Duration>,
+    /// Cosmos's own `message`, made safe to show ([`store_message`]): what a status line
+    /// alone does not say.
+    pub message: Option<String>,
 }
 
 impl CosmosFailure {
@@ -56,13 +59,35 @@ impl CosmosFailure {
             408 | 429 | 449 | 500 | 502 | 503 | 504
         )
     }
+
+    /// Whether Cosmos DB refused a query because the container has no composite index that
+    /// serves its `ORDER BY`. Read from the answer's message, never guessed from the status:
+    /// the gateway and the local store both answer 400 with the sentence
+    /// [`MISSING_COMPOSITE_INDEX`] (the gateway inside `Message: {"Errors":[...]}`), and 400
+    /// has many other causes.
+    pub fn is_missing_composite_index(&self) -> bool {
+        self.status == StatusCode::BAD_REQUEST
+            && self
+                .message
+                .as_deref()
+                .is_some_and(|m| contains_ignoring_case(m, MISSING_COMPOSITE_INDEX))
+    }
 }
+
+/// The words Cosmos DB refuses an `ORDER BY` on several properties with when no composite
+/// index serves it: "The order by query does not have a corresponding composite index that it
+/// can be served from." (the gateway's documented wording, and the local store's).
+pub const MISSING_COMPOSITE_INDEX: &str =
+    "does not have a corresponding composite index that it can be served from";
 
 impl std::fmt::Display for CosmosFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Cosmos DB answered {}", self.status)?;
         if let Some(code) = &self.code {
             write!(f, " ({code})")?;
+        }
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
         }
         Ok(())
     }
@@ -90,13 +115,18 @@ fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailur
     #[derive(Default)]
     struct ErrorBody {
         code: Option<String>,
+        message: Option<serde_json::Value>,
     }
-    crate::json::json_fields!(ErrorBody { "code" => code: Text });
+    crate::json::json_fields!(ErrorBody { "code" => code: Text, "message" => message: Value });
     let mut error = ErrorBody::default();
-    let code = crate::json::read_object(body, &mut error)
-        .ok()
-        .and(error.code)
-        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let read = crate::json::read_object(body, &mut error).is_ok();
+    let code = error
+        .code
+        .filter(|c| read && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let message = error
+        .message
+        .filter(|_| read)
+        .and_then(|m| m.as_str().and_then(store_message));
     let retry_after = headers
         .get(X_MS_RETRY_AFTER_MS)
         .and_then(|v| v.to_str().ok())
@@ -105,7 +135,129 @@ fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailur
         status,
         code,
         retry_after,
+        message,
     }
+}
+
+/// The most characters of Cosmos DB's message kept in an answer or a log line.
+pub const MAX_STORE_MESSAGE_CHARS: usize = 300;
+
+/// Cosmos DB's `message`, made safe to show: the gateway's `Message: {"Errors":[...]}`
+/// envelope opened to its sentences (its `ActivityId` kept, for Azure support; request URIs
+/// and statistics dropped), control characters and runs of white space made one space,
+/// anything shaped like a signature or a key (`sig=…`, `type=master…`, a run of 40 or more
+/// base64 characters) replaced by `[redacted]`, and at most [`MAX_STORE_MESSAGE_CHARS`]
+/// characters. `None` when nothing is left.
+pub fn store_message(message: &str) -> Option<String> {
+    let text = match gateway_errors(message) {
+        Some(errors) => match activity_id(message) {
+            Some(id) => format!("{errors} (ActivityId: {id})"),
+            None => errors,
+        },
+        None => message.to_owned(),
+    };
+    let mut out = String::new();
+    let mut kept = 0;
+    for word in text.split(|c: char| c.is_whitespace() || c.is_control()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word = if secret_shaped(word) {
+            "[redacted]"
+        } else {
+            word
+        };
+        for c in (!out.is_empty())
+            .then_some(' ')
+            .into_iter()
+            .chain(word.chars())
+        {
+            if kept == MAX_STORE_MESSAGE_CHARS {
+                out.push('…');
+                return Some(out);
+            }
+            out.push(c);
+            kept += 1;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The sentences of the gateway's `Message: {"Errors":["...", ...]}` envelope, joined; `None`
+/// for a message of another shape. Read by hand, not as JSON (a JSON reader for this one
+/// message would cost the component 3 KB): the sentences are plain text, and the escapes
+/// `\"` and `\\` are undone.
+fn gateway_errors(message: &str) -> Option<String> {
+    let rest = message.trim_start().strip_prefix("Message:")?.trim_start();
+    let list = rest.strip_prefix(r#"{"Errors":[""#)?;
+    let end = find(list, r#""]}"#)?;
+    let mut out = String::with_capacity(end);
+    let mut chars = list[..end].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '"' => {
+                // `","` between two sentences.
+                if chars.as_str().starts_with(",\"") {
+                    chars.nth(1);
+                    out.push(' ');
+                } else {
+                    return None;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    (!out.trim().is_empty()).then_some(out)
+}
+
+/// The `ActivityId` the gateway appends to a message, when it looks like one (a GUID).
+fn activity_id(message: &str) -> Option<&str> {
+    let label = "ActivityId:";
+    let after = &message[find(message, label)? + label.len()..];
+    let id = after
+        .trim_start()
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .next()?;
+    (id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(id)
+}
+
+/// Whether `text` contains `needle`, ASCII letters compared without regard to case. These
+/// searches scan byte windows: messages are short, and a substring searcher would add to the
+/// component for nothing.
+fn contains_ignoring_case(text: &str, needle: &str) -> bool {
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Where `needle` first starts in `text`.
+fn find(text: &str, needle: &str) -> Option<usize> {
+    text.as_bytes()
+        .windows(needle.len())
+        .position(|window| window == needle.as_bytes())
+}
+
+/// Whether a word of a message could carry a signature or a key.
+fn secret_shaped(word: &str) -> bool {
+    ["sig=", "sig%3d", "type=master", "type%3dmaster"]
+        .iter()
+        .any(|marker| contains_ignoring_case(word, marker))
+        || longest_base64_run(word) >= 40
+}
+
+fn longest_base64_run(word: &str) -> usize {
+    let mut longest = 0;
+    let mut run = 0;
+    for b in word.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'%') {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
 }
 
 /// The longest wait taken from `x-ms-retry-after-ms` (an hour; the budget cuts it anyway).
@@ -198,8 +350,80 @@ mod tests {
         assert!(f.is_transient());
         assert_eq!(
             f.to_string(),
-            "Cosmos DB answered 429 Too Many Requests (TooManyRequests)"
+            "Cosmos DB answered 429 Too Many Requests (TooManyRequests): m"
         );
+    }
+
+    #[test]
+    fn store_messages_are_one_bounded_line_without_secrets() {
+        let key = "C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw==";
+        let sig =
+            "type%3Dmaster%26ver%3D1.0%26sig%3DMlPO83gCEkMzq3THhsZvfZcS2Kr9%2BG3Jwa1rBsaW4mU%3D";
+        let hostile = format!(
+            "bad\r\nFORGED LOG LINE\t\u{1b}[31m key {key} header {sig} sig=abc type=master&x"
+        );
+        let shown = store_message(&hostile).unwrap();
+        assert_eq!(
+            shown,
+            "bad FORGED LOG LINE [31m key [redacted] header [redacted] [redacted] [redacted]"
+        );
+        let long = store_message(&"word ".repeat(200)).unwrap();
+        assert_eq!(long.chars().count(), MAX_STORE_MESSAGE_CHARS + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(store_message(" \r\n\t "), None);
+        // Multi-byte characters are cut on a character boundary.
+        let wide = store_message(&"é".repeat(400)).unwrap();
+        assert_eq!(wide.chars().count(), MAX_STORE_MESSAGE_CHARS + 1);
+        // GUIDs, versions and container paths are not secrets.
+        let plain = "ActivityId: 0b5c4f7e-1c1a-4d55-9d0e-2f4b8e7a6c11, Microsoft.Azure.Documents.Common/2.14.0 dbs/acr/colls/events";
+        assert_eq!(store_message(plain).unwrap(), plain);
+    }
+
+    #[test]
+    fn the_gateways_message_envelope_is_opened() {
+        let gateway = "Message: {\"Errors\":[\"First.\",\"Second.\"]}\r\nActivityId: \
+                       af78cca2-48d9-4cf2-94a9-3582e86a0b3e, Request URI: /apps/x/services/y, \
+                       RequestStats: \r\nRequestStartTime: 2026, SDK: z";
+        assert_eq!(
+            store_message(gateway).unwrap(),
+            "First. Second. (ActivityId: af78cca2-48d9-4cf2-94a9-3582e86a0b3e)"
+        );
+        // Escapes inside a sentence are undone; a sentence may hold `,` and `]`.
+        assert_eq!(
+            store_message(r#"Message: {"Errors":["Say \"a, b\" [x] \\ ok."]}"#).unwrap(),
+            r#"Say "a, b" [x] \ ok."#
+        );
+        // The older shape, with objects (dotnet/efcore#16150): shown as it is, one line.
+        let older = "Message: {\"errors\":[{\"severity\":\"Error\",\"message\":\"Unsupported ORDER BY clause.\"}]}\r\nActivityId: x";
+        assert_eq!(
+            store_message(older).unwrap(),
+            "Message: {\"errors\":[{\"severity\":\"Error\",\"message\":\"Unsupported ORDER BY clause.\"}]} ActivityId: x"
+        );
+        // Not an envelope after all: the message as it is.
+        assert_eq!(
+            store_message("Message: not json").unwrap(),
+            "Message: not json"
+        );
+        assert_eq!(
+            store_message("Message: {\"Errors\":[]}").unwrap(),
+            "Message: {\"Errors\":[]}"
+        );
+    }
+
+    #[test]
+    fn a_message_that_is_not_a_string_is_ignored_and_the_code_kept() {
+        let f = failure(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"code":"BadRequest","message":{"nested":true}}"#,
+        );
+        assert_eq!(f.code.as_deref(), Some("BadRequest"));
+        assert_eq!(f.message, None);
+        assert_eq!(
+            f.to_string(),
+            "Cosmos DB answered 400 Bad Request (BadRequest)"
+        );
+        assert!(!f.is_missing_composite_index());
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub const TEST_COSMOS_KEY: &str =
 /// Webhook keys used in tests only.
 pub const TEST_WEBHOOK_KEY: &str = "test-webhook-key-0f1e2d3c4b5a";
 pub const TEST_WEBHOOK_KEY_2: &str = "test-webhook-key-rotated-in-9988";
+/// The read key [`config`] sets (reading is opt-in), for tests only.
+pub const TEST_READ_KEY: &str = "test-read-key-7a6b5c4d3e2f";
 
 /// The checkout's root, from the package directory cargo gives at run time (the one compiled
 /// in can be another checkout's when two share a target directory: cargo does not rebuild a
@@ -37,6 +39,7 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
         ("cosmos_endpoint", "http://127.0.0.1:8081"),
         ("cosmos_key", TEST_COSMOS_KEY),
         ("webhook_keys", TEST_WEBHOOK_KEY),
+        ("read_keys", TEST_READ_KEY),
     ]);
     vars.extend(extra.iter().copied());
     Config::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap()
