@@ -70,8 +70,8 @@ fn check_open(query: &EventQuery, token: &str) {
 }
 
 fn same_filters(a: &EventQuery, b: &EventQuery) -> bool {
-    (&a.image, &a.tag, a.action, &a.since, &a.until)
-        == (&b.image, &b.tag, b.action, &b.since, &b.until)
+    (&a.image, &a.tag, &a.action, &a.since, &a.until)
+        == (&b.image, &b.tag, &b.action, &b.since, &b.until)
 }
 
 fuzz_target!(|input: Input| {
@@ -110,10 +110,10 @@ fuzz_target!(|input: Input| {
             query.tag.clone(),
         ),
         (
-            query.action.map(|a| a.as_str()),
+            query.action.as_deref(),
             "c.action = @action",
             "@action",
-            query.action.map(|a| a.as_str().to_owned()),
+            query.action.clone(),
         ),
         (
             query.since.as_deref(),

@@ -162,8 +162,15 @@ pub fn component_output(id: &str, output: &[u8]) {
         .lines()
         .filter(|l| !l.trim().is_empty())
     {
+        // The component marks what needs attention (an event stored beside a different one
+        // that holds its id) with "warning:".
+        let level = if line.contains("warning:") {
+            Level::Warn
+        } else {
+            Level::Info
+        };
         write(
-            Level::Info,
+            level,
             line.to_owned(),
             serde_json::json!({ "request_id": id, "source": "component", "message": line }),
         );

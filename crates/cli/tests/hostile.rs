@@ -438,13 +438,29 @@ fn table() -> Vec<Row> {
             "a ping whose target is a number",
             r#"{"action":"ping","target":5}"#,
         ),
-        // --- Events with an action this receiver does not know: 400 unsupported_action.
-        unsupported("unknown action pull", r#"{"action":"pull","id":"h-pull"}"#),
-        unsupported(
+        // --- Actions this receiver does not know: stored as sent (lower-cased) when they are
+        // a short token, 400 unsupported_action otherwise.
+        stored(
+            "unknown action pull",
+            r#"{"action":"pull","id":"h-pull"}"#,
+            exact("h-pull"),
+            json!({ "action": "pull" }),
+        ),
+        stored(
             "action in upper case",
             r#"{"action":"PUSH","id":"h-upper"}"#,
+            exact("h-upper"),
+            json!({ "action": "push" }),
         ),
         unsupported("action empty", r#"{"action":"","id":"h-empty-action"}"#),
+        unsupported(
+            "action with a space",
+            r#"{"action":"re tag","id":"h-space"}"#,
+        ),
+        unsupported(
+            "action 65 characters",
+            format!(r#"{{"action":"{}","id":"h-65"}}"#, "p".repeat(65)),
+        ),
         unsupported(
             "action with a NUL",
             r#"{"action":"push\u0000","id":"h-nul"}"#,

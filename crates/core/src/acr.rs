@@ -45,10 +45,74 @@ impl AcrAction {
         }
     }
 
-    /// Parses a wire name, exactly (ACR sends lower case).
+    /// Parses a wire name, ignoring ASCII case (`PUSH` is `push`).
     pub fn from_wire(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == name)
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(name))
     }
+}
+
+/// The longest action accepted that this receiver does not know.
+pub const MAX_ACTION_LEN: usize = 64;
+
+/// An event's action: one this receiver knows, or another one (ACR has added actions
+/// before), kept as a short token so that a future event is stored rather than lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// One of [`AcrAction::ALL`], matched ignoring case.
+    Known(AcrAction),
+    /// Any other: ASCII lower-cased, 1 to [`MAX_ACTION_LEN`] of `a-z`, `0-9`, `_`, `.`, `-`.
+    Other(String),
+}
+
+impl Action {
+    /// A known action (ignoring case), or another short token (lower-cased); `None` for
+    /// anything else (empty, too long, spaces, other characters).
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(known) = AcrAction::from_wire(name) {
+            return Some(Self::Known(known));
+        }
+        action_token(name).map(Self::Other)
+    }
+
+    /// The name stored in `action`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Known(a) => a.as_str(),
+            Self::Other(token) => token,
+        }
+    }
+
+    /// The known action, if it is one.
+    pub fn known(&self) -> Option<AcrAction> {
+        match self {
+            Self::Known(a) => Some(*a),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl PartialEq<AcrAction> for Action {
+    fn eq(&self, other: &AcrAction) -> bool {
+        self.known() == Some(*other)
+    }
+}
+
+impl From<AcrAction> for Action {
+    fn from(a: AcrAction) -> Self {
+        Self::Known(a)
+    }
+}
+
+/// `name` ASCII lower-cased when it is a short token (1 to [`MAX_ACTION_LEN`] of `a-z`,
+/// `0-9`, `_`, `.`, `-` once lower-cased); `None` otherwise.
+pub fn action_token(name: &str) -> Option<String> {
+    let ok = (1..=MAX_ACTION_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    ok.then(|| name.to_ascii_lowercase())
 }
 
 /// One ACR webhook event.
@@ -147,16 +211,16 @@ pub enum PayloadError {
     /// JSON, but not the shape of an ACR event.
     #[error("the body is not an ACR webhook event: {0}")]
     NotAnEvent(String),
-    /// An event whose action this receiver does not know.
-    #[error("unsupported action `{0}` (expected push, delete, quarantine, chart_push, chart_delete or ping)")]
+    /// An action that is not a short token (see [`Action::parse`]).
+    #[error("unsupported action `{0}` (an action is 1 to 64 of a-z 0-9 _ . -)")]
     UnsupportedAction(String),
 }
 
-/// An ACR event with its action known.
+/// An ACR event with its action read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedEvent {
-    /// The action.
-    pub action: AcrAction,
+    /// The action: a known one, or another short token.
+    pub action: Action,
     /// The whole event.
     pub event: AcrEvent,
 }
@@ -168,8 +232,9 @@ pub fn parse_event(body: &[u8]) -> Result<ParsedEvent, PayloadError> {
     crate::json::read_object(body, &mut event).map_err(classify_json_error)?;
     let action = match event.action.as_deref() {
         None => return Err(PayloadError::NotAnEvent("no `action` field".into())),
-        Some(name) => AcrAction::from_wire(name)
-            .ok_or_else(|| PayloadError::UnsupportedAction(printable(name)))?,
+        Some(name) => {
+            Action::parse(name).ok_or_else(|| PayloadError::UnsupportedAction(printable(name)))?
+        }
     };
     Ok(ParsedEvent { action, event })
 }
@@ -195,7 +260,28 @@ mod tests {
         for a in AcrAction::ALL {
             assert_eq!(AcrAction::from_wire(a.as_str()), Some(a));
         }
-        assert_eq!(AcrAction::from_wire("PUSH"), None);
+        assert_eq!(AcrAction::from_wire("PUSH"), Some(AcrAction::Push));
+        assert_eq!(
+            AcrAction::from_wire("Chart_Delete"),
+            Some(AcrAction::ChartDelete)
+        );
+        assert_eq!(AcrAction::from_wire("pushx"), None);
+    }
+
+    #[test]
+    fn unknown_actions_are_short_tokens_lower_cased() {
+        let p = parse_event(br#"{"action":"Image.Retag_v2-beta"}"#).unwrap();
+        assert_eq!(p.action, Action::Other("image.retag_v2-beta".into()));
+        assert_eq!(p.action.as_str(), "image.retag_v2-beta");
+        assert_eq!(p.action.known(), None);
+        let p = parse_event(br#"{"action":"PUSH"}"#).unwrap();
+        assert_eq!(p.action, AcrAction::Push);
+        let exactly = "x".repeat(MAX_ACTION_LEN);
+        let body = format!(r#"{{"action":"{exactly}"}}"#);
+        assert_eq!(
+            parse_event(body.as_bytes()).unwrap().action.as_str(),
+            exactly
+        );
     }
 
     #[test]
@@ -235,10 +321,21 @@ mod tests {
             parse_event(br#"{"action":"push","id":"a","id":"b"}"#),
             Err(PayloadError::NotAnEvent(_))
         ));
-        assert_eq!(
-            parse_event(br#"{"action":"pull"}"#),
-            Err(PayloadError::UnsupportedAction("pull".into()))
-        );
+        for bad in ["", "a b", "push!", "pùsh", "a/b", "\\u0000"] {
+            let body = format!(r#"{{"action":"{bad}"}}"#);
+            assert!(
+                matches!(
+                    parse_event(body.as_bytes()),
+                    Err(PayloadError::UnsupportedAction(_))
+                ),
+                "{bad}"
+            );
+        }
+        let long = "a".repeat(MAX_ACTION_LEN + 1);
+        assert!(matches!(
+            parse_event(format!(r#"{{"action":"{long}"}}"#).as_bytes()),
+            Err(PayloadError::UnsupportedAction(_))
+        ));
     }
 
     #[test]

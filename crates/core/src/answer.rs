@@ -17,11 +17,18 @@ pub enum Success {
     Stored {
         /// Document id.
         id: String,
+        /// The action, when it is not one this receiver knows (stored as sent, and logged).
+        unknown_action: Option<String>,
+        /// The id the event maps to, when a different event holds it (the event is stored
+        /// beside it under `id`, and a warning logged).
+        conflicts_with: Option<String>,
     },
-    /// The event was stored before: a redelivery (200).
+    /// The event was stored before, with the same content: a redelivery (200).
     AlreadyStored {
         /// Document id.
         id: String,
+        /// As in [`Success::Stored`]: stored before beside the document holding its id.
+        conflicts_with: Option<String>,
     },
     /// A ping, and the store answered a signed read (204).
     Pong,
@@ -64,6 +71,9 @@ pub struct BatchOutcome {
     pub skipped: usize,
     /// Events outside the `include`/`exclude` scope, with the reason.
     pub filtered: Vec<String>,
+    /// What the log line should say besides the counts (actions this receiver does not know,
+    /// events stored beside a different event holding their id).
+    pub notes: Vec<String>,
 }
 
 impl BatchOutcome {
@@ -280,6 +290,15 @@ fn by_status(status: StatusCode, otherwise: &'static str) -> &'static str {
     }
 }
 
+/// `{"id", "status"}`, and `conflictsWith` when the event is stored beside another.
+fn stored_body(id: &str, status: &str, conflicts_with: &Option<String>) -> serde_json::Value {
+    let mut body = serde_json::json!({ "id": id, "status": status });
+    if let Some(taken) = conflicts_with {
+        body["conflictsWith"] = taken.as_str().into();
+    }
+    body
+}
+
 /// The HTTP answer for an outcome: JSON `{"error": code, "message": ...}` for failures, a small
 /// JSON body naming the id for stored events, empty for a ping.
 pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
@@ -290,13 +309,15 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             .body(value.to_string().into_bytes())
     };
     let response = match outcome {
-        Ok(Success::Stored { id }) => json(
+        Ok(Success::Stored {
+            id, conflicts_with, ..
+        }) => json(
             StatusCode::CREATED,
-            serde_json::json!({ "id": id, "status": "stored" }),
+            stored_body(id, "stored", conflicts_with),
         ),
-        Ok(Success::AlreadyStored { id }) => json(
+        Ok(Success::AlreadyStored { id, conflicts_with }) => json(
             StatusCode::OK,
-            serde_json::json!({ "id": id, "status": "already_stored" }),
+            stored_body(id, "already_stored", conflicts_with),
         ),
         Ok(Success::Pong) => Response::builder()
             .status(StatusCode::NO_CONTENT)
@@ -493,11 +514,27 @@ mod tests {
 
     #[test]
     fn successes() {
-        let r = respond(&Ok(Success::Stored { id: "a".into() }));
+        let r = respond(&Ok(Success::Stored {
+            id: "a".into(),
+            unknown_action: None,
+            conflicts_with: None,
+        }));
         assert_eq!(r.status(), 201);
         assert_eq!(r.body(), br#"{"id":"a","status":"stored"}"#);
-        let r = respond(&Ok(Success::AlreadyStored { id: "a".into() }));
+        let r = respond(&Ok(Success::AlreadyStored {
+            id: "a".into(),
+            conflicts_with: None,
+        }));
         assert_eq!(r.status(), 200);
+        let r = respond(&Ok(Success::Stored {
+            id: "a~c".into(),
+            unknown_action: None,
+            conflicts_with: Some("a".into()),
+        }));
+        assert_eq!(
+            r.body(),
+            br#"{"conflictsWith":"a","id":"a~c","status":"stored"}"#
+        );
         let r = respond(&Ok(Success::Pong));
         assert_eq!(r.status(), 204);
         assert!(r.body().is_empty());

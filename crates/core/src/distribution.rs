@@ -8,11 +8,14 @@
 //! unknown fields are ignored, sizes are 64-bit.
 //!
 //! Errors are for the envelope only (content type, JSON, shape, size). An event this receiver
-//! cannot use (an unknown or missing action) is not an error: it is classified
-//! [`DistributionAction::Other`] and [`should_store`] says no, because Distribution retries a
-//! non-2xx answer until it succeeds and one odd event must not block its queue forever.
+//! cannot use (a missing action, or one that is not a short token) is not an error: it is
+//! classified [`DistributionAction::Other`] and [`should_store`] says no, because Distribution
+//! retries a non-2xx answer until it succeeds and one odd event must not block its queue
+//! forever. An action that is a short token but not one of the four known ones is
+//! [`DistributionAction::Unknown`] and stored (as sent, lower-cased), so a future action is
+//! not lost.
 
-use crate::acr::{AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
+use crate::acr::{action_token, AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
 use crate::json::{json_fields, Capped};
 use crate::text::{printable, printable_n};
 
@@ -79,18 +82,25 @@ pub enum DistributionAction {
     Mount,
     /// A manifest, blob, tag or repository was deleted.
     Delete,
-    /// Missing, empty or unknown: never stored.
+    /// Another action that is a short token (see [`crate::acr::Action::parse`]): stored as
+    /// sent (lower-cased), like a push, unless its target is a blob.
+    Unknown,
+    /// Missing, empty or not a short token: never stored.
     Other,
 }
 
 impl DistributionAction {
-    /// Classifies a wire name, exactly (Distribution sends lower case).
+    /// Classifies a wire name, ignoring ASCII case (Distribution sends lower case).
     pub fn from_wire(name: Option<&str>) -> Self {
-        match name {
-            Some("push") => Self::Push,
-            Some("pull") => Self::Pull,
-            Some("mount") => Self::Mount,
-            Some("delete") => Self::Delete,
+        let Some(name) = name else {
+            return Self::Other;
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "push" => Self::Push,
+            "pull" => Self::Pull,
+            "mount" => Self::Mount,
+            "delete" => Self::Delete,
+            _ if action_token(name).is_some() => Self::Unknown,
             _ => Self::Other,
         }
     }
@@ -101,7 +111,7 @@ impl DistributionAction {
         match self {
             Self::Push => Some(AcrAction::Push),
             Self::Delete => Some(AcrAction::Delete),
-            Self::Pull | Self::Mount | Self::Other => None,
+            Self::Pull | Self::Mount | Self::Unknown | Self::Other => None,
         }
     }
 }
@@ -282,6 +292,15 @@ impl DistributionEvent {
         }
     }
 
+    /// The action stored in `action`: the known name, or the token as sent, lower-cased;
+    /// `None` for [`DistributionAction::Other`].
+    pub fn action_name(&self) -> Option<String> {
+        match self.action {
+            DistributionAction::Other => None,
+            _ => self.event.action.as_deref().and_then(action_token),
+        }
+    }
+
     /// The event in the ACR model: same id, timestamp, raw action, target and request
     /// (`url`, `fromRepository`, `request.addr`, `actor` and `source` have no ACR field).
     pub fn to_acr_event(&self) -> AcrEvent {
@@ -313,7 +332,7 @@ impl DistributionEvent {
     /// equivalent (`push`, `delete`); `None` for `pull`, `mount` and unknown actions.
     pub fn to_parsed(&self) -> Option<ParsedEvent> {
         Some(ParsedEvent {
-            action: self.action.acr_action()?,
+            action: self.action.acr_action()?.into(),
             event: self.to_acr_event(),
         })
     }
@@ -321,10 +340,13 @@ impl DistributionEvent {
 
 /// Whether an event is stored. Manifest pushes and every delete of a manifest, tag or
 /// repository are; pulls, mounts and blob events only with `keep_pulls_and_blobs`; an
-/// unknown action never.
+/// unknown action (a short token) is, unless its target is a blob (then it follows
+/// `keep_pulls_and_blobs` like every blob event); a missing or unusable action never.
 pub fn should_store(event: &DistributionEvent, keep_pulls_and_blobs: bool) -> bool {
     match (event.action, event.kind) {
         (DistributionAction::Other, _) => false,
+        (DistributionAction::Unknown, TargetKind::Blob) => keep_pulls_and_blobs,
+        (DistributionAction::Unknown, _) => true,
         (DistributionAction::Pull | DistributionAction::Mount, _) => keep_pulls_and_blobs,
         (DistributionAction::Push, TargetKind::Manifest) => true,
         (DistributionAction::Push, _) => keep_pulls_and_blobs,
@@ -653,12 +675,15 @@ mod tests {
         use DistributionAction::*;
         assert_eq!(Push.acr_action(), Some(AcrAction::Push));
         assert_eq!(Delete.acr_action(), Some(AcrAction::Delete));
-        for a in [Pull, Mount, Other] {
+        for a in [Pull, Mount, Unknown, Other] {
             assert_eq!(a.acr_action(), None);
         }
-        assert_eq!(DistributionAction::from_wire(Some("ping")), Other);
-        assert_eq!(DistributionAction::from_wire(Some("PUSH")), Other);
+        assert_eq!(DistributionAction::from_wire(Some("ping")), Unknown);
+        assert_eq!(DistributionAction::from_wire(Some("PUSH")), Push);
+        assert_eq!(DistributionAction::from_wire(Some("Mount")), Mount);
         assert_eq!(DistributionAction::from_wire(Some("")), Other);
+        assert_eq!(DistributionAction::from_wire(Some("a b")), Other);
+        assert_eq!(DistributionAction::from_wire(Some(&"x".repeat(65))), Other);
         assert_eq!(DistributionAction::from_wire(None), Other);
     }
 
@@ -742,8 +767,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_or_missing_actions_are_never_stored() {
-        let body = br#"{"events":[{"action":"ping"},{},{"action":null,"target":{"mediaType":"application/vnd.oci.image.manifest.v1+json"}}]}"#;
+    fn unknown_actions_are_stored_as_sent_unless_on_a_blob() {
+        let body = br#"{"events":[
+            {"action":"Retag","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"r"}},
+            {"action":"scan.done","target":{"repository":"r","tag":"t"}},
+            {"action":"copy","target":{"mediaType":"application/octet-stream","repository":"r"}}]}"#;
+        let events = parse_envelope(None, body).unwrap();
+        assert!(events
+            .iter()
+            .all(|e| e.action == DistributionAction::Unknown));
+        let names: Vec<_> = events.iter().map(|e| e.action_name()).collect();
+        assert_eq!(
+            names,
+            [
+                Some("retag".into()),
+                Some("scan.done".into()),
+                Some("copy".into())
+            ]
+        );
+        assert!(should_store(&events[0], false));
+        assert!(should_store(&events[1], false));
+        assert!(!should_store(&events[2], false), "a blob event");
+        assert!(should_store(&events[2], true));
+        assert_eq!(events[0].to_parsed(), None);
+        let push = one(br#"{"events":[{"action":"PUSH","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json"}}]}"#);
+        assert_eq!(push.action, DistributionAction::Push);
+        assert_eq!(push.action_name().as_deref(), Some("push"));
+    }
+
+    #[test]
+    fn missing_or_unusable_actions_are_never_stored() {
+        let body = br#"{"events":[{"action":"a b"},{},{"action":null,"target":{"mediaType":"application/vnd.oci.image.manifest.v1+json"}}]}"#;
         let events = parse_envelope(None, body).unwrap();
         assert_eq!(events.len(), 3);
         for e in &events {

@@ -94,6 +94,17 @@ pub struct EventDocument {
     pub user_agent: Option<String>,
     /// Which sender delivered it.
     pub source: EventSource,
+    /// SHA-256 (hex) of the event's content: [`content_hash`] of every field above but
+    /// `id`, `receivedAt` and `source` (what this receiver adds), with the event id as sent.
+    /// A create that finds the id taken compares it with the stored document's.
+    pub content_hash: String,
+    /// When the event's id was taken by a different event: that document's id. This
+    /// document's id is then derived from it and the content ([`EventDocument::beside`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicts_with: Option<String>,
+    /// Whether `id` is the event's own (made safe), rather than derived from the content.
+    #[serde(skip)]
+    pub id_sent: bool,
 }
 
 impl EventDocument {
@@ -121,7 +132,7 @@ impl EventDocument {
             Some(id) => safe_id(id),
             None => derived_id(event),
         };
-        Self {
+        let mut document = Self {
             event_id: match sent_id {
                 Some(sent) if sent == id => None,
                 other => other.map(str::to_owned),
@@ -142,7 +153,87 @@ impl EventDocument {
             request_method: non_empty(request.method),
             user_agent: non_empty(request.user_agent),
             source,
+            content_hash: String::new(),
+            conflicts_with: None,
+            id_sent: sent_id.is_some(),
+        };
+        document.content_hash = content_hash(&document, sent_id);
+        document
+    }
+
+    /// The same event stored beside the document that holds its id with different content:
+    /// a deterministic id derived from the taken id and this content (so a redelivery maps to
+    /// it again), `eventId` kept (the id as sent), and `conflictsWith` naming the taken id.
+    pub fn beside(&self) -> Self {
+        let taken = &self.id;
+        let suffix = hex_lower(&Sha256::digest(
+            serde_json::json!([taken, self.content_hash])
+                .to_string()
+                .as_bytes(),
+        ));
+        let suffix = format!("~conflict-{}", &suffix[..32]);
+        let mut cut = taken.len().min(MAX_ID_LEN - suffix.len());
+        while !taken.is_char_boundary(cut) {
+            cut -= 1;
         }
+        Self {
+            id: format!("{}{suffix}", &taken[..cut]),
+            event_id: self
+                .event_id
+                .clone()
+                .or_else(|| self.id_sent.then(|| taken.clone())),
+            conflicts_with: Some(taken.clone()),
+            ..self.clone()
+        }
+    }
+}
+
+/// SHA-256 (hex) over a canonical form of an event's content: a JSON array of a version tag,
+/// the event id as sent, and every stored field of the event (`action` lower-cased as stored,
+/// `timestamp` as an instant, so that `+00:00` and `Z`, or 7 and 9 fraction digits, of the
+/// same time are one content). Excluded: what the receiver adds (`id`, `receivedAt`,
+/// `source`, so one event sent as a webhook and through Event Grid is one content).
+pub fn content_hash(document: &EventDocument, sent_id: Option<&str>) -> String {
+    let d = document;
+    let canonical = serde_json::json!([
+        "acr-webhook/content/v1",
+        sent_id,
+        d.action,
+        d.timestamp.as_deref().map(canonical_time),
+        d.login_server,
+        d.image,
+        d.tag,
+        d.digest,
+        d.media_type,
+        d.size,
+        d.name,
+        d.version,
+        d.request_id,
+        d.request_method,
+        d.user_agent,
+    ]);
+    hex_lower(&Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// An RFC 3339 time as one string per instant: UTC milliseconds, then the further fraction
+/// digits without trailing zeros; a text that is not such a time, as sent.
+fn canonical_time(text: &str) -> String {
+    match crate::read_api::normalise_time(text) {
+        Ok(millis) => {
+            let further: String = text
+                .split_once('.')
+                .map(|(_, fraction)| {
+                    fraction
+                        .bytes()
+                        .take_while(u8::is_ascii_digit)
+                        .skip(3)
+                        .map(char::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{millis} {}", further.trim_end_matches('0'))
+        }
+        Err(_) => format!("as sent {text}"),
     }
 }
 
@@ -182,6 +273,8 @@ impl EventDocument {
             "requestMethod" => Property::Text(Option::as_deref(&self.request_method)),
             "userAgent" => Property::Text(Option::as_deref(&self.user_agent)),
             "source" => Property::Text(Some(self.source.as_str())),
+            "contentHash" => Property::Text(Some(&self.content_hash)),
+            "conflictsWith" => Property::Text(Option::as_deref(&self.conflicts_with)),
             _ => return None,
         })
     }
@@ -228,8 +321,9 @@ pub fn safe_id(id: &str) -> String {
 pub fn derived_id(event: &AcrEvent) -> String {
     let t = event.target.clone().unwrap_or_default();
     let r = event.request.clone().unwrap_or_default();
+    // The action lower-cased, as it is stored (`PUSH` is `push`).
     let canonical = serde_json::json!([
-        event.action,
+        event.action.as_deref().map(str::to_ascii_lowercase),
         event.timestamp,
         [
             t.media_type,
@@ -269,7 +363,12 @@ mod tests {
             "target":{"mediaType":"m","size":524,"digest":"sha256:ab","length":524,"repository":"hello-world","tag":"v1"},
             "request":{"id":"r1","host":"reg.azurecr.io","method":"PUT","useragent":"docker/1"}}"#,
         );
-        let json = serde_json::to_value(&d).unwrap();
+        let mut json = serde_json::to_value(&d).unwrap();
+        let hash = json.as_object_mut().unwrap().remove("contentHash").unwrap();
+        assert_eq!(hash, d.content_hash.as_str());
+        assert!(
+            d.content_hash.len() == 64 && d.content_hash.bytes().all(|b| b.is_ascii_hexdigit())
+        );
         assert_eq!(
             json,
             serde_json::json!({
@@ -290,6 +389,7 @@ mod tests {
             "request":{"id":"r1","host":"reg.azurecr.io","method":"PUT","useragent":"docker/1"}}"#,
         );
         d.source = EventSource::EventGrid;
+        d.conflicts_with = Some("other".into());
         d
     }
 
@@ -304,7 +404,7 @@ mod tests {
         let names: Vec<String> = full_value.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             names.len(),
-            17,
+            19,
             "every field of the full document is present"
         );
         for document in [&full, &sparse] {
@@ -395,5 +495,56 @@ mod tests {
         let d = doc(r#"{"id":"x","action":"push","target":{"length":7,"tag":""}}"#);
         assert_eq!(d.size, Some(7));
         assert_eq!(d.tag, None);
+    }
+
+    #[test]
+    fn the_content_hash_is_the_event_s_content() {
+        let a = doc(
+            r#"{"id":"e","timestamp":"2019-03-12T22:16:31.0087496+00:00","action":"push","target":{"repository":"r","digest":"sha256:1"}}"#,
+        );
+        // The same instant written otherwise, received later, by another sender, `PUSH`.
+        let b = EventDocument::from_event(
+            &parse_event(br#"{"id":"e","timestamp":"2019-03-12T15:16:31.008749600-07:00","action":"PUSH","target":{"repository":"r","digest":"sha256:1"}}"#).unwrap().event,
+            "push",
+            EventSource::EventGrid,
+            UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+        );
+        assert_eq!(a.content_hash, b.content_hash);
+        for other in [
+            r#"{"id":"e","timestamp":"2019-03-12T22:16:31.0087497Z","action":"push","target":{"repository":"r","digest":"sha256:1"}}"#,
+            r#"{"id":"e","timestamp":"2019-03-12T22:16:31.0087496Z","action":"delete","target":{"repository":"r","digest":"sha256:1"}}"#,
+            r#"{"id":"e","timestamp":"2019-03-12T22:16:31.0087496Z","action":"push","target":{"repository":"r","digest":"sha256:2"}}"#,
+            r#"{"id":"f","timestamp":"2019-03-12T22:16:31.0087496Z","action":"push","target":{"repository":"r","digest":"sha256:1"}}"#,
+            r#"{"id":"e","timestamp":"yesterday","action":"push","target":{"repository":"r","digest":"sha256:1"}}"#,
+        ] {
+            assert_ne!(doc(other).content_hash, a.content_hash, "{other}");
+        }
+    }
+
+    #[test]
+    fn beside_is_deterministic_keeps_the_event_id_and_fits() {
+        let a = doc(r#"{"id":"e1","action":"push","target":{"digest":"sha256:1"}}"#);
+        let b = doc(r#"{"id":"e1","action":"push","target":{"digest":"sha256:2"}}"#);
+        let (a2, b2) = (a.beside(), b.beside());
+        assert_eq!(a2, a.beside());
+        assert_ne!(a2.id, b2.id);
+        assert!(a2.id.starts_with("e1~conflict-"), "{}", a2.id);
+        assert_eq!(a2.event_id.as_deref(), Some("e1"));
+        assert_eq!(a2.conflicts_with.as_deref(), Some("e1"));
+        assert_eq!(a2.content_hash, a.content_hash);
+        assert_eq!(safe_id(&a2.id), a2.id);
+        let long = doc(&format!(
+            r#"{{"id":"{}","action":"push"}}"#,
+            "é".repeat(200)
+        ));
+        let beside = long.beside();
+        assert!(beside.id.len() <= MAX_ID_LEN);
+        assert_eq!(beside.event_id.as_deref(), Some("é".repeat(200).as_str()));
+        // An event without id: no eventId to keep.
+        let derived = doc(r#"{"action":"push","target":{"digest":"sha256:1"}}"#).beside();
+        assert_eq!(derived.event_id, None);
+        let value = serde_json::to_value(&a2).unwrap();
+        assert_eq!(value["conflictsWith"], "e1");
+        assert!(value.get("idSent").is_none());
     }
 }

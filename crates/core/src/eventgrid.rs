@@ -16,7 +16,7 @@
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
-use crate::acr::{AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
+use crate::acr::{AcrAction, AcrEvent, Action, EventRequest, ParsedEvent, Target};
 use crate::distribution::{
     json_error, media_type_essence, strip_bom, ContentTypeError, JsonErrorKind,
 };
@@ -209,8 +209,9 @@ pub enum IdSource {
 pub struct EventGridEvent {
     /// The envelope format.
     pub schema: Schema,
-    /// The event type.
-    pub event_type: AcrEventType,
+    /// The event type, when it is one of the four known ones; `None` for another
+    /// `Microsoft.ContainerRegistry.*` type, whose action is `data.action`.
+    pub event_type: Option<AcrEventType>,
     /// The envelope `id`.
     pub envelope_id: Option<String>,
     /// Where `parsed.event.id` came from.
@@ -325,7 +326,20 @@ pub fn parse_delivery(content_type: Option<&str>, body: &[u8]) -> Result<Deliver
     let mut skipped = Vec::new();
     for (index, (raw, (schema, type_name))) in items.iter().zip(&typed).enumerate() {
         match type_name.and_then(AcrEventType::from_wire) {
-            Some(event_type) => events.push(acr_event(index, raw, *schema, event_type)?),
+            Some(event_type) => events.push(acr_event(index, raw, *schema, Some(event_type))?),
+            // A registry event type this receiver does not know yet (ACR has added event
+            // types before): stored when its data is an ACR event with a usable action,
+            // skipped otherwise (never an error, which would refuse the whole delivery).
+            None if type_name.is_some_and(is_registry_type) => {
+                match acr_event(index, raw, *schema, None) {
+                    Ok(event) => events.push(event),
+                    Err(_) => skipped.push(SkippedEvent {
+                        index,
+                        envelope_id: raw.id.as_deref().map(printable),
+                        event_type: type_name.map(printable),
+                    }),
+                }
+            }
             None => skipped.push(SkippedEvent {
                 index,
                 envelope_id: raw.id.as_deref().map(printable),
@@ -541,11 +555,22 @@ fn validation(raw: &RawEvent) -> Result<Delivery, EventGridError> {
     })
 }
 
+/// Whether an event type is Azure Container Registry's (`Microsoft.ContainerRegistry.*`).
+fn is_registry_type(name: &str) -> bool {
+    const PREFIX: &str = "Microsoft.ContainerRegistry.";
+    name.len() > PREFIX.len()
+        && name.is_char_boundary(PREFIX.len())
+        && name[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+}
+
+/// The ACR event of one element: of a known type (whose action `data.action` must match,
+/// ignoring case, when sent), or of another registry type (`None`: `data.action` must be a
+/// short token, see [`Action::parse`]).
 fn acr_event(
     index: usize,
     raw: &RawEvent,
     schema: Schema,
-    event_type: AcrEventType,
+    event_type: Option<AcrEventType>,
 ) -> Result<EventGridEvent, EventGridError> {
     let invalid = |reason: String| EventGridError::InvalidData { index, reason };
     if raw.data_base64 {
@@ -573,17 +598,26 @@ fn acr_event(
         Some(_) => return Err(invalid("data is not an object".into())),
         None => return Err(invalid("no data".into())),
     }
-    let action = event_type.action();
     let sent_action = data.action.filter(|a| !a.is_empty());
-    if let Some(sent) = &sent_action {
-        if sent != action.as_str() {
-            return Err(EventGridError::ActionMismatch {
-                index,
-                event_type: event_type.as_str(),
-                action: printable(sent),
-            });
+    let action = match event_type {
+        Some(event_type) => {
+            let action = event_type.action();
+            if let Some(sent) = &sent_action {
+                if !sent.eq_ignore_ascii_case(action.as_str()) {
+                    return Err(EventGridError::ActionMismatch {
+                        index,
+                        event_type: event_type.as_str(),
+                        action: printable(sent),
+                    });
+                }
+            }
+            Action::Known(action)
         }
-    }
+        None => sent_action
+            .as_deref()
+            .and_then(Action::parse)
+            .ok_or_else(|| invalid("data.action is missing or not a short token".into()))?,
+    };
     let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let (id, id_source) = match (non_empty(&data.id), non_empty(&raw.id)) {
         (Some(id), _) => (Some(id), IdSource::Data),
@@ -606,14 +640,14 @@ fn acr_event(
         location: data.location,
         connected_registry: data.connected_registry.and_then(|c| c.name),
         parsed: ParsedEvent {
-            action,
             event: AcrEvent {
                 id,
                 timestamp: data.timestamp,
-                action: Some(sent_action.unwrap_or_else(|| action.as_str().to_owned())),
+                action: Some(action.as_str().to_owned()),
                 target: data.target,
                 request: data.request,
             },
+            action,
         },
     })
 }
@@ -773,7 +807,7 @@ mod tests {
             let ce = one(CE_CT, ce_body);
             for (e, schema) in [(&eg, Schema::EventGrid), (&ce, Schema::CloudEvents)] {
                 assert_eq!(e.schema, schema);
-                assert_eq!(e.event_type, event_type);
+                assert_eq!(e.event_type, Some(event_type));
                 assert_eq!(e.parsed.action, event_type.action());
                 assert_eq!(
                     e.parsed.event.action.as_deref(),
@@ -873,7 +907,7 @@ mod tests {
             assert_eq!(e.envelope_id, e.parsed.event.id);
             assert_eq!(e.id_source, IdSource::Data);
         }
-        let count = |t| events.iter().filter(|e| e.event_type == t).count();
+        let count = |t| events.iter().filter(|e| e.event_type == Some(t)).count();
         assert_eq!(AcrEventType::ALL.map(count), [6, 2, 1, 1]);
         // The same batch without a content type, or as plain JSON, reads the same.
         for ct in [None, Some("application/json")] {

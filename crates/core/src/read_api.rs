@@ -51,7 +51,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::acr::AcrAction;
+use crate::acr::Action;
 use crate::auth::CODE_QUERY_PARAMETER;
 use crate::cosmos::{partition_key_header_for_str, PartitionKeyPath};
 use crate::document::{safe_id, MAX_ID_LEN};
@@ -86,8 +86,9 @@ pub struct EventQuery {
     pub image: Option<String>,
     /// Only events with this tag.
     pub tag: Option<String>,
-    /// Only events with this action.
-    pub action: Option<AcrAction>,
+    /// Only events with this action: a short token, lower-cased (known actions and any
+    /// other the senders used, see [`crate::acr::Action::parse`]).
+    pub action: Option<String>,
     /// Only events received at or after this time: RFC 3339, UTC, milliseconds, exactly as
     /// `receivedAt` is written.
     pub since: Option<String>,
@@ -136,8 +137,10 @@ pub enum QueryError {
         /// The limit.
         max: usize,
     },
-    /// `action` is not an ACR action.
-    #[error("unknown action `{0}` (expected push, delete, quarantine, chart_push, chart_delete or ping)")]
+    /// `action` is not a short token.
+    #[error(
+        "invalid action `{0}` (an action is 1 to 64 of a-z 0-9 _ . -, such as push or delete)"
+    )]
     UnknownAction(String),
     /// `limit` is not a whole number of at least 1.
     #[error("`limit` must be a whole number from 1 to {max} (larger values are lowered to {max}), not `{value}`")]
@@ -218,7 +221,8 @@ impl EventQuery {
                 "tag" => out.tag = Some(value),
                 "action" => {
                     out.action = Some(
-                        AcrAction::from_wire(&value)
+                        Action::parse(&value)
+                            .map(|a| a.as_str().to_owned())
                             .ok_or_else(|| QueryError::UnknownAction(printable(&value)))?,
                     )
                 }
@@ -456,9 +460,9 @@ pub fn query_body(query: &EventQuery, after: Option<&Position>) -> Value {
         conditions.push("c.tag = @tag");
         parameter("@tag", tag);
     }
-    if let Some(action) = query.action {
+    if let Some(action) = &query.action {
         conditions.push("c.action = @action");
-        parameter("@action", action.as_str());
+        parameter("@action", action);
     }
     if let Some(since) = &query.since {
         conditions.push("c.receivedAt >= @since");
@@ -601,7 +605,7 @@ pub fn query_partition_key(path: &PartitionKeyPath, query: &EventQuery) -> Optio
     let value = match path.as_str() {
         "/image" => query.image.as_deref(),
         "/tag" => query.tag.as_deref(),
-        "/action" => query.action.map(AcrAction::as_str),
+        "/action" => query.action.as_deref(),
         _ => None,
     }?;
     Some(partition_key_header_for_str(value))
@@ -698,7 +702,7 @@ fn continuation_mac(secret: &[u8], query: &EventQuery, position: &str) -> [u8; 3
         CONTINUATION_CONTEXT,
         query.image,
         query.tag,
-        query.action.map(AcrAction::as_str),
+        query.action.as_deref(),
         query.since,
         query.until,
         position
@@ -934,7 +938,7 @@ mod tests {
             EventQuery {
                 image: Some("team/app".into()),
                 tag: Some("v1".into()),
-                action: Some(AcrAction::Push),
+                action: Some("push".into()),
                 since: Some("2024-05-01T12:00:00.000Z".into()),
                 until: Some("2024-05-01T22:00:00.500Z".into()),
                 limit: 7,
@@ -990,13 +994,29 @@ mod tests {
         assert_eq!(parse("tag=%ff"), Err(QueryError::BadEncoding("tag".into())));
         assert_eq!(parse("%ff=1"), Err(QueryError::BadEncoding("%ff".into())));
         assert_eq!(
-            parse("action=pull"),
-            Err(QueryError::UnknownAction("pull".into()))
+            parse("action=pull").unwrap().action.as_deref(),
+            Some("pull")
         );
         assert_eq!(
-            parse("action=PUSH"),
-            Err(QueryError::UnknownAction("PUSH".into()))
+            parse("action=PUSH").unwrap().action.as_deref(),
+            Some("push")
         );
+        assert_eq!(
+            parse("action=Image.Retag_2").unwrap().action.as_deref(),
+            Some("image.retag_2")
+        );
+        assert_eq!(
+            parse("action=a%20b"),
+            Err(QueryError::UnknownAction("a b".into()))
+        );
+        assert_eq!(
+            parse("action=p%C3%BCsh"),
+            Err(QueryError::UnknownAction("püsh".into()))
+        );
+        assert!(matches!(
+            parse(&format!("action={}", "a".repeat(65))),
+            Err(QueryError::UnknownAction(_))
+        ));
         assert_eq!(
             parse(&format!("image={}", "a".repeat(MAX_VALUE_LEN + 1))),
             Err(QueryError::TooLong {
@@ -1121,7 +1141,7 @@ mod tests {
         let q = EventQuery {
             image: Some(hostile.into()),
             tag: Some(hostile.into()),
-            action: Some(AcrAction::Delete),
+            action: Some("delete".into()),
             since: Some("2024-05-01T00:00:00.000Z".into()),
             until: Some("2024-06-01T00:00:00.000Z".into()),
             ..EventQuery::default()
@@ -1276,7 +1296,7 @@ mod tests {
         let path = |p: &str| PartitionKeyPath::parse(p).unwrap();
         let q = EventQuery {
             image: Some("héllo".into()),
-            action: Some(AcrAction::Push),
+            action: Some("push".into()),
             ..EventQuery::default()
         };
         assert_eq!(

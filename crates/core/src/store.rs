@@ -1,7 +1,7 @@
 //! Talking to Cosmos DB through the host, within the request's time budget: writes with
 //! retries, the ping check, and the read API's queries.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use http::{Request, Response};
@@ -14,17 +14,29 @@ use crate::cosmos::{
 };
 use crate::document::EventDocument;
 use crate::host::Host;
-use crate::json::{json_fields, Capped};
+use crate::json::json_fields;
 use crate::retry::{RetryBudget, MIN_ATTEMPT};
 
-/// Whether a document was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    /// Stored now.
-    Created,
-    /// Stored before (same id).
-    AlreadyStored,
+/// Where an event was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The id of the document that holds the event.
+    pub id: String,
+    /// Stored now; `false`: stored before, with the same content (a redelivery).
+    pub created: bool,
+    /// The id the event maps to, when a different event holds it: this one is stored beside
+    /// it, under `id` (see [`EventDocument::beside`]).
+    pub conflicts_with: Option<String>,
 }
+
+/// How many times an id may turn out to be taken by a different event before the write
+/// gives up: the event's own id, then ids derived from it (taken only by a sender that sent
+/// such an id on purpose).
+pub const MAX_CONFLICTS: usize = 3;
+
+/// How often an id may be found taken (409) but its document not readable (404: deleted,
+/// expired, or a replica behind) before the write gives up.
+const MAX_TAKEN_BUT_ABSENT: usize = 2;
 
 /// Sends the request `build(date)` makes, again after transient failures (429, 449, 408, 5xx,
 /// no answer) with jittered backoff or the wait Cosmos asks for, until an answer that is not
@@ -93,26 +105,113 @@ pub fn create_body(document: &EventDocument, path: &PartitionKeyPath) -> (Vec<u8
     (body, partition_key)
 }
 
-/// Writes one document: created now, or stored before.
+/// Writes one document: created now, or stored before with the same content. When its id is
+/// taken (409) the stored document is read (a point read in the same partition) and its
+/// `contentHash` compared: the same, or none (written before hashes were stored), is a
+/// redelivery; a different one means another event holds the id, and this one is written
+/// beside it under a derived id ([`EventDocument::beside`]), whose 409 is compared in turn.
+/// Every request runs inside the same time budget.
 pub async fn write_document<H: Host>(
     config: &Config,
     host: &H,
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
-    // Each attempt gets its own copy of the body because a request owns its `Vec<u8>` (the
-    // host consumes it).
-    let (body, partition_key) = create_body(document, &config.store.partition_key_path);
+    let path = &config.store.partition_key_path;
+    let mut current = std::borrow::Cow::Borrowed(document);
+    let mut conflicts = 0;
+    let mut absent = 0;
+    loop {
+        // Each attempt gets its own copy of the body because a request owns its `Vec<u8>`
+        // (the host consumes it).
+        let (body, partition_key) = create_body(&current, path);
+        let response = send_with_retries(config, host, now, |date| {
+            config
+                .store
+                .create_document_request(body.clone(), &partition_key, date)
+        })
+        .await?;
+        let written = |created| Written {
+            id: current.id.clone(),
+            created,
+            conflicts_with: current.conflicts_with.clone(),
+        };
+        match classify_write(response.status(), response.headers(), response.body()) {
+            WriteResult::Created => return Ok(written(true)),
+            WriteResult::AlreadyStored => {}
+            WriteResult::Failed(f) => return Err(Failure::store_refused(&config.store, f)),
+        }
+        match stored_content(config, host, &current.id, &partition_key, now).await? {
+            Some(None) => return Ok(written(false)),
+            Some(Some(hash)) if hash == current.content_hash => return Ok(written(false)),
+            Some(Some(_)) => {
+                conflicts += 1;
+                if conflicts > MAX_CONFLICTS {
+                    return Err(Failure::StoreUnavailable {
+                        reason: format!(
+                            "the id `{}` and {MAX_CONFLICTS} ids derived from it hold other events",
+                            crate::text::printable(&document.id)
+                        ),
+                        retry_after: None,
+                    });
+                }
+                current = std::borrow::Cow::Owned(current.beside());
+            }
+            None => {
+                absent += 1;
+                if absent > MAX_TAKEN_BUT_ABSENT {
+                    return Err(Failure::StoreUnavailable {
+                        reason: "Cosmos DB answered that the id is taken, but not with the \
+                                 document holding it"
+                            .into(),
+                        retry_after: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The `contentHash` of the document stored under `id` in the partition `partition_key`:
+/// `Some(Some(hash))`, `Some(None)` for a document without a (string) hash, `None` when
+/// there is no such document (404).
+async fn stored_content<H: Host>(
+    config: &Config,
+    host: &H,
+    id: &str,
+    partition_key: &str,
+    now: SystemTime,
+) -> Result<Option<Option<String>>, Failure> {
     let response = send_with_retries(config, host, now, |date| {
-        config
-            .store
-            .create_document_request(body.clone(), &partition_key, date)
+        config.store.read_document_request(id, partition_key, date)
     })
     .await?;
-    match classify_write(response.status(), response.headers(), response.body()) {
-        WriteResult::Created => Ok(Written::Created),
-        WriteResult::AlreadyStored => Ok(Written::AlreadyStored),
-        WriteResult::Failed(f) => Err(Failure::store_refused(&config.store, f)),
+    let (parts, body) = response.into_parts();
+    match classify_read(parts.status, &parts.headers, body) {
+        ReadResult::Found(body) => {
+            #[derive(Default)]
+            struct Stored {
+                content_hash: Option<serde_json::Value>,
+            }
+            crate::json::json_fields!(Stored { "contentHash" => content_hash: Value });
+            let mut stored = Stored::default();
+            crate::json::read_object(&body, &mut stored).map_err(|_| {
+                Failure::StoreUnavailable {
+                    reason: "Cosmos DB answered the read of a stored document with a body that \
+                             is not a document"
+                        .into(),
+                    retry_after: None,
+                }
+            })?;
+            Ok(Some(match stored.content_hash {
+                None | Some(serde_json::Value::Null) => None,
+                // Anything but a string cannot be this content: compared as different.
+                Some(serde_json::Value::String(hash)) => Some(hash),
+                Some(_) => Some(String::new()),
+            }))
+        }
+        ReadResult::NotFound => Ok(None),
+        ReadResult::Failed(f) => Err(Failure::store_refused(&config.store, f)),
     }
 }
 
@@ -178,23 +277,31 @@ fn read_warning(container: &[u8]) -> Option<bool> {
     Some(crate::indexing::serves_read_order(&policy))
 }
 
-/// Which of `ids` are stored already, in one cross-partition query, so that redelivering a
-/// large batch does not spend the budget on a 409 per event and makes progress each time.
-/// A failed or unusable answer gives an empty set: the writes then find out one by one.
-pub async fn stored_ids<H: Host>(
+/// Which of `documents` are stored already, by (partition key header, id), with the stored
+/// `contentHash` (`None` when the document has none), in one
+/// cross-partition query, so that redelivering a large batch does not spend the budget on a
+/// 409 per event and makes progress each time. Cosmos DB's ids are unique per logical
+/// partition only, so a stored document counts for an event only when its partition key is the
+/// event's too. A failed or unusable answer gives an empty set: the writes then find out one by one.
+pub async fn stored_keys<H: Host>(
     config: &Config,
     host: &H,
-    ids: &[&str],
+    documents: &[EventDocument],
     now: SystemTime,
-) -> HashSet<String> {
+) -> HashMap<(String, String), Option<String>> {
     let budget = RetryBudget {
         total: config.write_budget,
     };
     let Some(timeout) = budget.attempt_timeout(host.elapsed()) else {
-        return HashSet::new();
+        return HashMap::new();
     };
+    let path = &config.store.partition_key_path;
+    let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
     let query = serde_json::json!({
-        "query": "SELECT c.id FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+        "query": format!(
+            "SELECT c.id, c.contentHash{} FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+            partition_key_projection(path)
+        ),
         "parameters": [{ "name": "@ids", "value": ids }],
     });
     let max_items = u32::try_from(ids.len()).unwrap_or(u32::MAX);
@@ -205,27 +312,55 @@ pub async fn stored_ids<H: Host>(
         None,
         &x_ms_date(now + host.elapsed()),
     );
-    #[derive(Default)]
-    struct Page {
-        documents: Option<Capped<IdOnly, { usize::MAX }>>,
+    let Ok(response) = host.send(request, timeout).await else {
+        return HashMap::new();
+    };
+    if response.status() != http::StatusCode::OK {
+        return HashMap::new();
     }
-    json_fields!(Page { "Documents" => documents: Objects });
-    #[derive(Default)]
-    struct IdOnly {
-        id: Option<String>,
-    }
-    json_fields!(IdOnly { "id" => id: Text });
-    match host.send(request, timeout).await {
-        Ok(response) if response.status() == http::StatusCode::OK => {
-            let mut page = Page::default();
-            match crate::json::read_object(response.body(), &mut page) {
-                Ok(()) => page
-                    .documents
-                    .map(|documents| documents.items.into_iter().filter_map(|d| d.id).collect())
-                    .unwrap_or_default(),
-                Err(_) => HashSet::new(),
-            }
-        }
-        _ => HashSet::new(),
+    let Ok(page) = serde_json::from_slice::<serde_json::Value>(response.body()) else {
+        return HashMap::new();
+    };
+    page.get("Documents")
+        .and_then(serde_json::Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|row| {
+                    let id = row.get("id")?.as_str()?;
+                    let hash = row
+                        .get("contentHash")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned);
+                    Some(((path.header_for(row), id.to_owned()), hash))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The document's `x-ms-documentdb-partitionkey` value (as [`create_body`] computes it).
+pub fn partition_key_of(document: &EventDocument, path: &PartitionKeyPath) -> String {
+    document
+        .partition_key_header(path)
+        .unwrap_or_else(|| create_body(document, path).1)
+}
+
+/// `, c.<property>` for the first segment of the partition key path, so that a row of the
+/// pre-check's answer has the partition key where a document has it; nothing when the path
+/// is `/id` or `/contentHash` (already selected) or its first segment is not a plain identifier (no document
+/// written here has such a property: their partition key is undefined, as the row's is).
+fn partition_key_projection(path: &PartitionKeyPath) -> String {
+    let first = path.as_str()[1..].split('/').next().unwrap_or_default();
+    let identifier = first
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if identifier && first != "id" && first != "contentHash" {
+        format!(", c.{first}")
+    } else {
+        String::new()
     }
 }

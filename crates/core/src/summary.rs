@@ -35,7 +35,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::acr::AcrAction;
 use crate::answer::{Failure, Success};
 use crate::config::Config;
 use crate::cosmos::QueryScope;
@@ -185,8 +184,8 @@ impl SummaryQuery {
         if let Some(tag) = &q.tag {
             add("c.tag = @tag", "@tag", tag);
         }
-        if let Some(action) = q.action {
-            add("c.action = @action", "@action", AcrAction::as_str(action));
+        if let Some(action) = &q.action {
+            add("c.action = @action", "@action", action);
         }
         let sql = format!(
             "SELECT c.receivedAt, c.action FROM c WHERE {}",
@@ -403,7 +402,7 @@ mod tests {
             "since=2024-05-01T00:00:00Z&until=2024-05-01T00:00:00Z",
             "since=2030-01-01T00:00:00Z",
             "since=2020-01-01T00:00:00Z&until=2022-01-03T00:00:00Z",
-            "action=launch",
+            "action=a%20b",
             "since=yesterday",
         ] {
             assert!(SummaryQuery::parse(bad, now()).is_err(), "{bad}");

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use http::{header, request::Parts, Method};
 
-use crate::acr::{parse_event, AcrAction};
+use crate::acr::{parse_event, AcrAction, Action};
 use crate::answer::{BatchOutcome, Failure, Success};
 use crate::auth::is_authorized;
 use crate::config::{Config, ConfigSource};
@@ -17,7 +17,7 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
-use crate::store::{check_store, stored_ids, write_document, Written};
+use crate::store::{check_store, partition_key_of, stored_keys, write_document};
 use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
@@ -157,10 +157,35 @@ pub async fn receive_acr_event<H: Host>(
     if let FilterDecision::Skip { reason } = decide(config, &document) {
         return Ok(Success::Filtered { reason });
     }
-    match write_document(config, host, &document, now).await? {
-        Written::Created => Ok(Success::Stored { id: document.id }),
-        Written::AlreadyStored => Ok(Success::AlreadyStored { id: document.id }),
-    }
+    let unknown_action = match parsed.action {
+        Action::Other(action) => Some(action),
+        Action::Known(_) => None,
+    };
+    let written = write_document(config, host, &document, now).await?;
+    Ok(if written.created {
+        Success::Stored {
+            id: written.id,
+            unknown_action,
+            conflicts_with: written.conflicts_with,
+        }
+    } else {
+        Success::AlreadyStored {
+            id: written.id,
+            conflicts_with: written.conflicts_with,
+        }
+    })
+}
+
+/// The log's warning on an event whose id a different event holds.
+fn conflict_note(id: &str, conflicts_with: &str) -> String {
+    format!(
+        "warning: id {conflicts_with} holds a different event: this one is stored beside it as {id}"
+    )
+}
+
+/// The log's note on an event stored with an action this receiver does not know.
+fn unknown_action_note(action: &str) -> String {
+    format!("action `{action}` is not one this receiver knows: stored as sent")
 }
 
 fn decide(config: &Config, document: &EventDocument) -> FilterDecision {
@@ -185,10 +210,16 @@ async fn receive_distribution<H: Host>(
             batch.skipped += 1;
             continue;
         }
-        let action = event.event.action.as_deref().unwrap_or("unknown");
+        let Some(action) = event.action_name() else {
+            batch.skipped += 1;
+            continue;
+        };
+        if event.action == distribution::DistributionAction::Unknown {
+            batch.notes.push(unknown_action_note(&action));
+        }
         documents.push(EventDocument::from_event(
             &event.to_acr_event(),
-            action,
+            &action,
             EventSource::Distribution,
             now,
         ));
@@ -211,9 +242,13 @@ async fn receive_event_grid<H: Host>(
                 skipped: skipped.len(),
                 ..BatchOutcome::default()
             };
+            let mut batch = batch;
             let documents = events
                 .iter()
                 .map(|e| {
+                    if let Action::Other(action) = &e.parsed.action {
+                        batch.notes.push(unknown_action_note(action));
+                    }
                     EventDocument::from_event(
                         &e.parsed.event,
                         e.parsed.action.as_str(),
@@ -238,8 +273,7 @@ async fn store_batch<H: Host>(
 ) -> Result<Success, Failure> {
     let total = documents.len();
     let known = if total > 1 {
-        let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
-        stored_ids(config, host, &ids, now).await
+        stored_keys(config, host, &documents, now).await
     } else {
         Default::default()
     };
@@ -248,9 +282,19 @@ async fn store_batch<H: Host>(
             batch.filtered.push(reason);
             continue;
         }
-        if known.contains(&document.id) {
-            batch.already_stored.push(document.id);
-            continue;
+        if !known.is_empty() {
+            let key = (
+                partition_key_of(&document, &config.store.partition_key_path),
+                document.id.clone(),
+            );
+            // Stored with the same content, or before hashes were stored: a redelivery. With
+            // another content, the write finds the id taken and compares again.
+            if let Some(hash) = known.get(&key) {
+                if hash.as_ref().is_none_or(|h| *h == document.content_hash) {
+                    batch.already_stored.push(document.id);
+                    continue;
+                }
+            }
         }
         let written = write_document(config, host, &document, now)
             .await
@@ -269,9 +313,13 @@ async fn store_batch<H: Host>(
                 },
                 other => other,
             })?;
-        match written {
-            Written::Created => batch.stored.push(document.id),
-            Written::AlreadyStored => batch.already_stored.push(document.id),
+        if let (true, Some(taken)) = (written.created, &written.conflicts_with) {
+            batch.notes.push(conflict_note(&written.id, taken));
+        }
+        if written.created {
+            batch.stored.push(written.id);
+        } else {
+            batch.already_stored.push(written.id);
         }
     }
     Ok(Success::Batch(batch))
@@ -295,8 +343,28 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
     let status = crate::answer::respond(outcome).status().as_u16();
     let what = match outcome {
-        Ok(Success::Stored { id }) => format!("stored {id}"),
-        Ok(Success::AlreadyStored { id }) => format!("already stored {id}"),
+        Ok(Success::Stored {
+            id,
+            unknown_action,
+            conflicts_with,
+        }) => {
+            let mut line = format!("stored {id}");
+            if let Some(action) = unknown_action {
+                line.push_str("; ");
+                line.push_str(&unknown_action_note(action));
+            }
+            if let Some(taken) = conflicts_with {
+                line.push_str("; ");
+                line.push_str(&conflict_note(id, taken));
+            }
+            line
+        }
+        Ok(Success::AlreadyStored { id, conflicts_with }) => match conflicts_with {
+            Some(taken) => format!(
+                "already stored {id} (beside {taken}, which holds a different event with the same id)"
+            ),
+            None => format!("already stored {id}"),
+        },
         Ok(Success::Pong) => "ping ok".into(),
         Ok(Success::PongWithWarning(warning)) => format!("ping ok, with a warning: {warning}"),
         Ok(Success::Healthy) => "healthy".into(),
@@ -309,6 +377,7 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
             b.filtered.len(),
             b.filtered
                 .iter()
+                .chain(&b.notes)
                 .map(|r| format!("; {r}"))
                 .collect::<String>()
         ),

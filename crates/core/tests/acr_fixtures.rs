@@ -122,12 +122,19 @@ fn every_storable_fixture_becomes_the_right_document() {
         let store = MemoryStore::new();
         let (outcome, response) = post(path, &store);
         let id = expected["id"].as_str().unwrap();
-        assert_eq!(outcome, Ok(Success::Stored { id: id.into() }), "{path}");
+        assert_eq!(
+            outcome,
+            Ok(Success::Stored {
+                id: id.into(),
+                unknown_action: None,
+                conflicts_with: None
+            }),
+            "{path}"
+        );
         assert_eq!(response.status(), 201, "{path}");
         let body: Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["id"], id);
-        let docs = store.documents.borrow();
-        assert_document(&docs[id], &expected);
+        assert_document(&store.document(id), &expected);
 
         // The request that carried it: signed create on the container, partition key = /id.
         let requests = store.requests.borrow();
@@ -148,12 +155,18 @@ fn every_storable_fixture_becomes_the_right_document() {
 fn an_event_without_id_gets_a_stable_derived_id() {
     let store = MemoryStore::new();
     let (first, _) = post("acr/push_no_id.json", &store);
-    let Ok(Success::Stored { id }) = first else {
+    let Ok(Success::Stored { id, .. }) = first else {
         panic!("{first:?}")
     };
     assert!(id.starts_with("sha256-") && id.len() == 71, "{id}");
     let (again, response) = post("acr/push_no_id.json", &store);
-    assert_eq!(again, Ok(Success::AlreadyStored { id: id.clone() }));
+    assert_eq!(
+        again,
+        Ok(Success::AlreadyStored {
+            id: id.clone(),
+            conflicts_with: None
+        })
+    );
     assert_eq!(response.status(), 200);
     assert_eq!(store.documents.borrow().len(), 1);
 }
@@ -162,14 +175,20 @@ fn an_event_without_id_gets_a_stable_derived_id() {
 fn a_long_id_is_shortened_deterministically() {
     let store = MemoryStore::new();
     let (outcome, _) = post("acr/push_long_id.json", &store);
-    let Ok(Success::Stored { id }) = outcome else {
+    let Ok(Success::Stored { id, .. }) = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(id.len(), 255);
     let original: Value = serde_json::from_slice(&fixture("acr/push_long_id.json")).unwrap();
-    assert_eq!(store.documents.borrow()[&id]["eventId"], original["id"]);
+    assert_eq!(store.document(&id)["eventId"], original["id"]);
     let (again, _) = post("acr/push_long_id.json", &store);
-    assert_eq!(again, Ok(Success::AlreadyStored { id }));
+    assert_eq!(
+        again,
+        Ok(Success::AlreadyStored {
+            id,
+            conflicts_with: None
+        })
+    );
 }
 
 #[test]

@@ -126,7 +126,8 @@ fn bodies_that_are_not_events() {
             br#"{"action":"push","target":{"size":"1"}}"#,
             "invalid_event",
         ),
-        (br#"{"action":"pull"}"#, "unsupported_action"),
+        (br#"{"action":"pull now"}"#, "unsupported_action"),
+        (br#"{"action":""}"#, "unsupported_action"),
     ] {
         let (status, json, store) = run(
             "POST",

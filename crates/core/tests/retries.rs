@@ -35,7 +35,11 @@ fn transient_failures_are_retried_until_stored() {
         let outcome = post_push(&store, &[]);
         assert_eq!(
             outcome,
-            Ok(Success::Stored { id: PUSH_ID.into() }),
+            Ok(Success::Stored {
+                id: PUSH_ID.into(),
+                unknown_action: None,
+                conflicts_with: None
+            }),
             "{first:?}"
         );
         assert_eq!(store.requests.borrow().len(), 3, "{first:?}");
@@ -59,9 +63,16 @@ fn the_retry_after_the_store_asks_for_is_honoured() {
 fn a_write_whose_answer_was_lost_is_stored_once_and_reported_stored() {
     let store = MemoryStore::scripted(&[Behaviour::LostAnswer, Behaviour::Normal]);
     let outcome = post_push(&store, &[]);
-    assert_eq!(outcome, Ok(Success::AlreadyStored { id: PUSH_ID.into() }));
+    assert_eq!(
+        outcome,
+        Ok(Success::AlreadyStored {
+            id: PUSH_ID.into(),
+            conflicts_with: None
+        })
+    );
     assert_eq!(store.documents.borrow().len(), 1);
-    assert_eq!(store.requests.borrow().len(), 2);
+    // The lost create, the 409, and the read that finds the same content stored.
+    assert_eq!(store.requests.borrow().len(), 3);
 }
 
 #[test]

@@ -130,8 +130,7 @@ fn event_grid_and_webhook_copies_of_one_event_are_one_document() {
     assert_eq!(response.status(), 201, "{outcome:?}");
     let delivered: Value = serde_json::from_slice(&egrid).unwrap();
     let data = &delivered[0]["data"];
-    let docs = store.documents.borrow().clone();
-    let doc = &docs[data["id"].as_str().unwrap()];
+    let doc = &store.document(data["id"].as_str().unwrap());
     assert_eq!(doc["source"], "eventgrid");
     assert_eq!(doc["image"], data["target"]["repository"]);
     // The same content as a bare ACR webhook: already stored.
@@ -246,4 +245,151 @@ fn a_batch_larger_than_the_budget_completes_over_redeliveries() {
     assert_eq!(statuses.first(), Some(&503), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&201), "{statuses:?}");
     assert_eq!(store.documents.borrow().len(), 1000);
+}
+
+/// Cosmos DB's ids are unique per logical partition: with `partition_key_path=/image`, an
+/// event whose id is stored under another image is a new event there, and a batch's
+/// pre-check must not report it stored (issue 15, item 3).
+#[test]
+fn a_batch_pre_check_matches_ids_per_partition() {
+    let store = MemoryStore::new();
+    let by_image = [("partition_key_path", "/image")];
+    let envelope = |image: &str, ids: &[&str]| {
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "action": "push",
+                    "target": {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "repository": image, "digest": "sha256:1", "tag": "v1"
+                    }
+                })
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap()
+    };
+    let (_, first) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/a", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(first.status(), 201);
+    // The same ids under another image: two new documents.
+    let (outcome, second) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/b", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(second.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(second.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["e1", "e2"]));
+    assert_eq!(answer["alreadyStored"], serde_json::json!([]));
+    assert_eq!(store.documents.borrow().len(), 4);
+    // A redelivery of either is stored already, found by the pre-check (one query, no write).
+    let sent = store.requests.borrow().len();
+    let (_, again) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope("team/b", &["e1", "e2"]),
+        &store,
+        &by_image,
+    );
+    assert_eq!(again.status(), 200);
+    assert_eq!(store.requests.borrow().len(), sent + 1);
+    assert_eq!(store.documents.borrow().len(), 4);
+}
+
+/// An action this receiver does not know is stored as sent (lower-cased) and logged, by
+/// every sender; known actions are matched ignoring case (issue 15, item 1).
+#[test]
+fn unknown_actions_are_stored_as_sent_by_every_sender() {
+    let store = MemoryStore::new();
+    // ACR: a future action, and a known one in capitals.
+    let (outcome, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f1","action":"Image.Retag","target":{"repository":"r","tag":"t"}}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    assert_eq!(store.document("f1")["action"], "image.retag");
+    let line = acr_webhook_core::log_line(&http::Method::POST, "/acr", &outcome);
+    assert!(
+        line.contains("stored f1") && line.contains("`image.retag` is not one this receiver knows"),
+        "{line}"
+    );
+    let (_, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f2","action":"PUSH","target":{"repository":"r","tag":"t"}}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201);
+    assert_eq!(store.document("f2")["action"], "push");
+    // Not a short token: still 400, nothing stored.
+    let (_, response) = post(
+        "/acr",
+        "application/json",
+        br#"{"id":"f3","action":"re tag"}"#.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 400);
+    assert_eq!(store.documents.borrow().len(), 2);
+
+    // Distribution: a future action on a manifest is stored; on a blob it follows
+    // keep_pulls_and_blobs; one that is not a token is skipped (a 2xx: never a blocked queue).
+    let envelope = br#"{"events":[
+        {"id":"d1","action":"Retag","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"r","digest":"sha256:1"}},
+        {"id":"d2","action":"copy","target":{"mediaType":"application/octet-stream","repository":"r","digest":"sha256:2"}},
+        {"id":"d3","action":"re tag","target":{"mediaType":"application/vnd.oci.image.manifest.v1+json","repository":"r"}}]}"#;
+    let (outcome, response) = post(
+        "/distribution",
+        DISTRIBUTION_TYPE,
+        envelope.to_vec(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["d1"]));
+    assert_eq!(answer["skipped"], 2);
+    assert_eq!(store.document("d1")["action"], "retag");
+    let line = acr_webhook_core::log_line(&http::Method::POST, "/distribution", &outcome);
+    assert!(
+        line.contains("`retag` is not one this receiver knows"),
+        "{line}"
+    );
+
+    // Event Grid: a future Microsoft.ContainerRegistry.* type is stored with data.action;
+    // another namespace is skipped as before.
+    let delivery = serde_json::json!([
+        {"id": "g1", "eventType": "Microsoft.ContainerRegistry.ImageQuarantined",
+         "subject": "r:t", "eventTime": "2024-01-01T00:00:00Z", "dataVersion": "1.0",
+         "data": {"id": "g1", "action": "quarantine",
+                  "target": {"repository": "r", "tag": "t", "digest": "sha256:3"}}},
+        {"id": "g2", "eventType": "Microsoft.ContainerRegistry.ImagePushed",
+         "data": {"id": "g2", "action": "PUSH", "target": {"repository": "r", "tag": "u"}}},
+        {"id": "g3", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}
+    ]);
+    let (outcome, response) = post(
+        "/eventgrid",
+        "application/json",
+        serde_json::to_vec(&delivery).unwrap(),
+        &store,
+        &[],
+    );
+    assert_eq!(response.status(), 201, "{outcome:?}");
+    let answer: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(answer["stored"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(answer["skipped"], 1);
+    assert_eq!(store.document("g1")["action"], "quarantine");
+    assert_eq!(store.document("g2")["action"], "push");
 }

@@ -67,7 +67,8 @@ pub enum Behaviour {
 
 /// An in-memory stand-in for the store, with a virtual clock: `sleep` and stalls advance it.
 pub struct MemoryStore {
-    pub documents: RefCell<HashMap<String, serde_json::Value>>,
+    /// By (partition key header, id): Cosmos DB's ids are unique per logical partition.
+    pub documents: RefCell<HashMap<(String, String), serde_json::Value>>,
     pub requests: RefCell<Vec<Request<Vec<u8>>>>,
     /// Played one per request; `behaviour` once it is empty.
     pub script: RefCell<std::collections::VecDeque<Behaviour>>,
@@ -107,10 +108,15 @@ impl MemoryStore {
         if request.headers().contains_key("x-ms-documentdb-isquery") {
             return (200, self.query(request));
         }
+        let partition = request
+            .headers()
+            .get("x-ms-documentdb-partitionkey")
+            .map(|v| v.to_str().unwrap().to_owned());
         if request.method() == http::Method::POST && path.ends_with("/docs") {
             let doc: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
             let id = doc["id"].as_str().unwrap().to_owned();
-            match self.documents.borrow_mut().entry(id) {
+            let key = (partition.expect("a create names its partition key"), id);
+            match self.documents.borrow_mut().entry(key) {
                 std::collections::hash_map::Entry::Occupied(_) => {
                     (409, br#"{"code":"Conflict","message":"exists"}"#.to_vec())
                 }
@@ -118,6 +124,16 @@ impl MemoryStore {
                     slot.insert(doc);
                     (201, b"{}".to_vec())
                 }
+            }
+        } else if let Some((_, id)) = path.split_once("/docs/") {
+            // A point read: the partition key header is required, as on the real service.
+            let Some(partition) = partition else {
+                return (400, br#"{"code":"BadRequest"}"#.to_vec());
+            };
+            let id = percent_decode(id);
+            match self.documents.borrow().get(&(partition, id)) {
+                Some(doc) => (200, doc.to_string().into_bytes()),
+                None => (404, br#"{"code":"NotFound","message":"m"}"#.to_vec()),
             }
         } else if request.method() == http::Method::GET && path.contains("/colls/") {
             (200, br#"{"id":"events"}"#.to_vec())
@@ -144,15 +160,51 @@ impl MemoryStore {
                 _ => None,
             })
         });
+        let partition = request
+            .headers()
+            .get("x-ms-documentdb-partitionkey")
+            .map(|v| v.to_str().unwrap().to_owned());
         let docs = self.documents.borrow();
-        let found: Vec<&serde_json::Value> = match wanted {
-            Some(ids) => ids.iter().filter_map(|id| docs.get(id)).collect(),
-            None => docs.values().collect(),
-        };
+        let found: Vec<&serde_json::Value> = docs
+            .iter()
+            .filter(|((pk, id), _)| {
+                partition.as_ref().is_none_or(|p| p == pk)
+                    && wanted.as_ref().is_none_or(|ids| ids.contains(id))
+            })
+            .map(|(_, doc)| doc)
+            .collect();
         serde_json::json!({ "Documents": found, "_count": found.len() })
             .to_string()
             .into_bytes()
     }
+}
+
+impl MemoryStore {
+    /// The one stored document with this id, whatever its partition.
+    pub fn document(&self, id: &str) -> serde_json::Value {
+        let docs = self.documents.borrow();
+        let found: Vec<_> = docs.iter().filter(|((_, i), _)| i == id).collect();
+        assert_eq!(found.len(), 1, "documents with id {id}");
+        found[0].1.clone()
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
 }
 
 impl Host for MemoryStore {
