@@ -94,20 +94,8 @@ pub async fn list_events<H: Host>(
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
     let reads = Reads::new(config, host, now);
 
-    let partition_key = read_api::query_partition_key(&config.store.partition_key_path, &query);
-    let ranges;
-    let targets: Vec<QueryScope<'_>> = match &partition_key {
-        Some(pk) => vec![QueryScope::Partition(pk)],
-        None => {
-            ranges = reads.partition_key_ranges().await?;
-            reads.allow_for_ranges(ranges.len());
-            ranges
-                .iter()
-                .map(|r| QueryScope::PartitionKeyRange(r))
-                .collect()
-        }
-    };
-    let merged = reads.newest_first(&body, &targets, limit).await?;
+    let targets = reads.targets(&query).await?;
+    let merged = reads.newest_first(&body, &targets.scopes(), limit).await?;
     let next = if merged.more {
         let last = merged.events.last().and_then(Position::of).ok_or_else(|| {
             unusable(PageError::UnexpectedShape(
@@ -202,7 +190,41 @@ pub struct Reads<'a, H> {
     ranges: Cell<usize>,
 }
 
+/// Where one read's queries go: the one partition its filters fix, or every partition key range.
+pub enum Targets {
+    /// The filters fix the container's partition key to this value.
+    Partition(String),
+    /// The container's current partition key ranges.
+    Ranges(Vec<String>),
+}
+
+impl Targets {
+    /// The scope of each query.
+    pub fn scopes(&self) -> Vec<QueryScope<'_>> {
+        match self {
+            Targets::Partition(pk) => vec![QueryScope::Partition(pk)],
+            Targets::Ranges(ranges) => ranges
+                .iter()
+                .map(|r| QueryScope::PartitionKeyRange(r))
+                .collect(),
+        }
+    }
+}
+
 impl<'a, H: Host> Reads<'a, H> {
+    /// Where a read with these filters goes: the partition they fix, or every partition key
+    /// range (read now), with the round-trip budget raised for them.
+    pub async fn targets(&self, query: &EventQuery) -> Result<Targets, Failure> {
+        match read_api::query_partition_key(&self.config.store.partition_key_path, query) {
+            Some(pk) => Ok(Targets::Partition(pk)),
+            None => {
+                let ranges = self.partition_key_ranges().await?;
+                self.allow_for_ranges(ranges.len());
+                Ok(Targets::Ranges(ranges))
+            }
+        }
+    }
+
     /// A read request's budget: [`MAX_ROUND_TRIPS`] round trips, until
     /// [`Reads::allow_for_ranges`] says how many ranges it queries.
     pub fn new(config: &'a Config, host: &'a H, now: SystemTime) -> Self {

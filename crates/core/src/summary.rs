@@ -37,10 +37,8 @@ use serde_json::{json, Map, Value};
 
 use crate::answer::{Failure, Success};
 use crate::config::Config;
-use crate::cosmos::QueryScope;
 use crate::event_reads::Reads;
 use crate::host::Host;
-use crate::read_api;
 use crate::read_api::{civil_from_days, days_from_civil, percent_decode, EventQuery, QueryError};
 
 /// Route of the summary. (An event whose id is `summary` is still readable as
@@ -328,32 +326,24 @@ pub async fn summarize<H: Host>(
     let body = query.query_body();
     let reads = Reads::new(config, host, now);
     let mut counts = Counts::default();
-    let partition_key =
-        read_api::query_partition_key(&config.store.partition_key_path, &query.filters);
-    let ranges;
-    let targets: Vec<QueryScope<'_>> = match &partition_key {
-        Some(pk) => vec![QueryScope::Partition(pk)],
-        None => {
-            ranges = reads.partition_key_ranges().await?;
-            reads.allow_for_ranges(ranges.len());
-            ranges
-                .iter()
-                .map(|r| QueryScope::PartitionKeyRange(r))
-                .collect()
-        }
-    };
+    let targets = reads.targets(&query.filters).await?;
     // Every page of every target, counted as it comes, refused once more than
     // MAX_SUMMARY_EVENTS events were read.
     reads
-        .drain(&body, &targets, SUMMARY_PAGE_SIZE, |_, documents| {
-            counts.add_page(query.bucket, &documents);
-            if counts.events > MAX_SUMMARY_EVENTS {
-                return Err(Failure::SummaryTooLarge {
-                    limit: MAX_SUMMARY_EVENTS,
-                });
-            }
-            Ok(())
-        })
+        .drain(
+            &body,
+            &targets.scopes(),
+            SUMMARY_PAGE_SIZE,
+            |_, documents| {
+                counts.add_page(query.bucket, &documents);
+                if counts.events > MAX_SUMMARY_EVENTS {
+                    return Err(Failure::SummaryTooLarge {
+                        limit: MAX_SUMMARY_EVENTS,
+                    });
+                }
+                Ok(())
+            },
+        )
         .await?;
     Ok(Success::Json(counts.body(&query)))
 }
