@@ -588,7 +588,7 @@ impl AppServer {
         let response = match self.route.matches(&path) {
             None => empty_response(StatusCode::NOT_FOUND),
             Some(matched) => match self.slots.clone().try_acquire_owned() {
-                Err(_) => busy_response(),
+                Err(_) => busy_response(self.limits.max_concurrent_requests),
                 Ok(slot) => match self.call_component(req, &matched, client, &id, slot).await {
                     Ok(response) => response,
                     Err(e) => {
@@ -661,9 +661,12 @@ impl AppServer {
         // The guest runs in its own task so it can keep streaming the body after the
         // response head has been handed to hyper.
         let request_id = id.to_owned();
+        // The request's slot is held until the guest is done and its answer is written (or
+        // the connection is gone): a slow reader's buffered answer counts against the limit.
+        let slot = Arc::new(slot);
+        let guest_slot = slot.clone();
         let task = tokio::task::spawn(async move {
-            // The request's slot is held until the guest is done (its answer streamed).
-            let _slot = slot;
+            let _slot = guest_slot;
             // Wasm code is stopped by the epoch callback; this bounds its waits on the host too.
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -686,6 +689,13 @@ impl AppServer {
 
         match receiver.await {
             Ok(Ok(response)) => {
+                let response = response.map(|body| {
+                    SlotBody {
+                        inner: body,
+                        _slot: slot,
+                    }
+                    .boxed_unsync()
+                });
                 let id = id.to_owned();
                 tokio::spawn(async move {
                     let failure = match task.await {
@@ -751,14 +761,58 @@ impl AppServer {
     }
 }
 
-/// 503 with `Retry-After`: every request slot is taken.
-fn busy_response() -> Response<HyperOutgoingBody> {
-    let mut response = empty_response(StatusCode::SERVICE_UNAVAILABLE);
-    response.headers_mut().insert(
+/// 503 with `Retry-After` and the receiver's error shape (`server_busy`): every one of the
+/// `slots` request slots is taken.
+fn busy_response(slots: usize) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({
+        "error": "server_busy",
+        "message": format!(
+            "every request slot ({slots}, --max-concurrent-requests) is taken; \
+             retry after {RETRY_AFTER_SECS} s"
+        ),
+    });
+    let mut response = Response::new(
+        http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
         http::header::RETRY_AFTER,
         HeaderValue::from_static(RETRY_AFTER_SECS),
     );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
+}
+
+/// An answer's body holding its request's slot until the body is done or dropped.
+struct SlotBody {
+    inner: HyperOutgoingBody,
+    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for SlotBody {
+    type Data = <HyperOutgoingBody as hyper::body::Body>::Data;
+    type Error = <HyperOutgoingBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A client connection whose writes fail with `TimedOut` when one makes no progress for
@@ -994,6 +1048,42 @@ mod tests {
         assert_eq!(shown, "https://***@acct.documents.azure.com:443");
         let uri: Uri = "http://127.0.0.1:8081/x".parse().unwrap();
         assert_eq!(describe_destination(&uri), "http://127.0.0.1:8081");
+    }
+
+    /// A peer that reads nothing: once the pipe is full, the next write fails with `TimedOut`
+    /// after the write timeout (hyper then closes the connection).
+    #[tokio::test]
+    async fn a_write_that_makes_no_progress_times_out() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut ours = WriteTimeout::new(ours, Duration::from_millis(100));
+        let failed = ours.write_all(&[7u8; 64 * 1024]).await.unwrap_err();
+        assert_eq!(failed.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// A slow reader that keeps making progress is never cut off, however long the answer
+    /// takes in all.
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut ours = WriteTimeout::new(ours, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut total = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match theirs.read(&mut buf).await.unwrap() {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        });
+        // 16 KiB at 512 bytes per 20 ms: about 640 ms in all, over three times the timeout.
+        ours.write_all(&[7u8; 16 * 1024]).await.unwrap();
+        ours.shutdown().await.unwrap();
+        drop(ours);
+        assert_eq!(reader.await.unwrap(), 16 * 1024);
     }
 
     /// Issue 15 item 8: an allowed host with user info is refused by the hooks with a clear
