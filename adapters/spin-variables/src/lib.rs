@@ -148,8 +148,9 @@ mod tests {
     /// spin.toml, parsed here with a TOML parser, against the generated table.
     #[test]
     fn the_table_is_spin_toml() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spin.toml"))
-            .unwrap();
+        let package: String = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let text = std::fs::read_to_string(format!("{package}/../../spin.toml")).unwrap();
         let declared: Vec<&str> = text
             .lines()
             .skip_while(|l| *l != "[variables]")

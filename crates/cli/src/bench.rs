@@ -303,8 +303,14 @@ async fn measure(
             no_outbound.clone(),
             pool.clone(),
             variables.clone(),
-        );
+        )
+        .with_memory_limit(crate::server::DEFAULT_MAX_INSTANCE_MEMORY);
         let mut store = Store::new(engine, state);
+        // As `up` (its epoch ticker does not run here: the deadline never fires).
+        RequestState::enforce(
+            &mut store,
+            Instant::now() + crate::server::DEFAULT_REQUEST_DEADLINE,
+        );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()

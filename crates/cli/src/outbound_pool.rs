@@ -27,7 +27,6 @@
 //! dropping the response) is closed at once. Idle connections are closed after [`PoolSettings::idle_timeout`], and at most
 //! [`PoolSettings::max_idle_per_host`] are kept per destination.
 
-use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::client::conn::http1;
@@ -205,12 +204,30 @@ impl OutboundPool {
     /// one, honouring the timeouts in `options`. Returns the response, whose body is streamed
     /// with the between-bytes timeout, and the I/O future `WasiHttpHooks::send_request`
     /// returns along with it.
+    ///
+    /// A URI with user info (`user:password@host`) is refused before anything is dialled
+    /// ([`refuse_user_info`]).
     pub async fn send(
         &self,
+        request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(Response<WasiBody>, IoFuture), Error> {
+        refuse_user_info(request.uri())?;
+        let checked = crate::outbound::Destination::from_uri(request.uri())
+            .ok_or(Error::HttpRequestUriInvalid)?;
+        self.send_to(&checked, request, options).await
+    }
+
+    /// As [`OutboundPool::send`], dialling exactly `checked` (the destination the allow-list
+    /// checked: scheme, host and port), never an authority taken from the request again.
+    pub async fn send_to(
+        &self,
+        checked: &crate::outbound::Destination,
         mut request: Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        let destination = destination_of(request.uri())?;
+        refuse_user_info(request.uri())?;
+        let destination = Destination::from_checked(checked)?;
         let connect_timeout = options
             .and_then(|o| o.connect_timeout)
             .unwrap_or(DEFAULT_TIMEOUT);
@@ -444,15 +461,46 @@ impl<T> Stream for T where T: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 /// The destination of an absolute request URI, with the scheme's default port when it has
 /// none (443 for https, 80 otherwise, as the default sender).
+#[cfg(test)]
 fn destination_of(uri: &Uri) -> Result<Destination, Error> {
-    let authority: &Authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
-    let tls = uri.scheme() == Some(&Scheme::HTTPS);
-    let authority = match authority.port() {
-        Some(_) => authority.as_str().to_owned(),
-        None => format!("{authority}:{}", if tls { 443 } else { 80 }),
-    };
-    Ok(Destination { tls, authority })
+    let checked =
+        crate::outbound::Destination::from_uri(uri).ok_or(Error::HttpRequestUriInvalid)?;
+    Destination::from_checked(&checked)
 }
+
+impl Destination {
+    /// The connection destination of a checked one: `host:port` (IPv6 in brackets), TLS for
+    /// `https`.
+    fn from_checked(checked: &crate::outbound::Destination) -> Result<Destination, Error> {
+        let tls = match checked.scheme.as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(Error::HttpProtocolError),
+        };
+        let authority = if checked.host.contains(':') {
+            format!("[{}]:{}", checked.host, checked.port)
+        } else {
+            format!("{}:{}", checked.host, checked.port)
+        };
+        Ok(Destination { tls, authority })
+    }
+}
+
+/// The error a URI with user info (`user[:password]@` before the host) gets: such a URI is
+/// never sent, since the allow-list checks the host and the user info would travel in the
+/// `host` header. The message names neither the user nor the password.
+pub fn refuse_user_info(uri: &Uri) -> Result<(), Error> {
+    match uri.authority() {
+        Some(authority) if authority.as_str().contains('@') => {
+            Err(Error::InternalError(Some(USER_INFO_REFUSED.to_string())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What a guest is told when its outbound URL carries user info.
+pub const USER_INFO_REFUSED: &str = "outbound URLs with user info (user:password@host) are \
+    refused: put credentials in a header, not in the URL";
 
 /// The path and query of `uri` alone (`/` when it has none).
 fn origin_form(uri: &Uri) -> Uri {

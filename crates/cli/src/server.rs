@@ -28,9 +28,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -76,6 +80,63 @@ const SPIN_BASE_PATH: &str = "spin-base-path";
 /// Spin's request header with the client's socket address.
 const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
 
+/// Requests handled at once by default; beyond, 503 with `Retry-After` at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+/// Linear memory one instance may grow to by default (the component needs far less; a
+/// read answer is at most a few MiB).
+pub const DEFAULT_MAX_INSTANCE_MEMORY: usize = 128 << 20;
+/// How much longer than the app's `write_budget_ms` a guest may run before it is stopped.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// The guest deadline when the app sets no `write_budget_ms` (its default, 4 s, plus the
+/// margin).
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_millis(5000);
+/// How long writing an answer to a client may stall before the connection is closed.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the engine's epoch advances: the granularity of the guest deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(50);
+/// `Retry-After` of a 503 given when every request slot is taken, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// What one server lets requests use (`acr-webhook up` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests handled at once (guests running, answers being streamed); more are answered
+    /// 503 with `Retry-After` without running the guest.
+    pub max_concurrent_requests: usize,
+    /// Bytes of linear memory one instance may have; growing past fails (the guest then
+    /// traps, and the request is answered 500).
+    pub max_instance_memory: usize,
+    /// How long one guest may run (wasm code, enforced by epoch interruption, and its waits
+    /// on the host); then it is stopped and, if it had not answered, the request gets 500.
+    pub request_deadline: Duration,
+    /// How long writing the answer to a client may make no progress before the connection
+    /// is closed (slow readers).
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_instance_memory: DEFAULT_MAX_INSTANCE_MEMORY,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// The default deadline for `app`: its `write_budget_ms` plus [`DEADLINE_MARGIN`].
+    pub fn deadline_for(app: &App) -> Duration {
+        app.variables
+            .get(acr_webhook_core::config::VAR_WRITE_BUDGET_MS)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|ms| Duration::from_millis(ms) + DEADLINE_MARGIN)
+            .unwrap_or(DEFAULT_REQUEST_DEADLINE)
+    }
+}
+
 /// How instances are allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
@@ -113,6 +174,8 @@ impl Default for EngineOptions {
 pub fn new_engine_with(options: EngineOptions) -> Result<(Engine, Allocation)> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // The guest deadline: every store gets one (a store without one traps at once).
+    config.epoch_interruption(true);
     if options.perfmap {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
@@ -169,6 +232,7 @@ pub struct RequestState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     variables: ComponentVariables,
+    limits: wasmtime::StoreLimits,
 }
 
 impl RequestState {
@@ -187,7 +251,32 @@ impl RequestState {
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks { allowed, pool },
             variables,
+            limits: wasmtime::StoreLimitsBuilder::new().build(),
         }
+    }
+
+    /// The same, with at most `bytes` of linear memory per instance.
+    pub fn with_memory_limit(mut self, bytes: usize) -> Self {
+        self.limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(bytes)
+            .build();
+        self
+    }
+
+    /// Makes `store` enforce the memory limit and stop its guest at `deadline` (epoch
+    /// interruption: checked every [`EPOCH_TICK`], yielding to other tasks in between).
+    pub fn enforce(store: &mut Store<RequestState>, deadline: Instant) {
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::msg(
+                    "the guest ran past the request deadline and was stopped",
+                ))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
+            }
+        });
     }
 }
 
@@ -256,11 +345,25 @@ impl WasiHttpHooks for OutboundHooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendRequestFuture {
+        // One authority is checked and dialled: a URL with user info is refused outright
+        // (the allow-list sees the host alone; the user info would reach the `host` header).
+        if let Err(refusal) = crate::outbound_pool::refuse_user_info(request.uri()) {
+            log::message(
+                Level::Warn,
+                None,
+                &format!(
+                    "outbound URL with user info refused: {}",
+                    describe_destination(request.uri())
+                ),
+            );
+            return Box::new(async move { Err(refusal) });
+        }
         match Destination::from_uri(request.uri()) {
-            // `_fut` reports nothing here, as with wasmtime-wasi-http's default sender.
+            // `_fut` reports nothing here, as with wasmtime-wasi-http's default sender. The
+            // pool dials the destination just checked.
             Some(dest) if self.allowed.allows(&dest) => {
                 let pool = self.pool.clone();
-                Box::new(async move { pool.send(request, options).await })
+                Box::new(async move { pool.send_to(&dest, request, options).await })
             }
             dest => {
                 let shown = match dest {
@@ -278,13 +381,15 @@ impl WasiHttpHooks for OutboundHooks {
     }
 }
 
-/// `scheme://authority` of a URI with no usable destination, for the refusal log line.
+/// `scheme://authority` of a URI for a refusal log line; user info shows as `***@`, so that
+/// neither a user name nor a password reaches the log.
 fn describe_destination(uri: &Uri) -> String {
-    format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or("?"),
-        uri.authority().map(|a| a.as_str()).unwrap_or("")
-    )
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    let authority = match authority.rsplit_once('@') {
+        Some((_user_info, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    format!("{}://{authority}", uri.scheme_str().unwrap_or("?"))
 }
 
 /// A loaded application, ready to serve requests.
@@ -298,6 +403,9 @@ pub struct AppServer {
     variables: ComponentVariables,
     /// The authority used for the request URI when the client sends no usable `Host`.
     fallback_authority: Authority,
+    limits: Limits,
+    /// One permit per request being handled ([`Limits::max_concurrent_requests`]).
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppServer {
@@ -332,7 +440,36 @@ impl AppServer {
             outbound,
             variables: app.variables.clone(),
             fallback_authority,
+            limits: Limits::default(),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                Limits::default().max_concurrent_requests,
+            )),
         })
+    }
+
+    /// The same server with `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.slots = Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_requests.max(1),
+        ));
+        self.limits = limits;
+        self
+    }
+
+    /// Advances the engine's epoch every [`EPOCH_TICK`] (the guest deadline's clock) from a
+    /// thread of its own, so that a guest spinning on a runtime worker cannot stop it; the
+    /// thread ends when the engine is dropped.
+    fn start_epoch_ticker(&self) {
+        let engine = self.pre.engine().weak();
+        let _ = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || loop {
+                std::thread::sleep(EPOCH_TICK);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            });
     }
 
     /// The same server with its outbound requests going through `pool` instead of the pool
@@ -369,6 +506,7 @@ impl AppServer {
         T: Future<Output = &'static str>,
     {
         let graceful = GracefulShutdown::new();
+        self.start_epoch_ticker();
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -398,7 +536,7 @@ impl AppServer {
                 // Enables hyper's header read timeout (30 s) against slow clients.
                 .timer(TokioTimer::new())
                 .serve_connection(
-                    TokioIo::new(stream),
+                    TokioIo::new(WriteTimeout::new(stream, self.limits.write_timeout)),
                     hyper::service::service_fn(move |req| {
                         let server = server.clone();
                         async move { Ok::<_, Infallible>(server.handle(req, client).await) }
@@ -449,12 +587,15 @@ impl AppServer {
 
         let response = match self.route.matches(&path) {
             None => empty_response(StatusCode::NOT_FOUND),
-            Some(matched) => match self.call_component(req, &matched, client, &id).await {
-                Ok(response) => response,
-                Err(e) => {
-                    log::message(Level::Error, Some(&id), &format!("{method} {path}: {e:#}"));
-                    empty_response(StatusCode::INTERNAL_SERVER_ERROR)
-                }
+            Some(matched) => match self.slots.clone().try_acquire_owned() {
+                Err(_) => busy_response(self.limits.max_concurrent_requests),
+                Ok(slot) => match self.call_component(req, &matched, client, &id, slot).await {
+                    Ok(response) => response,
+                    Err(e) => {
+                        log::message(Level::Error, Some(&id), &format!("{method} {path}: {e:#}"));
+                        empty_response(StatusCode::INTERNAL_SERVER_ERROR)
+                    }
+                },
             },
         };
         let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -475,6 +616,7 @@ impl AppServer {
         matched: &RouteMatch,
         client: SocketAddr,
         id: &str,
+        slot: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Response<HyperOutgoingBody>> {
         let req = self.spin_request(req, matched, client)?;
 
@@ -497,8 +639,11 @@ impl AppServer {
             self.allowed.clone(),
             self.outbound.clone(),
             self.variables.clone(),
-        );
+        )
+        .with_memory_limit(self.limits.max_instance_memory);
         let mut store = Store::new(self.pre.engine(), state);
+        let deadline = self.limits.request_deadline;
+        RequestState::enforce(&mut store, Instant::now() + deadline);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
@@ -516,12 +661,26 @@ impl AppServer {
         // The guest runs in its own task so it can keep streaming the body after the
         // response head has been handed to hyper.
         let request_id = id.to_owned();
+        // The request's slot is held until the guest is done and its answer is written (or
+        // the connection is gone): a slow reader's buffered answer counts against the limit.
+        let slot = Arc::new(slot);
+        let guest_slot = slot.clone();
         let task = tokio::task::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            let result = proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await;
+            let _slot = guest_slot;
+            // Wasm code is stopped by the epoch callback; this bounds its waits on the host too.
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            let result = match tokio::time::timeout(deadline + EPOCH_TICK, run).await {
+                Ok(result) => result,
+                Err(_) => Err(wasmtime::Error::msg(format!(
+                    "the guest ran past the request deadline ({deadline:?}) and was stopped"
+                ))),
+            };
             if let Some(pipe) = captured {
                 log::component_output(&request_id, &pipe.contents());
             }
@@ -530,6 +689,13 @@ impl AppServer {
 
         match receiver.await {
             Ok(Ok(response)) => {
+                let response = response.map(|body| {
+                    SlotBody {
+                        inner: body,
+                        _slot: slot,
+                    }
+                    .boxed_unsync()
+                });
                 let id = id.to_owned();
                 tokio::spawn(async move {
                     let failure = match task.await {
@@ -592,6 +758,150 @@ impl AppServer {
             parts.headers.insert(HeaderName::from_static(name), value);
         }
         Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// 503 with `Retry-After` and the receiver's error shape (`server_busy`): every one of the
+/// `slots` request slots is taken.
+fn busy_response(slots: usize) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({
+        "error": "server_busy",
+        "message": format!(
+            "every request slot ({slots}, --max-concurrent-requests) is taken; \
+             retry after {RETRY_AFTER_SECS} s"
+        ),
+    });
+    let mut response = Response::new(
+        http_body_util::Full::new(bytes::Bytes::from(body.to_string()))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An answer's body holding its request's slot until the body is done or dropped.
+struct SlotBody {
+    inner: HyperOutgoingBody,
+    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for SlotBody {
+    type Data = <HyperOutgoingBody as hyper::body::Body>::Data;
+    type Error = <HyperOutgoingBody as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A client connection whose writes fail with `TimedOut` when one makes no progress for
+/// `timeout` (a client that does not read its answer); reads are untouched.
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    /// Set while a write is pending: when it must have made progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// After a write-side poll: progress clears the timer; `Pending` starts it (or checks it).
+    fn watch<T>(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let timeout = self.timeout;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client read nothing of the answer for the write timeout",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.watch(cx, poll)
     }
 }
 
@@ -672,7 +982,12 @@ async fn signal_or_pending(rx: tokio::sync::oneshot::Receiver<&'static str>) -> 
 
 /// Loads `app` into an engine made with `options`, listens on `listen`, prints the banner on
 /// stdout and serves until SIGINT or SIGTERM.
-pub async fn run(app: App, listen: SocketAddr, options: EngineOptions) -> Result<()> {
+pub async fn run(
+    app: App,
+    listen: SocketAddr,
+    options: EngineOptions,
+    limits: Limits,
+) -> Result<()> {
     let (engine, _allocation) = new_engine_with(options)?;
     let server = {
         let engine = engine.clone();
@@ -699,6 +1014,7 @@ pub async fn run(app: App, listen: SocketAddr, options: EngineOptions) -> Result
         .await
         .context("loading the component panicked")??
     };
+    let server = server.with_limits(limits);
     let listener = bind(listen)?;
     let local = listener.local_addr()?;
     let mut signals = Signals::install()?;
@@ -717,4 +1033,84 @@ pub async fn run(app: App, listen: SocketAddr, options: EngineOptions) -> Result
             signal_or_pending(again_rx),
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_log_lines_never_show_user_info() {
+        let uri: Uri = "https://reader:s3cret@acct.documents.azure.com:443/dbs"
+            .parse()
+            .unwrap();
+        let shown = describe_destination(&uri);
+        assert_eq!(shown, "https://***@acct.documents.azure.com:443");
+        let uri: Uri = "http://127.0.0.1:8081/x".parse().unwrap();
+        assert_eq!(describe_destination(&uri), "http://127.0.0.1:8081");
+    }
+
+    /// A peer that reads nothing: once the pipe is full, the next write fails with `TimedOut`
+    /// after the write timeout (hyper then closes the connection).
+    #[tokio::test]
+    async fn a_write_that_makes_no_progress_times_out() {
+        use tokio::io::AsyncWriteExt;
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let mut ours = WriteTimeout::new(ours, Duration::from_millis(100));
+        let failed = ours.write_all(&[7u8; 64 * 1024]).await.unwrap_err();
+        assert_eq!(failed.kind(), io::ErrorKind::TimedOut);
+    }
+
+    /// A slow reader that keeps making progress is never cut off, however long the answer
+    /// takes in all.
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut ours = WriteTimeout::new(ours, Duration::from_millis(200));
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut total = 0;
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match theirs.read(&mut buf).await.unwrap() {
+                    0 => return total,
+                    n => total += n,
+                }
+            }
+        });
+        // 16 KiB at 512 bytes per 20 ms: about 640 ms in all, over three times the timeout.
+        ours.write_all(&[7u8; 16 * 1024]).await.unwrap();
+        ours.shutdown().await.unwrap();
+        drop(ours);
+        assert_eq!(reader.await.unwrap(), 16 * 1024);
+    }
+
+    /// Issue 15 item 8: an allowed host with user info is refused by the hooks with a clear
+    /// error, and nothing is dialled.
+    #[tokio::test]
+    async fn allowed_host_with_user_info_is_refused_and_not_dialled() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pool = OutboundPool::new(PoolSettings::default()).unwrap();
+        let mut hooks = OutboundHooks {
+            allowed: Arc::new(AllowedHosts::parse([format!("http://{addr}")]).unwrap()),
+            pool: pool.clone(),
+        };
+        let request = Request::builder()
+            .uri(format!("http://user:s3cret@{addr}/dbs"))
+            .body(
+                Empty::new()
+                    .map_err(|never: Infallible| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let sent = Box::into_pin(hooks.send_request(request, None, Box::new(async { Ok(()) })));
+        let Err(wasmtime_wasi_http::Error::InternalError(Some(message))) = sent.await else {
+            panic!("expected the user-info refusal");
+        };
+        assert!(message.contains("user info"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert_eq!(pool.connections_opened(), 0);
+    }
 }

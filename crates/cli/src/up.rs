@@ -37,6 +37,24 @@ pub struct UpArgs {
     #[arg(long = "log-format", value_enum, default_value_t = crate::log::LogFormat::Text)]
     pub log_format: crate::log::LogFormat,
 
+    /// Requests handled at once; beyond it, 503 with `Retry-After: 1` at once.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
+
+    /// Linear memory one instance (one request) may use, in MiB; past it the request gets 500.
+    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_INSTANCE_MEMORY >> 20)]
+    pub max_instance_memory_mib: usize,
+
+    /// How long one request's guest may run, in milliseconds, before it is stopped (500 if it
+    /// had not answered). Default: the app's write_budget_ms plus 1000 (5000 without one).
+    #[arg(long, value_name = "MS")]
+    pub request_deadline_ms: Option<u64>,
+
+    /// How long writing an answer may make no progress (a client not reading), in seconds,
+    /// before the connection is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_WRITE_TIMEOUT.as_secs())]
+    pub write_timeout_secs: u64,
+
     /// Write /tmp/perf-<pid>.map so that `perf report` names the component's functions
     /// (profiling; BENCHMARKS.md).
     #[arg(long, hide = true)]
@@ -112,7 +130,19 @@ pub fn run(args: UpArgs) -> Result<()> {
         perfmap: args.perfmap,
         ..server::EngineOptions::default()
     };
-    let result = runtime.block_on(server::run(app, args.listen, options));
+    if args.max_concurrent_requests == 0 {
+        anyhow::bail!("--max-concurrent-requests must be at least 1");
+    }
+    let limits = server::Limits {
+        max_concurrent_requests: args.max_concurrent_requests,
+        max_instance_memory: args.max_instance_memory_mib.saturating_mul(1 << 20),
+        request_deadline: match args.request_deadline_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => server::Limits::deadline_for(&app),
+        },
+        write_timeout: Duration::from_secs(args.write_timeout_secs),
+    };
+    let result = runtime.block_on(server::run(app, args.listen, options, limits));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     result
 }

@@ -507,3 +507,51 @@ fn a_pooled_connection_closed_while_the_runtime_was_busy_is_not_reused() {
     });
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+/// Issue 15 item 8: a URL with user info (`user:password@host`) is refused with an error that
+/// says why and never shows the password, before any connection is opened; today the pool
+/// dialled the authority with the user info in it while the allow-list checked the host alone.
+#[tokio::test]
+async fn urls_with_user_info_are_refused_before_any_connection() {
+    let server = EchoServer::start(None, None).await;
+    let pool = OutboundPool::new(PoolSettings::default()).unwrap();
+    for url in [
+        format!("http://reader:s3cret-pass@{}/dbs", server.addr),
+        format!("http://token-only@{}/dbs", server.addr),
+    ] {
+        let failed = exchange(&pool, request(&url, b"x"), None).await;
+        let Err(Error::InternalError(Some(message))) = failed else {
+            panic!("{url}: expected a refusal, got {failed:?}");
+        };
+        assert!(message.contains("user info"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(!message.contains("token-only"), "{message}");
+    }
+    assert_eq!(pool.connections_opened(), 0);
+    assert_eq!(server.accepted(), 0);
+    // The same host without user info is served.
+    let url = format!("http://{}/dbs", server.addr);
+    let (status, _) = exchange(&pool, request(&url, b"x"), None).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The pool dials the destination the allow-list checked, whatever authority the request's
+/// URI carries.
+#[tokio::test]
+async fn send_to_dials_exactly_the_checked_destination() {
+    use acr_webhook_cli::outbound::Destination;
+    let server = EchoServer::start(None, None).await;
+    let pool = OutboundPool::new(PoolSettings::default()).unwrap();
+    let checked = Destination {
+        scheme: "http".into(),
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+    };
+    // The URI names a port nothing listens on; the checked destination is what is dialled.
+    let (response, _io) = pool
+        .send_to(&checked, request("http://127.0.0.1:9/dbs", b"x"), None)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.accepted(), 1);
+}

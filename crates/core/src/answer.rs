@@ -545,10 +545,9 @@ mod tests {
     }
 
     fn refusal(status: u16, fixture: &str) -> CosmosFailure {
-        let path = format!(
-            "{}/../../tests/fixtures/cosmos/{fixture}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let package: String = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let path = format!("{package}/../../tests/fixtures/cosmos/{fixture}");
         CosmosFailure::from_answer(
             StatusCode::from_u16(status).unwrap(),
             &http::HeaderMap::new(),

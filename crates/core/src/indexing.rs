@@ -226,10 +226,11 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../../tests/fixtures/cosmos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        // The package directory cargo gives the running test (a binary built in another
+        // checkout sharing the target directory has that checkout's compiled in).
+        let package: String = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+        let path = format!("{package}/../../tests/fixtures/cosmos/{name}");
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
     }
 

@@ -51,7 +51,10 @@ pub use cosmos::{cosmos_cli_path, repo_root, CosmosStore, COSMOS_CLI_ENV, NODE_E
 pub use fault_proxy::{
     Fault, FaultKind, FaultPlan, FaultProxy, FaultScope, FaultStats, XorShift64,
 };
-pub use net::{free_port, port_is_open, wait_for_port, wait_for_port_closed, PortReservation};
+pub use net::{
+    free_port, port_is_open, raise_open_files_limit, wait_for_port, wait_for_port_closed,
+    PortReservation,
+};
 pub use process::{log_tail, ChildGuard, KEEP_ENV};
 pub use registry::{
     sha256_digest, ManifestFormat, NotifyEndpoint, PushOptions, PushedImage, Registry,

@@ -87,3 +87,29 @@ pub fn wait_for_port_closed(addr: SocketAddr, timeout: Duration) -> io::Result<(
         std::thread::sleep(Duration::from_millis(25));
     }
 }
+
+/// Raises this process's soft limit on open files to at least `wanted` (at most the hard
+/// limit), for tests that hold thousands of sockets; children started afterwards inherit it.
+/// Returns the soft limit now in force.
+pub fn raise_open_files_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < wanted {
+            let raised = libc::rlimit {
+                rlim_cur: wanted.min(limit.rlim_max),
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    limit.rlim_cur
+}

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let root = repo_root();
+    let root = repo_root()?;
     let built = cargo_build(&root)?;
     let output = root.join(source_in_manifest(&root.join("spin.toml"))?);
     let module = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
@@ -94,12 +94,14 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The repository root: two levels above this crate.
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .expect("the repository root exists")
+/// The repository root: two levels above this crate's directory as `cargo run` gives it at run
+/// time. The path compiled in is only a fallback: cargo does not rebuild a workspace that
+/// moved, so a target directory shared by two checkouts may run a binary built in the other.
+fn repo_root() -> Result<PathBuf, String> {
+    let package = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let root = Path::new(&package).join("../..");
+    root.canonicalize()
+        .map_err(|e| format!("the repository root {}: {e}", root.display()))
 }
 
 /// Runs cargo for wasm32-wasip1 and returns the `.wasm` it reports (cargo's JSON messages name
@@ -372,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_manifest_names_the_source() {
-        let source = source_in_manifest(&repo_root().join("spin.toml")).unwrap();
+        let source = source_in_manifest(&repo_root().unwrap().join("spin.toml")).unwrap();
         assert_eq!(
             source,
             Path::new("target/wasm32-wasip1/release/acr_webhook.wasm")

@@ -123,6 +123,8 @@ pub struct Stack {
     logs: tempdir::Dir,
     /// Extra environment of `acr-webhook up` (not of `init`), see [`Stack::start_app_with_env`].
     app_env: Vec<(String, String)>,
+    /// Extra flags of `acr-webhook up`, see [`Stack::start_app_with_flags`].
+    app_flags: Vec<String>,
 }
 
 mod tempdir {
@@ -199,10 +201,11 @@ impl Stack {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}").parse().unwrap();
         let (name, mut cmd) = match self.host {
-            Host::Up => (
-                "acr-webhook up",
-                self.command(&["up", "--listen", &self.addr.to_string()]),
-            ),
+            Host::Up => {
+                let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
+                cmd.args(&self.app_flags);
+                ("acr-webhook up", cmd)
+            }
             Host::Wasmtime | Host::WasmtimeConfig => ("wasmtime serve", self.wasmtime_serve()),
         };
         cmd.env_remove("RUST_LOG");
@@ -417,6 +420,7 @@ impl Stack {
             config,
             logs: tempdir::Dir::new(),
             app_env: Vec::new(),
+            app_flags: Vec::new(),
         }
     }
 
@@ -437,6 +441,19 @@ impl Stack {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         self.start_app();
+    }
+
+    /// Starts (or restarts) `acr-webhook up` with these flags added (its limits, in the flood
+    /// test).
+    pub fn start_app_with_flags(&mut self, flags: &[&str]) {
+        assert_eq!(self.host, Host::Up, "flags are `acr-webhook up`'s");
+        self.app_flags = flags.iter().map(|f| f.to_string()).collect();
+        self.start_app();
+    }
+
+    /// The app's process id while it runs.
+    pub fn app_pid(&self) -> Option<u32> {
+        self.app.as_ref().and_then(|a| a.id())
     }
 
     /// Everything `acr-webhook up` printed so far (the whole log, not a tail).
