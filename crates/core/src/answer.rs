@@ -1,5 +1,6 @@
 //! Every answer the webhook gives, and the one place where outcomes become HTTP statuses.
 
+use std::fmt;
 use std::time::Duration;
 
 use http::{header, Response, StatusCode};
@@ -90,6 +91,25 @@ impl BatchOutcome {
     }
 }
 
+/// The kind of key a route takes: webhook keys write, read keys read, and neither does the
+/// other's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `webhook_keys`: the event routes (`/acr`, `/distribution`, `/eventgrid`).
+    Webhook,
+    /// `read_keys`: `GET /events*`.
+    Read,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyKind::Webhook => "webhook key",
+            KeyKind::Read => "read key",
+        })
+    }
+}
+
 /// A request that was not handled. Messages never contain keys, signatures or query strings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
@@ -102,9 +122,9 @@ pub enum Failure {
         /// Value of the `Allow` header.
         allow: &'static str,
     },
-    /// No key, or no configured key matches.
-    #[error("missing or wrong webhook key (send `Authorization: Bearer <key>`)")]
-    Unauthorized,
+    /// No key, or no configured key of the kind the route takes matches.
+    #[error("missing or wrong {0} (send `Authorization: Bearer <key>`)")]
+    Unauthorized(KeyKind),
     /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
     #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]
     ReadsDisabled,
@@ -210,7 +230,7 @@ impl Failure {
         match self {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Failure::Unauthorized => StatusCode::UNAUTHORIZED,
+            Failure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Failure::ReadsDisabled => StatusCode::FORBIDDEN,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -238,7 +258,7 @@ impl Failure {
         match self {
             Failure::NotFound => "not_found",
             Failure::MethodNotAllowed { .. } => "method_not_allowed",
-            Failure::Unauthorized => "unauthorized",
+            Failure::Unauthorized(_) => "unauthorized",
             Failure::ReadsDisabled => "reads_disabled",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
@@ -369,7 +389,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
                     Failure::MethodNotAllowed { allow } => {
                         headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
                     }
-                    Failure::Unauthorized => {
+                    Failure::Unauthorized(_) => {
                         headers.insert(
                             header::WWW_AUTHENTICATE,
                             header::HeaderValue::from_static("Bearer"),
@@ -429,7 +449,8 @@ mod tests {
                 405,
                 "method_not_allowed",
             ),
-            (Failure::Unauthorized, 401, "unauthorized"),
+            (Failure::Unauthorized(KeyKind::Webhook), 401, "unauthorized"),
+            (Failure::Unauthorized(KeyKind::Read), 401, "unauthorized"),
             (Failure::ReadsDisabled, 403, "reads_disabled"),
             (
                 Failure::PayloadTooLarge { limit: 1 },
@@ -680,7 +701,7 @@ mod tests {
         assert_eq!(r.headers()["retry-after"], "1");
         let r = respond(&Err(Failure::MethodNotAllowed { allow: "POST" }));
         assert_eq!(r.headers()["allow"], "POST");
-        let r = respond(&Err(Failure::Unauthorized));
+        let r = respond(&Err(Failure::Unauthorized(KeyKind::Webhook)));
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
     }
 }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use http::{header, request::Parts, Method};
 
 use crate::acr::{parse_event, AcrAction, Action};
-use crate::answer::{BatchOutcome, Failure, Success};
+use crate::answer::{BatchOutcome, Failure, KeyKind, Success};
 use crate::auth::is_authorized;
 use crate::config::{Config, ConfigSource};
 use crate::document::{EventDocument, EventSource};
@@ -70,7 +70,7 @@ where
             }
             let keys = config.webhook_keys()?;
             if !is_authorized(&head.headers, head.uri.query(), &keys) {
-                return Err(Failure::Unauthorized);
+                return Err(Failure::Unauthorized(KeyKind::Webhook));
             }
             let config = config.config()?;
             let body = read_body(head, body, &config).await?;
@@ -94,7 +94,7 @@ where
                 return Err(Failure::ReadsDisabled);
             };
             if !is_authorized(&head.headers, head.uri.query(), &keys) {
-                return Err(Failure::Unauthorized);
+                return Err(Failure::Unauthorized(KeyKind::Read));
             }
             let config = config.config()?;
             let query = head.uri.query().unwrap_or("");

@@ -285,7 +285,17 @@ fn reads_need_read_keys_and_keys_keep_to_their_side() {
         &store,
         now(),
     ));
-    assert_eq!(respond(&outcome).status(), 401);
+    let refused = respond(&outcome);
+    assert_eq!(refused.status(), 401);
+    // The answer names the key the route takes: a read key here, a webhook key below.
+    let json: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing or wrong read key"),
+        "{json}"
+    );
     let reader_writes = head(
         "POST",
         "/acr",
@@ -301,7 +311,16 @@ fn reads_need_read_keys_and_keys_keep_to_their_side() {
         &store,
         now(),
     ));
-    assert_eq!(respond(&outcome).status(), 401);
+    let refused = respond(&outcome);
+    assert_eq!(refused.status(), 401);
+    let json: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing or wrong webhook key"),
+        "{json}"
+    );
     assert!(store.requests.borrow().is_empty());
 }
 
