@@ -146,9 +146,7 @@ async function detail(id, tr) {
   for (const open of document.querySelectorAll('tr.open')) open.classList.remove('open');
   tr.classList.add('open');
   const path = '/events/' + encodeURIComponent(id);
-  const link = $('detail-link');
-  link.href = path;
-  link.textContent = path;
+  $('detail-link').textContent = path;
   $('detail-json').textContent = 'loading…';
   $('detail').hidden = false;
   $('detail').focus();
