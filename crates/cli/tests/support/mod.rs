@@ -91,7 +91,7 @@ pub fn wasmtime_binary() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/acr-webhook/tools/wasmtime-48.0.8/bin/wasmtime")
+            PathBuf::from(home).join(".cache/acr-webhook/tools/wasmtime-48.0.8-serve/bin/wasmtime")
         });
     assert!(
         path.exists(),
@@ -132,10 +132,14 @@ mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Self {
+            // A counter, not a free port: a port is free again once released, so two stacks
+            // of one test binary could get the same folder, and the first dropped would
+            // remove the other's logs.
+            static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let path = std::env::temp_dir().join(format!(
                 "acr-webhook-e2e-{}-{}",
                 std::process::id(),
-                super::free_port()
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             ));
             std::fs::create_dir_all(&path).unwrap();
             Dir(path)
