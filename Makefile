@@ -79,15 +79,21 @@ wasi-http: wasm
 	done
 
 # Stock wasmtime-cli from crates.io, pinned, for the end-to-end suite on `wasmtime serve`: built
-# once (about 10 minutes on two cores) into a cache outside the checkout and reused afterwards.
-# Its own temporary target directory, so that CARGO_TARGET_DIR is not filled with it.
+# once into a cache outside the checkout and reused afterwards, with its own temporary target
+# directory so that CARGO_TARGET_DIR is not filled with it. Built with the cargo features
+# `wasmtime serve` uses (WASI 0.2 and 0.3 http, wasi:config, cranelift, the pooling allocator,
+# the compile cache) instead of all default ones (also wast, winch, pulley, GC, threads, wasi-nn,
+# the explorer, objdump, wizer...), none of which a WASI 0.2 component served here touches:
+# 8.3 minutes on two cores instead of 13.
 WASMTIME_VERSION := 48.0.8
-WASMTIME_ROOT := $(HOME)/.cache/acr-webhook/tools/wasmtime-$(WASMTIME_VERSION)
+WASMTIME_FEATURES := run,serve,wasi-http,wasi-config,cranelift,component-model,component-model-async,pooling-allocator,parallel-compilation,cache,logging,wat,clap/default
+WASMTIME_ROOT := $(HOME)/.cache/acr-webhook/tools/wasmtime-$(WASMTIME_VERSION)-serve
 WASMTIME := $(WASMTIME_ROOT)/bin/wasmtime
 
 setup-wasmtime:
 	@if [ "$$($(WASMTIME) --version 2>/dev/null | cut -d' ' -f2)" != "$(WASMTIME_VERSION)" ]; then \
-	  env -u CARGO_TARGET_DIR cargo install --locked --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION); fi
+	  env -u CARGO_TARGET_DIR cargo install --locked --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION) \
+	    --no-default-features --features $(WASMTIME_FEATURES); fi
 
 host:
 	cargo build --profile host -p acr-webhook-cli
