@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use acr_webhook_core::{
-    handle, known_header, log_line, respond, ConfigError, VariableSource, REQUEST_HEADERS,
+    handle, known_header, log_line, respond, ConfigError, Failure, Success, VariableSource,
+    REQUEST_HEADERS,
 };
 use common::*;
 
@@ -285,17 +286,8 @@ fn reads_need_read_keys_and_keys_keep_to_their_side() {
         &store,
         now(),
     ));
-    let refused = respond(&outcome);
-    assert_eq!(refused.status(), 401);
     // The answer names the key the route takes: a read key here, a webhook key below.
-    let json: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
-    assert!(
-        json["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("missing or wrong read key"),
-        "{json}"
-    );
+    assert_unauthorized_naming(&outcome, "read key");
     let reader_writes = head(
         "POST",
         "/acr",
@@ -311,17 +303,20 @@ fn reads_need_read_keys_and_keys_keep_to_their_side() {
         &store,
         now(),
     ));
-    let refused = respond(&outcome);
+    assert_unauthorized_naming(&outcome, "webhook key");
+    assert!(store.requests.borrow().is_empty());
+}
+
+/// A 401 whose message says which kind of key was missing or wrong.
+fn assert_unauthorized_naming(outcome: &Result<Success, Failure>, kind: &str) {
+    let refused = respond(outcome);
     assert_eq!(refused.status(), 401);
     let json: serde_json::Value = serde_json::from_slice(refused.body()).unwrap();
+    let message = json["message"].as_str().unwrap();
     assert!(
-        json["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("missing or wrong webhook key"),
+        message.starts_with(&format!("missing or wrong {kind}")),
         "{json}"
     );
-    assert!(store.requests.borrow().is_empty());
 }
 
 #[test]
