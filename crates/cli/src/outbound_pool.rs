@@ -206,13 +206,12 @@ impl OutboundPool {
     /// returns along with it.
     ///
     /// A URI with user info (`user:password@host`) is refused before anything is dialled
-    /// ([`refuse_user_info`]).
+    /// ([`refuse_user_info`], in [`OutboundPool::send_to`]).
     pub async fn send(
         &self,
         request: Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<(Response<WasiBody>, IoFuture), Error> {
-        refuse_user_info(request.uri())?;
         let checked = crate::outbound::Destination::from_uri(request.uri())
             .ok_or(Error::HttpRequestUriInvalid)?;
         self.send_to(&checked, request, options).await

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use acr_webhook_testkit::{http, raise_open_files_limit};
+use acr_webhook_testkit::{http, proc_status_kib, raise_open_files_limit};
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,16 +53,6 @@ fn event(id: &str, tag: &str) -> Vec<u8> {
                     "useragent": "docker/27.0 go/go1.22 (flood test)"}
     }))
     .unwrap()
-}
-
-/// `VmHWM` or `VmRSS` of process `pid`, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
 }
 
 /// What the flood's clients saw.
@@ -219,7 +209,7 @@ fn a_loopback_flood_loses_no_event_and_health_keeps_answering() {
     .unwrap();
     assert_eq!(page.status, 200);
     eprintln!("a page of 100 events: {} bytes", page.body.len());
-    let rss_before = memory_kib(pid, "VmRSS:") / 1024;
+    let rss_before = proc_status_kib(pid, "VmRSS:") / 1024;
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
@@ -306,7 +296,7 @@ fn a_loopback_flood_loses_no_event_and_health_keeps_answering() {
     let sending = started.elapsed();
     senders_done.store(true, Ordering::Relaxed);
     let probes = probes.join().unwrap();
-    let peak_during = memory_kib(pid, "VmHWM:") / 1024;
+    let peak_during = proc_status_kib(pid, "VmHWM:") / 1024;
 
     stop.store(true, Ordering::Relaxed);
     let ending = Instant::now();

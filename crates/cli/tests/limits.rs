@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use acr_webhook_testkit::{free_port, http, wait_for_port, ChildGuard};
+use acr_webhook_testkit::{free_port, http, proc_status_kib, wait_for_port, ChildGuard};
 
 /// A wasi:http component whose handler runs `body` (a core function of two i32 handles that
 /// never sets a response). It imports only the two resource types its signature names.
@@ -120,13 +120,7 @@ impl Server {
 
     /// Peak resident memory of the server process so far (VmHWM), in KiB.
     fn peak_rss_kib(&self) -> u64 {
-        let pid = self.guard.id().expect("the server runs");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
+        proc_status_kib(self.guard.id().expect("the server runs"), "VmHWM:")
     }
 }
 

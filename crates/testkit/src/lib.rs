@@ -55,7 +55,7 @@ pub use net::{
     free_port, port_is_open, raise_open_files_limit, wait_for_port, wait_for_port_closed,
     PortReservation,
 };
-pub use process::{log_tail, ChildGuard, KEEP_ENV};
+pub use process::{log_tail, proc_status_kib, ChildGuard, KEEP_ENV};
 pub use registry::{
     sha256_digest, ManifestFormat, NotifyEndpoint, PushOptions, PushedImage, Registry,
     DOCKER_MANIFEST_V2, EVENTS_MEDIA_TYPE, OCI_MANIFEST_V1, REGISTRY_BIN_ENV, SKOPEO_BIN_ENV,

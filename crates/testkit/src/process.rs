@@ -243,3 +243,16 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
         Err(e) => format!("<cannot read {}: {e}>", path.display()),
     }
 }
+
+/// A memory figure of process `pid` from `/proc/<pid>/status`, in KiB: `field` is its name
+/// with the colon, such as `"VmHWM:"` (peak resident memory) or `"VmRSS:"`. Panics when the
+/// process or the field is missing.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
