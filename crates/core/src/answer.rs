@@ -290,6 +290,11 @@ impl Failure {
     /// What a final refusal by Cosmos DB (`failure`) of a request for `store` means: a
     /// missing composite index when its message says so ([`Failure::IndexMissing`]), else
     /// [`Failure::StoreRefused`] with Cosmos DB's own message.
+    ///
+    /// A refusal that is about how the receiver authenticates carries what fixes it: a master
+    /// key refused by an account with local authorization disabled (401/5202) names
+    /// `cosmos_auth=entra`; a valid Entra ID token whose principal lacks a data-plane role
+    /// (403/5301) names the role assignment.
     pub fn store_refused(store: &crate::config::StoreConfig, failure: CosmosFailure) -> Self {
         if failure.is_missing_composite_index() {
             return Failure::IndexMissing {
@@ -297,6 +302,17 @@ impl Failure {
                 container: store.container.clone(),
                 store_message: failure.message.unwrap_or_default(),
             };
+        }
+        if failure.is_local_auth_disabled() {
+            return Failure::StoreRefused(failure.with_advice(
+                "this account accepts Microsoft Entra ID tokens only: set cosmos_auth=entra \
+                 (README: Cosmos DB with Entra ID)",
+            ));
+        }
+        if failure.is_role_missing() {
+            return Failure::StoreRefused(failure.with_advice(
+                crate::cosmos::entra::role_assignment_advice(store.endpoint.as_str()),
+            ));
         }
         Failure::StoreRefused(failure)
     }
@@ -440,7 +456,9 @@ mod tests {
             status: StatusCode::FORBIDDEN,
             code: None,
             retry_after: None,
+            substatus: None,
             message: None,
+            advice: None,
         };
         let table: Vec<(Failure, u16, &str)> = vec![
             (Failure::NotFound, 404, "not_found"),

@@ -43,7 +43,23 @@ pub enum InvalidWebhookKeys {
 /// The shortest key accepted, in characters (16 random hex characters are 64 bits).
 pub const MIN_KEY_LENGTH: usize = 16;
 
+/// HMAC-SHA256 of `label` under `key`: a 32-byte secret for another purpose, derived so that
+/// the key itself is never used twice.
+pub fn derive_secret(key: &[u8], label: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .expect("HMAC-SHA256 accepts keys of any length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
 impl WebhookKeys {
+    /// A secret derived from every key of the list, in order ([`derive_secret`] under their
+    /// digests): known only to whoever knows all the keys.
+    pub fn derive(&self, label: &[u8]) -> [u8; 32] {
+        derive_secret(&self.digests.concat(), label)
+    }
+
     /// Parses a comma-separated list; blanks around keys are ignored.
     pub fn parse(list: &str) -> Result<Self, InvalidWebhookKeys> {
         let mut digests = Vec::new();

@@ -6,13 +6,49 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::auth::WebhookKeys;
-use crate::cosmos::{CosmosEndpoint, MasterKey, PartitionKeyPath};
+use crate::cosmos::entra::{ClientSecret, EntraSettings, TokenSource};
+use crate::cosmos::{CosmosAuth, CosmosEndpoint, InvalidEndpoint, MasterKey, PartitionKeyPath};
 use crate::filter::{ScopeFilter, VAR_EXCLUDE, VAR_INCLUDE};
 
 /// Spin variable: the Cosmos DB account endpoint, e.g. `https://myaccount.documents.azure.com:443`.
 pub const VAR_COSMOS_ENDPOINT: &str = "cosmos_endpoint";
-/// Spin variable (secret): the Cosmos DB account key, base64 as Azure shows it.
+/// Spin variable (secret): the Cosmos DB account key, base64 as Azure shows it; required
+/// with `cosmos_auth=key`, neither required nor read with `cosmos_auth=entra`.
 pub const VAR_COSMOS_KEY: &str = "cosmos_key";
+/// Spin variable: `key` (the default: the account key signs) or `entra` (Microsoft Entra ID
+/// tokens, for accounts with key access turned off).
+pub const VAR_COSMOS_AUTH: &str = "cosmos_auth";
+/// Spin variable: `managed-identity` (default), `client-secret` or `workload-identity`.
+pub const VAR_ENTRA_TOKEN_SOURCE: &str = "entra_token_source";
+/// Spin variable: the client id of a user-assigned identity or an app registration.
+pub const VAR_ENTRA_CLIENT_ID: &str = "entra_client_id";
+/// Spin variable: the directory (tenant) id.
+pub const VAR_ENTRA_TENANT_ID: &str = "entra_tenant_id";
+/// Spin variable (secret): the app registration's client secret.
+pub const VAR_ENTRA_CLIENT_SECRET: &str = "entra_client_secret";
+/// Spin variable: the Entra authority (default [`DEFAULT_ENTRA_AUTHORITY_HOST`]).
+pub const VAR_ENTRA_AUTHORITY_HOST: &str = "entra_authority_host";
+/// Spin variable: the instance metadata service (default [`DEFAULT_ENTRA_IMDS_ENDPOINT`]).
+pub const VAR_ENTRA_IMDS_ENDPOINT: &str = "entra_imds_endpoint";
+/// Spin variable: the token audience (default: the account's own
+/// `https://<account>.documents.azure.com`, then `https://cosmos.azure.com`).
+pub const VAR_ENTRA_AUDIENCE: &str = "entra_audience";
+/// Spin variable: the federated token file of workload identity (default
+/// [`DEFAULT_FEDERATED_TOKEN_FILE`], where the AKS webhook mounts it).
+pub const VAR_ENTRA_FEDERATED_TOKEN_FILE: &str = "entra_federated_token_file";
+/// Spin variable (secret, optional): the key continuation tokens of the read API are sealed
+/// with. Unset: derived from the account key (`cosmos_auth=key`) or from the webhook keys
+/// (`cosmos_auth=entra`, where there is no account key).
+pub const VAR_CONTINUATION_KEY: &str = "continuation_key";
+
+/// The public cloud's Entra authority.
+pub const DEFAULT_ENTRA_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// The Azure Instance Metadata Service (plain http, link-local, the one off-machine plain
+/// http address accepted).
+pub const DEFAULT_ENTRA_IMDS_ENDPOINT: &str = "http://169.254.169.254";
+/// Where the AKS workload identity webhook mounts the federated token
+/// (`AZURE_FEDERATED_TOKEN_FILE`).
+pub const DEFAULT_FEDERATED_TOKEN_FILE: &str = "/var/run/secrets/azure/tokens/azure-identity-token";
 /// Spin variable: the database id (default [`DEFAULT_DATABASE`]).
 pub const VAR_COSMOS_DATABASE: &str = "cosmos_database";
 /// Spin variable: the container id (default [`DEFAULT_CONTAINER`]).
@@ -58,6 +94,8 @@ pub struct Config {
     pub filter: ScopeFilter,
     /// Store Distribution pull, mount and blob events too.
     pub keep_pulls_and_blobs: bool,
+    /// `continuation_key`, when set.
+    pub continuation_key: Option<String>,
 }
 
 /// The Cosmos DB side of the configuration (also what `acr-webhook init` needs).
@@ -65,8 +103,8 @@ pub struct Config {
 pub struct StoreConfig {
     /// Account endpoint.
     pub endpoint: CosmosEndpoint,
-    /// Account key (redacted in Debug).
-    pub key: MasterKey,
+    /// How requests are authorized: the account key or Entra ID (secrets redacted in Debug).
+    pub auth: CosmosAuth,
     /// Database id.
     pub database: String,
     /// Container id.
@@ -136,6 +174,16 @@ impl Config {
                 })
             }
         };
+        let continuation_key = optional(&lookup, VAR_CONTINUATION_KEY);
+        if continuation_key
+            .as_ref()
+            .is_some_and(|k| k.chars().count() < 16)
+        {
+            return Err(ConfigError::Invalid {
+                name: VAR_CONTINUATION_KEY,
+                reason: "expected at least 16 characters (`openssl rand -hex 32`)".into(),
+            });
+        }
         Ok(Self {
             store,
             webhook_keys,
@@ -143,6 +191,7 @@ impl Config {
             read_keys,
             filter,
             keep_pulls_and_blobs,
+            continuation_key,
         })
     }
 }
@@ -157,12 +206,7 @@ impl StoreConfig {
                     reason: reason.to_string(),
                 }
             })?;
-        let key = MasterKey::from_base64(&required(&lookup, VAR_COSMOS_KEY)?).map_err(|e| {
-            ConfigError::Invalid {
-                name: VAR_COSMOS_KEY,
-                reason: e.to_string(),
-            }
-        })?;
+        let auth = cosmos_auth(&lookup)?;
         let database = resource_id(&lookup, VAR_COSMOS_DATABASE, DEFAULT_DATABASE)?;
         let container = resource_id(&lookup, VAR_COSMOS_CONTAINER, DEFAULT_CONTAINER)?;
         let path = optional(&lookup, VAR_PARTITION_KEY_PATH)
@@ -174,11 +218,93 @@ impl StoreConfig {
             })?;
         Ok(Self {
             endpoint,
-            key,
+            auth,
             database,
             container,
             partition_key_path,
         })
+    }
+}
+
+/// `cosmos_auth` and the variables of the way it names: the account key, or where Entra ID
+/// tokens come from. With `entra`, `cosmos_key` is not read.
+fn cosmos_auth(lookup: impl Fn(&str) -> Option<String>) -> Result<CosmosAuth, ConfigError> {
+    let invalid = |name: &'static str, reason: &str| ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    };
+    match optional(&lookup, VAR_COSMOS_AUTH).as_deref() {
+        None | Some("key") => {}
+        Some("entra") => return entra_settings(&lookup).map(CosmosAuth::Entra),
+        Some(_) => return Err(invalid(VAR_COSMOS_AUTH, "expected key or entra")),
+    }
+    MasterKey::from_base64(&required(&lookup, VAR_COSMOS_KEY)?)
+        .map(CosmosAuth::Key)
+        .map_err(|e| invalid(VAR_COSMOS_KEY, &e.to_string()))
+}
+
+/// The Entra ID variables of `cosmos_auth=entra`.
+fn entra_settings(lookup: impl Fn(&str) -> Option<String>) -> Result<EntraSettings, ConfigError> {
+    let endpoint = |name: &'static str, default: &str| {
+        let text = optional(&lookup, name).unwrap_or_else(|| default.to_owned());
+        endpoint_variable(name, &text)
+    };
+    let source = match optional(&lookup, VAR_ENTRA_TOKEN_SOURCE).as_deref() {
+        None | Some("managed-identity") => TokenSource::ManagedIdentity {
+            imds_endpoint: endpoint(VAR_ENTRA_IMDS_ENDPOINT, DEFAULT_ENTRA_IMDS_ENDPOINT)?,
+            client_id: optional(&lookup, VAR_ENTRA_CLIENT_ID),
+        },
+        Some("client-secret") => TokenSource::ClientSecret {
+            authority_host: endpoint(VAR_ENTRA_AUTHORITY_HOST, DEFAULT_ENTRA_AUTHORITY_HOST)?,
+            tenant_id: required(&lookup, VAR_ENTRA_TENANT_ID)?,
+            client_id: required(&lookup, VAR_ENTRA_CLIENT_ID)?,
+            secret: ClientSecret::new(required(&lookup, VAR_ENTRA_CLIENT_SECRET)?),
+        },
+        Some("workload-identity") => TokenSource::WorkloadIdentity {
+            authority_host: endpoint(VAR_ENTRA_AUTHORITY_HOST, DEFAULT_ENTRA_AUTHORITY_HOST)?,
+            tenant_id: required(&lookup, VAR_ENTRA_TENANT_ID)?,
+            client_id: required(&lookup, VAR_ENTRA_CLIENT_ID)?,
+            token_file: optional(&lookup, VAR_ENTRA_FEDERATED_TOKEN_FILE)
+                .unwrap_or_else(|| DEFAULT_FEDERATED_TOKEN_FILE.to_owned()),
+        },
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                name: VAR_ENTRA_TOKEN_SOURCE,
+                reason: "expected managed-identity, client-secret or workload-identity".into(),
+            })
+        }
+    };
+    let audience = optional(&lookup, VAR_ENTRA_AUDIENCE)
+        .map(|text| match text.strip_prefix("https://") {
+            Some(rest) if !rest.is_empty() && !rest.contains(['?', '#', '@', ' ']) => Ok(text),
+            _ => Err(ConfigError::Invalid {
+                name: VAR_ENTRA_AUDIENCE,
+                reason: "expected https://<resource>, such as https://cosmos.azure.com".into(),
+            }),
+        })
+        .transpose()?;
+    Ok(EntraSettings { source, audience })
+}
+
+/// A token endpoint: `https://host[:port]`, or plain `http://` to this machine or, for
+/// `entra_imds_endpoint` only, to the instance metadata service's own address (`169.254.169.254`, which Azure serves over plain
+/// http on the link-local network only).
+fn endpoint_variable(name: &'static str, text: &str) -> Result<String, ConfigError> {
+    match CosmosEndpoint::parse(text) {
+        Ok(endpoint) => Ok(endpoint.as_str().to_owned()),
+        Err(InvalidEndpoint::PlainHttpOffMachine)
+            if name == VAR_ENTRA_IMDS_ENDPOINT
+                && matches!(
+                    text.trim().trim_end_matches('/'),
+                    "http://169.254.169.254" | "http://169.254.169.254:80"
+                ) =>
+        {
+            Ok(DEFAULT_ENTRA_IMDS_ENDPOINT.to_owned())
+        }
+        Err(reason) => Err(ConfigError::Invalid {
+            name,
+            reason: reason.to_string(),
+        }),
     }
 }
 
@@ -349,6 +475,10 @@ impl fmt::Debug for Config {
             .field("read_keys", &self.read_keys)
             .field("filter", &self.filter)
             .field("keep_pulls_and_blobs", &self.keep_pulls_and_blobs)
+            .field(
+                "continuation_key",
+                &self.continuation_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }
@@ -357,7 +487,7 @@ impl fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreConfig")
             .field("endpoint", &self.endpoint)
-            .field("key", &self.key)
+            .field("auth", &self.auth)
             .field("database", &self.database)
             .field("container", &self.container)
             .field("partition_key_path", &self.partition_key_path)

@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::answer::{Failure, Success};
 use crate::config::Config;
-use crate::cosmos::{CosmosFailure, QueryScope, X_MS_CONTINUATION};
+use crate::cosmos::{CosmosAuth, CosmosFailure, QueryScope, X_MS_CONTINUATION};
 use crate::host::Host;
 use crate::read_api::{self, EventQuery, PageError, Position};
 use crate::retry::RetryBudget;
@@ -66,13 +66,18 @@ pub fn round_trip_budget(ranges: usize) -> usize {
     MAX_ROUND_TRIPS.saturating_add(ranges.saturating_mul(ROUND_TRIPS_PER_RANGE))
 }
 
-/// The secret that seals continuation tokens: derived from the account key, so every replica
-/// shares it and it changes when the key is rotated.
+/// The secret that seals continuation tokens, the same on every replica: derived from
+/// `continuation_key` when it is set, else from the account key, else (Entra ID, where there is
+/// no account key) from the webhook keys, which no reader holds. It changes when the key it is
+/// derived from is rotated; tokens sealed before are then refused (400
+/// `invalid_continuation`) and the reader starts again from the first page.
 fn continuation_secret(config: &Config) -> [u8; 32] {
-    config
-        .store
-        .key
-        .derive(b"acr-webhook continuation token v1")
+    const LABEL: &[u8] = b"acr-webhook continuation token v1";
+    match (&config.continuation_key, &config.store.auth) {
+        (Some(key), _) => crate::auth::derive_secret(key.as_bytes(), LABEL),
+        (None, CosmosAuth::Key(key)) => key.derive(LABEL),
+        (None, CosmosAuth::Entra(_)) => config.webhook_keys.derive(LABEL),
+    }
 }
 
 /// `GET /events?...`: one page, newest first.
@@ -628,5 +633,42 @@ pub(crate) fn unusable(error: PageError) -> Failure {
     Failure::ReadUnavailable {
         reason: format!("unusable answer from Cosmos DB: {error}"),
         retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::test_config;
+
+    /// Continuation tokens are sealed under `continuation_key` when it is set, else the account
+    /// key, else (Entra ID) the webhook keys: each a different secret, and the Entra one
+    /// changes when the webhook keys do.
+    #[test]
+    fn continuation_secrets_follow_the_configuration() {
+        let entra = |webhook_keys: &str| {
+            test_config(&[
+                ("cosmos_auth", "entra"),
+                ("cosmos_key", ""),
+                ("webhook_keys", webhook_keys),
+            ])
+        };
+        let own_key = [("continuation_key", "a-key-of-its-own-0123")];
+        let keyed = continuation_secret(&test_config(&[]));
+        let own = continuation_secret(&test_config(&own_key));
+        let by_webhook_keys = continuation_secret(&entra("webhook-key-number-one-01"));
+        assert_ne!(keyed, own);
+        assert_ne!(keyed, by_webhook_keys);
+        assert_ne!(own, by_webhook_keys);
+        assert_eq!(
+            by_webhook_keys,
+            continuation_secret(&entra("webhook-key-number-one-01"))
+        );
+        assert_ne!(
+            by_webhook_keys,
+            continuation_secret(&entra("webhook-key-number-two-02"))
+        );
+        let entra_with_own_key = test_config(&[("cosmos_auth", "entra"), own_key[0]]);
+        assert_eq!(own, continuation_secret(&entra_with_own_key));
     }
 }

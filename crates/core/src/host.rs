@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{header, HeaderName, Request, Response};
 
 use crate::auth::FUNCTIONS_KEY_HEADER;
-use crate::cosmos::{X_MS_CONTINUATION, X_MS_RETRY_AFTER_MS};
+use crate::cosmos::{X_MS_CONTINUATION, X_MS_RETRY_AFTER_MS, X_MS_SUBSTATUS};
 use crate::eventgrid::WEBHOOK_REQUEST_ORIGIN;
 
 /// Every request header [`handle`](crate::handle) reads. A host may pass it only these: the
@@ -24,7 +24,8 @@ pub const REQUEST_HEADERS: [HeaderName; 7] = [
 ];
 
 /// Every header of a Cosmos DB answer the core reads. [`Host::send`] may return only these.
-pub const ANSWER_HEADERS: [HeaderName; 2] = [X_MS_RETRY_AFTER_MS, X_MS_CONTINUATION];
+pub const ANSWER_HEADERS: [HeaderName; 3] =
+    [X_MS_RETRY_AFTER_MS, X_MS_CONTINUATION, X_MS_SUBSTATUS];
 
 /// The constant in `known` that is the header `name` (compared without regard to case), for
 /// a host that builds header maps from names given as text.
@@ -55,6 +56,25 @@ pub trait Host {
 
     /// A random number (for retry jitter; need not be cryptographic).
     fn random_u64(&self) -> u64;
+
+    /// A value kept across requests under `key` (Spin's key-value store: the Entra ID token
+    /// cache); `None` when absent, or when this host keeps nothing.
+    async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+        let _ = key;
+        None
+    }
+
+    /// Keeps `value` under `key` for later requests; a host that keeps nothing drops it.
+    async fn cache_set(&self, key: &str, value: &[u8]) {
+        let _ = (key, value);
+    }
+
+    /// Reads a text file the host gives the component (workload identity's federated token,
+    /// which rotates: read on every token request). The error says why, without the content.
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        let _ = path;
+        Err("this host gives the component no files".into())
+    }
 }
 
 /// The store could not be reached or did not answer in time. Carries no secret.

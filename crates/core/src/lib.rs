@@ -25,6 +25,7 @@ pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retry;
+pub mod signer;
 pub mod store;
 pub mod summary;
 mod text;

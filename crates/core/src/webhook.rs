@@ -17,6 +17,7 @@ use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
+use crate::signer::SigningHost;
 use crate::store::{check_store, partition_key_of, stored_keys, write_document};
 use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
@@ -74,6 +75,7 @@ where
             }
             let config = config.config()?;
             let body = read_body(head, body, &config).await?;
+            let host = &SigningHost::new(&config, host, now).await?;
             let content_type = head
                 .headers
                 .get(header::CONTENT_TYPE)
@@ -97,6 +99,7 @@ where
                 return Err(Failure::Unauthorized(KeyKind::Read));
             }
             let config = config.config()?;
+            let host = &SigningHost::new(&config, host, now).await?;
             let query = head.uri.query().unwrap_or("");
             if path == summary::SUMMARY_ROUTE {
                 return summary::summarize(&config, host, query, now).await;

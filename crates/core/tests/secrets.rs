@@ -14,8 +14,11 @@ fn secrets_never_leak() {
         &format!("{TEST_WEBHOOK_KEY},{TEST_WEBHOOK_KEY_2}"),
     )]);
     let date = x_ms_date(now());
+    let acr_webhook_core::cosmos::CosmosAuth::Key(key) = &cfg.store.auth else {
+        panic!("the test configuration signs with the account key")
+    };
     let sig = signature(
-        &cfg.store.key,
+        key,
         &SigningScope {
             verb: "POST",
             resource_type: "docs",

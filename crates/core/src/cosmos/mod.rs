@@ -1,16 +1,22 @@
-//! Cosmos DB for NoSQL over REST, without an SDK: the master-key token, requests built as
-//! plain `http::Request` values, and answers classified into outcomes. No I/O and no clock.
+//! Cosmos DB for NoSQL over REST, without an SDK: the master-key token and Entra ID token
+//! sources, requests built as plain `http::Request` values, and answers classified into
+//! outcomes. No I/O and no clock.
 
+mod credential;
+pub mod entra;
 mod request;
 mod response;
 mod token;
 
+pub use credential::{AccessToken, CosmosAuth, Credential, SigningTarget};
+
 pub use request::{
-    x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_ENABLE_CROSS_PARTITION,
+    x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_DATE, X_MS_ENABLE_CROSS_PARTITION,
     X_MS_PARTITION_KEY, X_MS_PARTITION_KEY_RANGE_ID,
 };
 pub use response::{
     classify_read, classify_write, CosmosFailure, ReadResult, WriteResult, X_MS_RETRY_AFTER_MS,
+    X_MS_SUBSTATUS,
 };
 pub use token::{authorization, signature, InvalidMasterKey, MasterKey, SigningScope};
 

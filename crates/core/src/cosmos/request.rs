@@ -1,10 +1,13 @@
-//! Cosmos DB REST requests as data: method, URL, headers (signed) and body.
+//! Cosmos DB REST requests as data: method, URL, headers and body. Each carries what its
+//! signature is bound to ([`SigningTarget`]); the `Authorization` header is added by
+//! [`Credential::sign`](super::Credential::sign) with whichever credential is in force.
 
 use std::time::SystemTime;
 
 use http::{header, HeaderName, Method, Request};
 
-use super::token::{authorization, url_encode_component, SigningScope};
+use super::credential::SigningTarget;
+use super::token::url_encode_component;
 use crate::config::StoreConfig;
 
 /// The REST API version sent with every request (the newest in the REST reference).
@@ -58,22 +61,16 @@ struct Signed<'a> {
 
 impl Signed<'_> {
     fn build(self, date: &str, extra: &[(HeaderName, &str)], body: Vec<u8>) -> Request<Vec<u8>> {
-        let auth = authorization(
-            &self.store.key,
-            &SigningScope {
-                verb: self.method.as_str(),
-                resource_type: self.resource_type,
-                resource_link: &self.resource_link,
-                date,
-            },
-        );
         let mut builder = Request::builder()
             .method(self.method)
             .uri(format!("{}/{}", self.store.endpoint.as_str(), self.path))
-            .header(header::AUTHORIZATION, auth)
             .header(X_MS_DATE, date)
             .header(X_MS_VERSION, API_VERSION)
-            .header(header::ACCEPT, "application/json");
+            .header(header::ACCEPT, "application/json")
+            .extension(SigningTarget {
+                resource_type: self.resource_type,
+                resource_link: self.resource_link,
+            });
         for (name, value) in extra {
             builder = builder.header(name.clone(), *value);
         }
@@ -333,6 +330,16 @@ mod tests {
 
     const DATE: &str = "Thu, 27 Apr 2017 00:51:12 GMT";
 
+    fn test_key() -> crate::cosmos::MasterKey {
+        crate::cosmos::MasterKey::from_base64(crate::config::tests::TEST_COSMOS_KEY).unwrap()
+    }
+
+    /// The request as sent: signed with the test account key.
+    fn signed(mut request: Request<Vec<u8>>) -> Request<Vec<u8>> {
+        crate::cosmos::Credential::Key(test_key()).sign(&mut request);
+        request
+    }
+
     #[test]
     fn x_ms_date_is_rfc1123() {
         let t = UNIX_EPOCH + Duration::from_secs(1_493_254_272);
@@ -343,7 +350,7 @@ mod tests {
     #[test]
     fn create_document_signs_the_container_link() {
         let store = test_config(&[]).store;
-        let req = store.create_document_request(b"{}".to_vec(), r#"["x"]"#, DATE);
+        let req = signed(store.create_document_request(b"{}".to_vec(), r#"["x"]"#, DATE));
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events/docs");
         let h = req.headers();
@@ -367,7 +374,7 @@ mod tests {
     #[test]
     fn database_and_container_creation() {
         let store = test_config(&[]).store;
-        let db = store.create_database_request(DATE);
+        let db = signed(store.create_database_request(DATE));
         assert_eq!(db.uri(), "http://127.0.0.1:8081/dbs");
         assert!(db.headers()["authorization"]
             .to_str()
@@ -375,7 +382,7 @@ mod tests {
             .ends_with(&url_encode_component(
                 "CHjhNtQltyEuPdWLf2/f+hSkSlYg+7UuFlwMyv8L7mI="
             )));
-        let coll = store.create_container_request(DATE);
+        let coll = signed(store.create_container_request(DATE));
         assert_eq!(coll.uri(), "http://127.0.0.1:8081/dbs/acr/colls");
         assert!(coll.headers()["authorization"].to_str().unwrap().ends_with(
             &url_encode_component("HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40=")
@@ -394,7 +401,7 @@ mod tests {
     fn read_document_signs_the_raw_id_and_escapes_the_path() {
         let store = test_config(&[]).store;
         let id = "cb8c3971-9adc-488b-bdd8-43cbb4974ff5";
-        let req = store.read_document_request(id, r#"["k"]"#, DATE);
+        let req = signed(store.read_document_request(id, r#"["k"]"#, DATE));
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
@@ -403,13 +410,13 @@ mod tests {
             )));
 
         let odd = "a b+é";
-        let req = store.read_document_request(odd, r#"["k"]"#, DATE);
+        let req = signed(store.read_document_request(odd, r#"["k"]"#, DATE));
         assert_eq!(
             req.uri(),
             "http://127.0.0.1:8081/dbs/acr/colls/events/docs/a%20b%2B%C3%A9"
         );
         let sig = signature(
-            &store.key,
+            &test_key(),
             &SigningScope {
                 verb: "GET",
                 resource_type: "docs",
@@ -427,7 +434,7 @@ mod tests {
     fn queries_are_signed_like_creates_and_never_carry_a_charset() {
         let store = test_config(&[]).store;
         let q = serde_json::json!({"query": "SELECT * FROM c WHERE c.image = @i", "parameters": [{"name": "@i", "value": "x"}]});
-        let req = store.query_documents_request(&q, None, 7, Some("tok"), DATE);
+        let req = signed(store.query_documents_request(&q, None, 7, Some("tok"), DATE));
         let h = req.headers();
         assert_eq!(h["content-type"], "application/query+json");
         assert_eq!(h["x-ms-documentdb-isquery"], "True");
@@ -441,7 +448,7 @@ mod tests {
             )
             .as_str()
         );
-        let req = store.query_documents_request(&q, Some(r#"["x"]"#), 1, None, DATE);
+        let req = signed(store.query_documents_request(&q, Some(r#"["x"]"#), 1, None, DATE));
         assert_eq!(req.headers()["x-ms-documentdb-partitionkey"], r#"["x"]"#);
         assert!(req
             .headers()
@@ -453,13 +460,13 @@ mod tests {
     fn queries_scoped_to_a_partition_key_range_carry_its_id() {
         let store = test_config(&[]).store;
         let q = serde_json::json!({"query": "SELECT * FROM c ORDER BY c.receivedAt DESC", "parameters": []});
-        let req = store.scoped_query_request(
+        let req = signed(store.scoped_query_request(
             &q,
             QueryScope::PartitionKeyRange("3"),
             20,
             Some("tok"),
             DATE,
-        );
+        ));
         let h = req.headers();
         assert_eq!(h[X_MS_PARTITION_KEY_RANGE_ID], "3");
         assert_eq!(h[X_MS_ENABLE_CROSS_PARTITION], "True");
@@ -467,7 +474,7 @@ mod tests {
         assert_eq!(h[X_MS_CONTINUATION], "tok");
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events/docs");
         // Signed exactly like any other query of the container.
-        let across = store.query_documents_request(&q, None, 20, Some("tok"), DATE);
+        let across = signed(store.query_documents_request(&q, None, 20, Some("tok"), DATE));
         assert_eq!(h["authorization"], across.headers()["authorization"]);
         assert!(across.headers().get(X_MS_PARTITION_KEY_RANGE_ID).is_none());
     }
@@ -475,7 +482,7 @@ mod tests {
     #[test]
     fn partition_key_ranges_are_read_with_type_pkranges_on_the_container_link() {
         let store = test_config(&[]).store;
-        let req = store.read_partition_key_ranges_request(None, DATE);
+        let req = signed(store.read_partition_key_ranges_request(None, DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(
             req.uri(),
@@ -483,7 +490,7 @@ mod tests {
         );
         assert!(req.headers().get(X_MS_CONTINUATION).is_none());
         let sig = signature(
-            &store.key,
+            &test_key(),
             &SigningScope {
                 verb: "GET",
                 resource_type: "pkranges",
@@ -495,7 +502,7 @@ mod tests {
             req.headers()["authorization"],
             url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
         );
-        let next = store.read_partition_key_ranges_request(Some("page-2"), DATE);
+        let next = signed(store.read_partition_key_ranges_request(Some("page-2"), DATE));
         assert_eq!(next.headers()[X_MS_CONTINUATION], "page-2");
     }
 
@@ -503,7 +510,7 @@ mod tests {
     fn replacing_the_container_signs_put_colls_and_is_conditional() {
         let store = test_config(&[]).store;
         let body = serde_json::json!({"id": "events", "partitionKey": {"paths": ["/id"]}});
-        let req = store.replace_container_request(&body, Some("\"00-etag\""), DATE);
+        let req = signed(store.replace_container_request(&body, Some("\"00-etag\""), DATE));
         assert_eq!(req.method(), Method::PUT);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
         assert_eq!(req.headers()["if-match"], "\"00-etag\"");
@@ -511,7 +518,7 @@ mod tests {
         let sent: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
         assert_eq!(sent, body);
         let sig = signature(
-            &store.key,
+            &test_key(),
             &SigningScope {
                 verb: "PUT",
                 resource_type: "colls",
@@ -523,18 +530,18 @@ mod tests {
             req.headers()["authorization"],
             url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
         );
-        let unconditional = store.replace_container_request(&body, None, DATE);
+        let unconditional = signed(store.replace_container_request(&body, None, DATE));
         assert!(unconditional.headers().get("if-match").is_none());
     }
 
     #[test]
     fn reading_the_database_signs_its_own_link() {
         let store = test_config(&[]).store;
-        let req = store.read_database_request(DATE);
+        let req = signed(store.read_database_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr");
         let sig = signature(
-            &store.key,
+            &test_key(),
             &SigningScope {
                 verb: "GET",
                 resource_type: "dbs",
@@ -551,11 +558,11 @@ mod tests {
     #[test]
     fn read_container_signs_colls() {
         let store = test_config(&[]).store;
-        let req = store.read_container_request(DATE);
+        let req = signed(store.read_container_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
         let sig = signature(
-            &store.key,
+            &test_key(),
             &SigningScope {
                 verb: "GET",
                 resource_type: "colls",

@@ -8,6 +8,11 @@ use http::{HeaderMap, StatusCode};
 pub const X_MS_RETRY_AFTER_MS: http::HeaderName =
     http::HeaderName::from_static("x-ms-retry-after-ms");
 
+/// Header: Cosmos DB's sub-status of a refusal (`5202`: local authorization is disabled;
+/// `5300`: a data-plane token on a control-plane operation; `5301`: the principal lacks a
+/// data-plane role).
+pub const X_MS_SUBSTATUS: http::HeaderName = http::HeaderName::from_static("x-ms-substatus");
+
 /// The outcome of a create-document request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
@@ -39,9 +44,13 @@ pub struct CosmosFailure {
     pub code: Option<String>,
     /// `x-ms-retry-after-ms`, when Cosmos gave it.
     pub retry_after: Option<Duration>,
+    /// `x-ms-substatus`, when Cosmos gave it.
+    pub substatus: Option<u32>,
     /// Cosmos's own `message`, made safe to show ([`store_message`]): what a status line
     /// alone does not say.
     pub message: Option<String>,
+    /// What fixes it, when this receiver knows (added by [`CosmosFailure::with_advice`]).
+    pub advice: Option<String>,
 }
 
 impl CosmosFailure {
@@ -80,6 +89,32 @@ impl CosmosFailure {
 pub const MISSING_COMPOSITE_INDEX: &str =
     "does not have a corresponding composite index that it can be served from";
 
+impl CosmosFailure {
+    /// The same refusal with what fixes it appended to its words.
+    pub fn with_advice(mut self, advice: impl Into<String>) -> Self {
+        self.advice = Some(advice.into());
+        self
+    }
+
+    /// Whether Cosmos DB refused a master key because the account allows Entra ID only
+    /// (401, sub-status 5202: "Local Authorization is disabled").
+    pub fn is_local_auth_disabled(&self) -> bool {
+        self.status == StatusCode::UNAUTHORIZED && self.substatus == Some(5202)
+    }
+
+    /// Whether Cosmos DB refused a valid token whose principal holds no data-plane role that
+    /// allows the operation (403, sub-status 5301).
+    pub fn is_role_missing(&self) -> bool {
+        self.status == StatusCode::FORBIDDEN && matches!(self.substatus, Some(5301 | 5302))
+    }
+
+    /// Whether Cosmos DB refused a control-plane operation (creating a database or a
+    /// container) made with an Entra ID token (403, sub-status 5300).
+    pub fn is_control_plane_refused(&self) -> bool {
+        self.status == StatusCode::FORBIDDEN && self.substatus == Some(5300)
+    }
+}
+
 impl std::fmt::Display for CosmosFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Cosmos DB answered {}", self.status)?;
@@ -88,6 +123,9 @@ impl std::fmt::Display for CosmosFailure {
         }
         if let Some(message) = &self.message {
             write!(f, ": {message}")?;
+        }
+        if let Some(advice) = &self.advice {
+            write!(f, "; {advice}")?;
         }
         Ok(())
     }
@@ -131,11 +169,17 @@ fn failure(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> CosmosFailur
         .get(X_MS_RETRY_AFTER_MS)
         .and_then(|v| v.to_str().ok())
         .and_then(retry_after_ms);
+    let substatus = headers
+        .get(X_MS_SUBSTATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     CosmosFailure {
         status,
         code,
         retry_after,
+        substatus,
         message,
+        advice: None,
     }
 }
 
