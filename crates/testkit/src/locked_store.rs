@@ -149,6 +149,9 @@ pub struct StoreRequest {
     pub target: String,
     /// The `oid` of a valid token's principal.
     pub principal: Option<String>,
+    /// True if an `Authorization` header came URL-encoded as a whole (no raw `=` or `&` in
+    /// it), as Cosmos DB clients send it; the front also reads one sent raw.
+    pub authorization_encoded: bool,
     /// The status answered to the client.
     pub status: u16,
     /// The `x-ms-substatus` the front answered (not the store's).
@@ -517,6 +520,9 @@ fn serve(shared: &Shared, req: &Request) -> Reply {
         method: req.method.clone(),
         target: req.target.clone(),
         principal,
+        authorization_encoded: req
+            .header("authorization")
+            .is_some_and(|a| !a.contains(['=', '&'])),
         status: reply.status,
         substatus,
         outcome,

@@ -134,6 +134,7 @@ fn tokens_from_each_protocol_reach_the_store() {
     );
     assert_eq!(seen[1].outcome, Outcome::Forwarded { status: 201 });
     assert_eq!(seen[1].substatus, None);
+    assert!(seen.iter().all(|r| r.authorization_encoded));
 }
 
 #[test]
