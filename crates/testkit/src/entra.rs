@@ -493,12 +493,6 @@ impl fmt::Debug for FakeEntra {
     }
 }
 
-impl Default for FakeEntra {
-    fn default() -> Self {
-        FakeEntra::start()
-    }
-}
-
 impl FakeEntra {
     /// Starts the fake with the defaults above. Panics if it cannot bind.
     pub fn start() -> FakeEntra {
@@ -1104,7 +1098,7 @@ fn serve_token_endpoint(state: &State, req: &Request) -> (Reply, Option<TokenReq
     let mut record = TokenRequest {
         protocol,
         client_id: client_id.clone(),
-        audience: audience.clone(),
+        audience,
         status: 0,
         error: None,
         aadsts: None,
