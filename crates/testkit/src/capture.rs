@@ -1,7 +1,7 @@
 //! A tiny HTTP/1.1 server that records every request and answers a configurable status:
 //! a stand-in notification endpoint for checking what the registry really sends.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::http::{find_header, read_body, read_head};
+use crate::http_server::StopAware;
 
 /// One request received by a [`CaptureServer`].
 #[derive(Debug, Clone)]
@@ -308,33 +309,6 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             .spawn(move || {
                 let _ = serve_connection(stream, id, &shared);
             });
-    }
-}
-
-/// Reads from the socket, retrying read timeouts until the server is stopped, so that idle
-/// keep-alive connections do not keep their thread alive after drop.
-struct StopAware<'a> {
-    stream: TcpStream,
-    stop: &'a AtomicBool,
-}
-
-impl Read for StopAware<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.stream.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    if self.stop.load(Ordering::SeqCst) {
-                        return Err(e);
-                    }
-                }
-                r => return r,
-            }
-        }
     }
 }
 

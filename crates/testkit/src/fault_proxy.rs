@@ -481,14 +481,14 @@ fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 }
 
 /// The store's answer: status line, headers, body.
-struct Answer {
-    start: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Answer {
+    pub(crate) start: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Hop-by-hop and framing headers, replaced by the proxy's own.
-fn is_framing(name: &str) -> bool {
+pub(crate) fn is_framing(name: &str) -> bool {
     [
         "connection",
         "keep-alive",
@@ -499,7 +499,9 @@ fn is_framing(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn forward(
+/// Sends one request to `upstream` on a new connection (`Connection: close`) and reads the
+/// whole answer.
+pub(crate) fn forward(
     upstream: SocketAddr,
     method: &str,
     start: &str,

@@ -7,6 +7,11 @@
 //!   webhook notifications; images are pushed and deleted with `skopeo`.
 //! - [`CaptureServer`]: a small HTTP server recording what it receives (a stand-in webhook
 //!   endpoint) and answering a status that can change at run time.
+//! - [`FakeEntra`]: a fake Microsoft Entra ID (managed identity over IMDS, and the v2.0 token
+//!   endpoint with a client secret or a workload identity's federated token) issuing signed
+//!   tokens, with failures on demand.
+//! - [`LockedStore`]: a front before the store that behaves like a Cosmos DB account with
+//!   local (key) authentication disabled: Entra tokens only, data plane only, role checks.
 //! - [`ChildGuard`], [`free_port`], [`wait_for_port`]: the building blocks.
 //! - [`http::request`]: a minimal blocking HTTP/1.1 client for `http://` URLs.
 //!
@@ -40,16 +45,27 @@
 
 mod capture;
 mod cosmos;
+mod entra;
 mod fault_proxy;
 pub mod http;
+mod http_server;
+mod locked_store;
 mod net;
 mod process;
 mod registry;
 
 pub use capture::{describe_event, summarize, CaptureServer, CapturedRequest};
 pub use cosmos::{cosmos_cli_path, repo_root, CosmosStore, COSMOS_CLI_ENV, NODE_ENV};
+pub use entra::{
+    Claims, EntraStats, FakeEntra, FederatedTokenFile, IssuedToken, Outage, Principal,
+    PrincipalKind, Protocol, Rejection, TokenRequest, TokenValidator, COSMOS_AUDIENCE,
+    IMDS_API_VERSION, JWT_BEARER, SERVICE_ACCOUNT_SUBJECT, TOKEN_EXCHANGE_AUDIENCE,
+};
 pub use fault_proxy::{
     Fault, FaultKind, FaultPlan, FaultProxy, FaultScope, FaultStats, XorShift64,
+};
+pub use locked_store::{
+    DataRole, LockedStats, LockedStore, Outcome, StoreRequest, ITEMS_CREATE, READ_METADATA,
 };
 pub use net::{
     free_port, port_is_open, raise_open_files_limit, wait_for_port, wait_for_port_closed,

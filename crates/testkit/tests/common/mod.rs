@@ -26,3 +26,5 @@ pub fn gone_within(pid: u32, timeout: Duration) -> bool {
     }
     !alive(pid)
 }
+
+pub mod entra_client;
