@@ -1,7 +1,7 @@
 //! The Spin component: a thin adapter between Spin (WASI 0.2 `wasi:http`, Spin variables) and
-//! the host-independent core in `acr-webhook-core`. It moves bytes, headers, time and
-//! randomness in, sends the signed requests the core builds (each with its own timeout), and
-//! writes the core's answer out. Every decision (routes, keys, parsing, documents, signing,
+//! the host-independent core in `acr-webhook-core`. It moves bytes, headers, time,
+//! randomness, the key-value token cache and the federated token file in, sends the requests
+//! the core builds (each with its own timeout), and writes the core's answer out. Every decision (routes, keys, parsing, documents, signing,
 //! retries, statuses) lives in the core.
 
 #[cfg(target_arch = "wasm32")]
@@ -203,6 +203,31 @@ mod spin_adapter {
 
         fn random_u64(&self) -> u64 {
             wasi::random::random::get_random_u64()
+        }
+
+        /// Spin's key-value store `default` (`key_value_stores = ["default"]` in spin.toml):
+        /// the Entra ID token cache. A host without one (or that denies it) keeps nothing, and
+        /// a token is then fetched for every request.
+        async fn cache_get(&self, key: &str) -> Option<Vec<u8>> {
+            spin_sdk::key_value::Store::open_default()
+                .ok()?
+                .get(key)
+                .ok()
+                .flatten()
+        }
+
+        async fn cache_set(&self, key: &str, value: &[u8]) {
+            if let Ok(store) = spin_sdk::key_value::Store::open_default() {
+                if store.set(key, value).is_err() {
+                    log("the token cache (key-value store `default`) refused a write");
+                }
+            }
+        }
+
+        /// A file the host mounted for the component (Spin's `files`, `wasmtime serve --dir`,
+        /// `acr-webhook up`): workload identity's federated token.
+        fn read_file(&self, path: &str) -> Result<String, String> {
+            std::fs::read_to_string(path).map_err(|e| format!("{path}: {}", e.kind()))
         }
     }
 

@@ -179,9 +179,15 @@ fn create_request(shared: &Shared, id: &str) -> Result<http::Request<Full<Bytes>
     let parsed = parse_event(&body).map_err(|e| anyhow!("{e}"))?;
     let document = EventDocument::from_acr(&parsed, now);
     let (body, partition_key) = create_body(&document, &shared.store.partition_key_path);
-    let request = shared
+    let mut request = shared
         .store
         .create_document_request(body, &partition_key, &x_ms_date(now));
+    shared
+        .store
+        .auth
+        .key_credential()
+        .context("the bare write signs with the account key (cosmos_auth=key)")?
+        .sign(&mut request);
     let (mut parts, body) = request.into_parts();
     // Origin form on the wire, the authority in Host.
     parts.uri = parts

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use acr_webhook_testkit::{
-    free_port, port_is_open, repo_root, ChildGuard, CosmosStore, COSMOS_CLI_ENV,
+    free_port, port_is_open, repo_root, ChildGuard, CosmosStore, FakeEntra, COSMOS_CLI_ENV,
 };
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
@@ -75,6 +75,11 @@ enum Target {
     Bare,
     BareNewConnection,
     Receiver,
+    /// `acr-webhook up` with `cosmos_auth=entra` (client secret, from a fake Entra ID on
+    /// loopback), writing to the same store: the token comes from the cache after the first
+    /// request, so the difference to [`Target::Receiver`] is what signing with Entra ID costs
+    /// per event when the cache is warm.
+    ReceiverEntra,
     Node,
 }
 
@@ -84,6 +89,7 @@ impl Target {
             Target::Bare => "bare write (native client, keep-alive)",
             Target::BareNewConnection => "bare write, new connection per request",
             Target::Receiver => "acr-webhook up",
+            Target::ReceiverEntra => "acr-webhook up, cosmos_auth=entra (token cached)",
             Target::Node => "Node.js + @azure/cosmos",
         }
     }
@@ -93,6 +99,7 @@ impl Target {
             Target::Bare => "bare",
             Target::BareNewConnection => "bare_new_connection",
             Target::Receiver => "receiver",
+            Target::ReceiverEntra => "receiver_entra",
             Target::Node => "node",
         }
     }
@@ -153,6 +160,35 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut up = ChildGuard::spawn("acr-webhook up", up_cmd, &out.join("up.log"))?;
     wait_port(&mut up, up_port)?;
 
+    // The same receiver signing with Entra ID tokens: a fake Entra ID issues them; the local
+    // store checks no signature, so both receivers write to the same store the same way.
+    let entra = FakeEntra::start();
+    let entra_port = free_port();
+    let mut entra_cmd = Command::new(&args.host);
+    quiet_backtraces(&mut entra_cmd);
+    entra_cmd
+        .args(["up", "--from"])
+        .arg(&args.manifest)
+        .args(["--listen", &format!("127.0.0.1:{entra_port}")])
+        .env("SPIN_VARIABLE_COSMOS_ENDPOINT", store.endpoint())
+        .env("SPIN_VARIABLE_COSMOS_AUTH", "entra")
+        .env("SPIN_VARIABLE_ENTRA_TOKEN_SOURCE", "client-secret")
+        .env("SPIN_VARIABLE_ENTRA_TENANT_ID", entra.tenant_id())
+        .env("SPIN_VARIABLE_ENTRA_CLIENT_ID", &entra.app().client_id)
+        .env("SPIN_VARIABLE_ENTRA_CLIENT_SECRET", entra.client_secret())
+        .env(
+            "SPIN_VARIABLE_ENTRA_AUTHORITY_HOST",
+            entra.authority_host().trim_end_matches('/'),
+        )
+        .env("SPIN_VARIABLE_ENTRA_AUDIENCE", "https://cosmos.azure.com")
+        .env("SPIN_VARIABLE_WEBHOOK_KEYS", WEBHOOK_KEY);
+    let mut up_entra = ChildGuard::spawn(
+        "acr-webhook up (entra)",
+        entra_cmd,
+        &out.join("up-entra.log"),
+    )?;
+    wait_port(&mut up_entra, entra_port)?;
+
     let mut node = None;
     let mut node_port = 0;
     if !args.no_node {
@@ -170,6 +206,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         node = Some(guard);
     }
     let up_pid = up.id().ok_or_else(|| anyhow!("acr-webhook up is gone"))?;
+    let up_entra_pid = up_entra
+        .id()
+        .ok_or_else(|| anyhow!("acr-webhook up (entra) is gone"))?;
     let node_pid = node.as_ref().and_then(ChildGuard::id);
     let started_at = load_average();
 
@@ -178,7 +217,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let lowest = args.concurrency.iter().copied().min().unwrap_or(1);
     let highest = args.concurrency.iter().copied().max().unwrap_or(1);
     for &c in &args.concurrency {
-        let mut targets = vec![Target::Bare, Target::Receiver];
+        let mut targets = vec![Target::Bare, Target::Receiver, Target::ReceiverEntra];
         if node.is_some() {
             targets.push(Target::Node);
         }
@@ -198,6 +237,9 @@ pub fn run(args: RunArgs) -> Result<()> {
                     target == Target::BareNewConnection,
                 )?,
                 Target::Receiver => measure_receiver(&args, up_pid, up_port, c, &prefix)?,
+                Target::ReceiverEntra => {
+                    measure_receiver(&args, up_entra_pid, entra_port, c, &prefix)?
+                }
                 Target::Node => {
                     let pid = node_pid.ok_or_else(|| anyhow!("the Node receiver is gone"))?;
                     measure_receiver(&args, pid, node_port, c, &prefix)?
@@ -227,8 +269,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let ended_at = load_average();
+    let tokens_issued = entra.stats().total_issued();
     drop(node);
     drop(up);
+    drop(up_entra);
+    drop(entra);
     drop(store);
 
     let signing = match &args.signing {
@@ -250,6 +295,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         duration: args.duration,
         warmup: args.warmup,
         store_keep_alive: !args.store_connection_close,
+        tokens_issued,
     };
     let text = report.render();
     println!("{text}");
@@ -617,6 +663,8 @@ struct Report<'a> {
     duration: u64,
     warmup: u64,
     store_keep_alive: bool,
+    /// Tokens the fake Entra ID issued to the Entra receiver over the whole run.
+    tokens_issued: u64,
 }
 
 impl Report<'_> {
@@ -831,6 +879,22 @@ impl Report<'_> {
             }
         }
         for c in &concs {
+            if let (Some(k), Some(e)) = (
+                self.find(Target::Receiver, *c),
+                self.find(Target::ReceiverEntra, *c),
+            ) {
+                let _ = writeln!(
+                    s,
+                    "- Entra ID with a warm token cache vs the account key at concurrency {c}: p50 {:.3} vs {:.3} ms (+{:.3} ms per event), throughput {:.0} vs {:.0} req/s = {:.2}×; {} token(s) issued in the whole run",
+                    e.p50_us / 1000.0,
+                    k.p50_us / 1000.0,
+                    (e.p50_us - k.p50_us) / 1000.0,
+                    e.rps(),
+                    k.rps(),
+                    e.rps() / k.rps(),
+                    self.tokens_issued
+                );
+            }
             if let (Some(r), Some(n)) =
                 (self.find(Target::Receiver, *c), self.find(Target::Node, *c))
             {

@@ -8,15 +8,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use acr_webhook_core::cosmos::{x_ms_date, CosmosFailure};
+use acr_webhook_core::cosmos::entra::{account_name, role_assignment_command};
+use acr_webhook_core::cosmos::{x_ms_date, CosmosAuth, CosmosFailure, Credential};
 use acr_webhook_core::indexing::{self, PolicyPlan, POLICY_FILE, READ_ORDER_INDEX};
+use acr_webhook_core::retry::RetryBudget;
+use acr_webhook_core::signer::{self, Fetch};
 use acr_webhook_core::StoreConfig;
 use anyhow::{bail, Context, Result};
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::manifest::DEFAULT_MANIFEST_FILE;
-use crate::store_client::NativeHost;
+use crate::store_client::{block_on, NativeHost};
 
 /// Timeout of each call to Cosmos DB.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,12 +47,29 @@ pub fn run(args: InitArgs) -> Result<()> {
     let app = crate::up::load_app(&args.from, &args.variables)?;
     let store = StoreConfig::from_lookup(|name| app.variables.get(name).ok().map(str::to_owned))
         .context("the app's Cosmos DB variables are not usable")?;
+    let host = NativeHost::new();
+    let budget = RetryBudget {
+        total: CALL_TIMEOUT,
+    };
+    let credential = block_on(signer::credential(
+        &store,
+        budget,
+        &host,
+        SystemTime::now(),
+        Fetch::Fresh,
+    ))
+    .map_err(|failure| anyhow::anyhow!("{failure}"))
+    .context("no credential for Cosmos DB")?;
     let cosmos = Cosmos {
-        host: NativeHost::new(),
+        host,
         store: &store,
+        credential,
     };
     if args.dry_run {
         return dry_run(&cosmos);
+    }
+    if let CosmosAuth::Entra(_) = store.auth {
+        return check_with_entra(&cosmos);
     }
 
     let db = cosmos.call("create database", store.create_database_request(&date()))?;
@@ -112,6 +132,104 @@ pub fn run(args: InitArgs) -> Result<()> {
     }
     println!(
         "ready: {} (partition key {}) answers signed reads",
+        cosmos.link(),
+        store.partition_key_path.as_str()
+    );
+    Ok(())
+}
+
+/// `cosmos_auth=entra`: data-plane roles cannot create databases or containers or change an
+/// indexing policy (Cosmos DB answers 403, sub-status 5300), so init reads what is there and
+/// checks it as for the key; what is missing or must change is printed as the `az` commands
+/// that do it (run by someone with control-plane rights), with the role assignment the
+/// receiver's identity needs, and init exits non-zero until they have been run.
+fn check_with_entra(cosmos: &Cosmos<'_>) -> Result<()> {
+    let store = cosmos.store;
+    let account = account_name(store.endpoint.as_str());
+    let rg = "<resource-group>";
+    println!(
+        "cosmos_auth=entra: data-plane roles cannot create databases or containers, so init \
+         only reads and checks them"
+    );
+    let exists = |what: &str, answer: &http::Response<Vec<u8>>| -> Result<bool> {
+        match answer.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => {
+                let failure = refusal(answer);
+                if failure.is_role_missing() {
+                    bail!(
+                        "reading {what}: {failure}\nthe identity needs the data-plane role Cosmos \
+                         DB Built-in Data Contributor:\n  {}",
+                        role_assignment_command(store.endpoint.as_str())
+                    );
+                }
+                bail!("reading {what}: {failure}")
+            }
+        }
+    };
+    let db = cosmos.call("read database", store.read_database_request(&date()))?;
+    let database = exists(&format!("database {}", store.database), &db)?;
+    let container = if database {
+        let answer = cosmos.call("read container", store.read_container_request(&date()))?;
+        exists(&cosmos.link(), &answer)?.then_some(answer)
+    } else {
+        None
+    };
+    let Some(answer) = container else {
+        let mut commands = Vec::new();
+        if !database {
+            commands.push(format!(
+                "az cosmosdb sql database create --account-name {account} --resource-group {rg} \
+                 --name {}",
+                store.database
+            ));
+        }
+        commands.push(format!(
+            "az cosmosdb sql container create --account-name {account} --resource-group {rg} \
+             --database-name {} --name {} --partition-key-path {} --idx @{POLICY_FILE}",
+            store.database,
+            store.container,
+            store.partition_key_path.as_str()
+        ));
+        commands.push(role_assignment_command(store.endpoint.as_str()));
+        bail!(
+            "{} does not exist, and an Entra ID identity cannot create it; create it (and let \
+             the receiver's identity write to it) with:\n  {}\nthen run init again",
+            cosmos.link(),
+            commands.join("\n  ")
+        );
+    };
+    let container = container_json(&answer)?;
+    let path = &container["partitionKey"]["paths"][0];
+    if path.as_str() != Some(store.partition_key_path.as_str()) {
+        bail!(
+            "{} is partitioned by {path}, but partition_key_path is {}: set the variable to the \
+             container's path",
+            cosmos.link(),
+            store.partition_key_path.as_str()
+        );
+    }
+    match plan(store, &container)? {
+        PolicyPlan::Ready => {}
+        PolicyPlan::Add { .. } => bail!(
+            "{} lacks the composite index {READ_ORDER_INDEX} that GET /events orders by, and an \
+             Entra ID identity cannot change an indexing policy; add it with:\n  az cosmosdb \
+             sql container update --account-name {account} --resource-group {rg} \
+             --database-name {} --name {} --idx @{POLICY_FILE}\n(that replaces the whole policy \
+             with the file's: `acr-webhook init --dry-run` shows the policy that keeps the \
+             container's other indexes), then run init again",
+            cosmos.link(),
+            store.database,
+            store.container
+        ),
+        PolicyPlan::Blocked(reason) => {
+            bail!("{} cannot serve GET /events: {reason}", cosmos.link())
+        }
+    }
+    println!(
+        "ready: {} (partition key {}) exists with the composite index GET /events needs, and \
+         answers reads signed with an Entra ID token",
         cosmos.link(),
         store.partition_key_path.as_str()
     );
@@ -183,10 +301,16 @@ fn dry_run(cosmos: &Cosmos<'_>) -> Result<()> {
 struct Cosmos<'a> {
     host: NativeHost,
     store: &'a StoreConfig,
+    credential: Credential,
 }
 
 impl Cosmos<'_> {
-    fn call(&self, what: &str, request: http::Request<Vec<u8>>) -> Result<http::Response<Vec<u8>>> {
+    fn call(
+        &self,
+        what: &str,
+        mut request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>> {
+        self.credential.sign(&mut request);
         self.host
             .send_blocking(request, CALL_TIMEOUT)
             .with_context(|| {

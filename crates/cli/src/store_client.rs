@@ -84,6 +84,10 @@ impl Host for NativeHost {
         let nanos = self.started.elapsed().as_nanos() as u64;
         nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id())
     }
+
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        std::fs::read_to_string(path).map_err(|e| format!("{path}: {}", e.kind()))
+    }
 }
 
 /// Runs a future whose every await completes at once (the native host blocks inside).

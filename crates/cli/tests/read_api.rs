@@ -803,9 +803,7 @@ fn documents_left_by_the_old_function_are_listed_last(host: Host) {
             &format!(r#"["{id}"]"#),
             &x_ms_date(std::time::SystemTime::now()),
         );
-        let response = host
-            .send_blocking(request, Duration::from_secs(10))
-            .unwrap();
+        let response = stack.send_signed(&host, request);
         assert_eq!(response.status(), 201);
     }
     let docs = stack.documents();

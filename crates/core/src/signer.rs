@@ -136,7 +136,7 @@ pub async fn credential<H: Host>(
     fetch: Fetch,
 ) -> Result<Credential, Failure> {
     let settings = match &store.auth {
-        CosmosAuth::Key(key) => return Ok(Credential::Key(key.clone())),
+        CosmosAuth::Key(_) => return Ok(store.auth.key_credential().expect("a key")),
         CosmosAuth::Entra(settings) => settings,
     };
     let (audience, fallback) = settings.audiences(store.endpoint.as_str());

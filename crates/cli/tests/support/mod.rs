@@ -294,6 +294,22 @@ impl Stack {
         )
     }
 
+    /// Sends a request the core built straight to the store, signed with the stack's account
+    /// key (the test's own reads and writes, beside the app's).
+    pub fn send_signed(
+        &self,
+        host: &NativeHost,
+        mut request: ::http::Request<Vec<u8>>,
+    ) -> ::http::Response<Vec<u8>> {
+        self.config
+            .auth
+            .key_credential()
+            .expect("the stack's own requests are signed with the account key")
+            .sign(&mut request);
+        host.send_blocking(request, Duration::from_secs(10))
+            .expect("the store answers")
+    }
+
     /// Every stored document, read back over signed REST (a cross-partition query, paged).
     pub fn documents(&self) -> Vec<Value> {
         let host = NativeHost::new();
@@ -308,9 +324,7 @@ impl Stack {
                 continuation.as_deref(),
                 &x_ms_date(SystemTime::now()),
             );
-            let response = host
-                .send_blocking(request, Duration::from_secs(10))
-                .expect("the store answers");
+            let response = self.send_signed(&host, request);
             assert_eq!(
                 response.status(),
                 200,
@@ -345,9 +359,7 @@ impl Stack {
             None,
             &x_ms_date(SystemTime::now()),
         );
-        let response = host
-            .send_blocking(request, Duration::from_secs(10))
-            .unwrap();
+        let response = self.send_signed(&host, request);
         assert_eq!(response.status(), 200);
         let page: Value = serde_json::from_slice(response.body()).unwrap();
         let docs = page["Documents"].as_array().unwrap();

@@ -58,6 +58,17 @@ pub enum CosmosAuth {
     Entra(super::entra::EntraSettings),
 }
 
+impl CosmosAuth {
+    /// The credential of `cosmos_auth=key`, which needs nothing fetched; `None` under Entra ID
+    /// (see [`crate::signer::credential`]).
+    pub fn key_credential(&self) -> Option<Credential> {
+        match self {
+            CosmosAuth::Key(key) => Some(Credential::Key(key.clone())),
+            CosmosAuth::Entra(_) => None,
+        }
+    }
+}
+
 /// What signs the requests of one incoming request.
 #[derive(Debug, Clone)]
 pub enum Credential {

@@ -284,17 +284,27 @@ fn find(text: &str, needle: &str) -> Option<usize> {
 
 /// Whether a word of a message could carry a signature or a key.
 fn secret_shaped(word: &str) -> bool {
-    ["sig=", "sig%3d", "type=master", "type%3dmaster"]
-        .iter()
-        .any(|marker| contains_ignoring_case(word, marker))
-        || longest_base64_run(word) >= 40
+    [
+        "sig=",
+        "sig%3d",
+        "type=master",
+        "type%3dmaster",
+        "type=aad",
+        "type%3daad",
+    ]
+    .iter()
+    .any(|marker| contains_ignoring_case(word, marker))
+        || longest_run(word, b"+/=%") >= 40
+        // An Entra ID access token: a JWT (`eyJ…`), base64url segments joined by dots.
+        || (word.contains("eyJ") && longest_run(word, b"-_.") >= 40)
 }
 
-fn longest_base64_run(word: &str) -> usize {
+/// The longest run of ASCII letters, digits and `also` in `word`.
+fn longest_run(word: &str, also: &[u8]) -> usize {
     let mut longest = 0;
     let mut run = 0;
     for b in word.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'%') {
+        if b.is_ascii_alphanumeric() || also.contains(&b) {
             run += 1;
             longest = longest.max(run);
         } else {
@@ -411,6 +421,11 @@ mod tests {
             shown,
             "bad FORGED LOG LINE [31m key [redacted] header [redacted] [redacted] [redacted]"
         );
+        // An Entra ID token, bare or in its header, is redacted too.
+        let jwt = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJhdWQiOiJodHRwczovL2Nvc21vcy5henVyZS5jb20ifQ.s1g-n_d";
+        let shown =
+            store_message(&format!("token {jwt} header type%3Daad%26ver%3D1.0 end")).unwrap();
+        assert_eq!(shown, "token [redacted] header [redacted] end");
         let long = store_message(&"word ".repeat(200)).unwrap();
         assert_eq!(long.chars().count(), MAX_STORE_MESSAGE_CHARS + 1);
         assert!(long.ends_with('…'));
