@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::answer::{Failure, Success};
 use crate::config::Config;
-use crate::cosmos::{CosmosFailure, QueryScope, X_MS_CONTINUATION};
+use crate::cosmos::{at_low_priority, CosmosFailure, QueryScope, X_MS_CONTINUATION};
 use crate::host::Host;
 use crate::read_api::{self, EventQuery, PageError, Position};
 use crate::retry::RetryBudget;
@@ -293,8 +293,11 @@ impl<'a, H: Host> Reads<'a, H> {
         build: impl Fn(&str) -> http::Request<Vec<u8>>,
     ) -> Result<Response<Vec<u8>>, Failure> {
         self.spend_round_trip()?;
-        send_with_retries(self.config, self.host, self.now, build)
-            .await
+        // Reads go at low priority: a burst of them is throttled before the writes.
+        send_with_retries(self.config, self.host, self.now, |date| {
+            at_low_priority(build(date))
+        })
+        .await
             .map_err(for_reads)
             .and_then(|response| successful(self.config, response))
     }
