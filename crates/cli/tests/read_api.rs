@@ -465,7 +465,10 @@ fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
         let body = json(&by_code);
         assert_eq!(body["error"], "unauthorized");
         assert!(
-            body["message"].as_str().unwrap().contains("never in the URL"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("never in the URL"),
             "{body}"
         );
     }
@@ -760,9 +763,17 @@ fn read_keys_read_and_do_not_write(host: Host) {
     assert_eq!(stored.status, 201);
     // Every JSON answer, through the real component and host: neither cached nor sniffed.
     let listed = get(&stack, "/events", Some(READ_KEY));
-    for (what, answer) in [("401", &by_code), ("201", &stored), ("GET /events", &listed)] {
+    for (what, answer) in [
+        ("401", &by_code),
+        ("201", &stored),
+        ("GET /events", &listed),
+    ] {
         assert_eq!(answer.header("cache-control"), Some("no-store"), "{what}");
-        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{what}");
+        assert_eq!(
+            answer.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
     }
 
     let id = fixture_json("acr/push.json")["id"]
@@ -776,7 +787,12 @@ fn read_keys_read_and_do_not_write(host: Host) {
         assert_eq!(get(&stack, &format!("/events/{id}"), Some(key)).status, 200);
     }
     let by_code = get(&stack, &format!("/events?code={READ_KEY}"), None);
-    assert_eq!(by_code.status, 401, "a read key in the URL: {}", by_code.text());
+    assert_eq!(
+        by_code.status,
+        401,
+        "a read key in the URL: {}",
+        by_code.text()
+    );
     let by_header = http::request(
         "GET",
         &stack.url("/events"),

@@ -762,9 +762,17 @@ mod tests {
         ];
         for outcome in &outcomes {
             let r = respond(outcome);
-            assert_eq!(r.headers()["content-type"], "application/json", "{outcome:?}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/json",
+                "{outcome:?}"
+            );
             assert_eq!(r.headers()["cache-control"], "no-store", "{outcome:?}");
-            assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{outcome:?}");
+            assert_eq!(
+                r.headers()["x-content-type-options"],
+                "nosniff",
+                "{outcome:?}"
+            );
         }
     }
 

@@ -280,7 +280,13 @@ mod tests {
         for q in ["code=x", "a=1&code=", "code", "a=1&%63ode=x"] {
             assert!(has_code_parameter(Some(q)), "{q}");
         }
-        for q in [None, Some(""), Some("xcode=1"), Some("Code=1"), Some("codes=1")] {
+        for q in [
+            None,
+            Some(""),
+            Some("xcode=1"),
+            Some("Code=1"),
+            Some("codes=1"),
+        ] {
             assert!(!has_code_parameter(q), "{q:?}");
         }
     }

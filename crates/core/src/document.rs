@@ -599,7 +599,10 @@ mod tests {
         assert_eq!(safe_id(&kept.id), kept.id);
         let value = serde_json::to_value(&kept).unwrap();
         assert_eq!(value["conflictIdsExhausted"], true);
-        let long = doc(&format!(r#"{{"id":"{}","action":"push"}}"#, "é".repeat(200)));
+        let long = doc(&format!(
+            r#"{{"id":"{}","action":"push"}}"#,
+            "é".repeat(200)
+        ));
         assert!(long.kept_aside(b"s").id.len() <= MAX_ID_LEN);
     }
 }

@@ -298,8 +298,8 @@ impl<'a, H: Host> Reads<'a, H> {
             at_low_priority(build(date))
         })
         .await
-            .map_err(for_reads)
-            .and_then(|response| successful(self.config, response))
+        .map_err(for_reads)
+        .and_then(|response| successful(self.config, response))
     }
 
     /// One query page from each of `asks`, at most [`FAN_OUT`] in flight at once, each a

@@ -139,7 +139,14 @@ pub async fn write_document<H: Host>(
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
-    write_candidates(config, host, &candidates(config, document), 0, now).await
+    // Most events are stored under their own id: the other candidates are built only once it
+    // holds another event.
+    match write_candidates(config, host, std::slice::from_ref(document), 0, now).await {
+        Err(Failure::ConflictIdsTaken { .. }) => {
+            write_candidates(config, host, &candidates(config, document), 1, now).await
+        }
+        other => other,
+    }
 }
 
 /// [`write_document`] for an event's [`candidates`], starting at `candidates[start]` (the
@@ -198,7 +205,7 @@ pub async fn write_candidates<H: Host>(
 /// Every candidate of an event holds another event.
 fn ids_taken(candidates: &[EventDocument]) -> Failure {
     Failure::ConflictIdsTaken {
-        id: crate::text::printable(&candidates.first().map_or("", |d| d.id.as_str())),
+        id: crate::text::printable(candidates.first().map_or("", |d| d.id.as_str())),
         tried: candidates.len(),
     }
 }
@@ -327,21 +334,22 @@ pub type StoredKeys = HashMap<(String, String), Option<String>>;
 pub async fn stored_keys<H: Host>(
     config: &Config,
     host: &H,
-    events: &[Vec<EventDocument>],
+    documents: &[EventDocument],
     now: SystemTime,
 ) -> StoredKeys {
     let path = &config.store.partition_key_path;
     let mut known = StoredKeys::new();
-    let own: Vec<&str> = events.iter().map(|c| c[0].id.as_str()).collect();
+    let own: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
     if !query_stored(config, host, &own, now, &mut known).await {
         return known;
     }
-    let others: Vec<&str> = events
+    let others: Vec<String> = documents
         .iter()
-        .filter(|c| matches!(stored_hash(&known, path, &c[0]), Some(Some(h)) if *h != c[0].content_hash))
-        .flat_map(|c| c[1..].iter().map(|d| d.id.as_str()))
+        .filter(|d| standing(&known, path, std::slice::from_ref(*d)) == Standing::Taken)
+        .flat_map(|d| candidates(config, d).into_iter().skip(1).map(|c| c.id))
         .collect();
     if !others.is_empty() {
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
         query_stored(config, host, &others, now, &mut known).await;
     }
     known
@@ -370,7 +378,11 @@ pub enum Standing {
 }
 
 /// The [`Standing`] of an event's `candidates` by the pre-check's `known`.
-pub fn standing(known: &StoredKeys, path: &PartitionKeyPath, candidates: &[EventDocument]) -> Standing {
+pub fn standing(
+    known: &StoredKeys,
+    path: &PartitionKeyPath,
+    candidates: &[EventDocument],
+) -> Standing {
     for (i, candidate) in candidates.iter().enumerate() {
         match stored_hash(known, path, candidate) {
             None => return Standing::WriteFrom(i),

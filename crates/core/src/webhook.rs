@@ -283,28 +283,45 @@ async fn store_batch<H: Host>(
 ) -> Result<Success, Failure> {
     let total = documents.len();
     let path = &config.store.partition_key_path;
-    let events: Vec<Vec<EventDocument>> = documents.iter().map(|d| candidates(config, d)).collect();
     let known = if total > 1 {
-        stored_keys(config, host, &events, now).await
+        stored_keys(config, host, &documents, now).await
     } else {
         Default::default()
     };
-    for (done, (document, candidates)) in documents.iter().zip(&events).enumerate() {
+    for (done, document) in documents.iter().enumerate() {
         if let FilterDecision::Skip { reason } = decide(config, document) {
             batch.filtered.push(reason);
             continue;
         }
-        // Stored with the same content (or before hashes were stored): a redelivery. Else the
-        // write starts at the first candidate not known to hold another event.
-        let start = match standing(&known, path, candidates) {
-            Standing::Stored(i) => {
-                batch.already_stored.push(candidates[i].id.clone());
+        // Stored with the same content (or before hashes were stored): a redelivery. When its
+        // own id holds another event, the write starts at the first of its other candidates
+        // not known to hold another event too.
+        let (chain, start) = match standing(&known, path, std::slice::from_ref(document)) {
+            Standing::Stored(_) => {
+                batch.already_stored.push(document.id.clone());
                 continue;
             }
-            Standing::WriteFrom(i) => i,
-            Standing::Taken => candidates.len() - 1,
+            Standing::WriteFrom(_) => (None, 0),
+            Standing::Taken => {
+                let chain = candidates(config, document);
+                match standing(&known, path, &chain) {
+                    Standing::Stored(i) => {
+                        batch.already_stored.push(chain[i].id.clone());
+                        continue;
+                    }
+                    Standing::WriteFrom(i) => (Some(chain), i),
+                    Standing::Taken => {
+                        let last = chain.len() - 1;
+                        (Some(chain), last)
+                    }
+                }
+            }
         };
-        let written = match write_candidates(config, host, candidates, start, now).await {
+        let outcome = match &chain {
+            Some(chain) => write_candidates(config, host, chain, start, now).await,
+            None => write_document(config, host, document, now).await,
+        };
+        let written = match outcome {
             Ok(written) => written,
             Err(failure @ Failure::ConflictIdsTaken { .. }) => {
                 batch.refused.push((document.id.clone(), failure));

@@ -487,7 +487,10 @@ fn read_keys_are_refused_in_the_url() {
         for (query, headers) in [
             (format!("code={TEST_READ_KEY}"), &[][..]),
             (format!("limit=1&code={TEST_READ_KEY}"), &by_header[..]),
-            ("code=".to_string(), &[("authorization", bearer.as_str())][..]),
+            (
+                "code=".to_string(),
+                &[("authorization", bearer.as_str())][..],
+            ),
         ] {
             let uri = format!("{path}?{query}");
             let (status, json, store) = run("GET", &uri, headers, vec![]);
@@ -501,8 +504,16 @@ fn read_keys_are_refused_in_the_url() {
     }
     // The same key in a header reads.
     let (status, json, _) = run("GET", "/events/some-id", &by_header, vec![]);
-    assert_eq!((status, json["error"].as_str()), (404, Some("event_not_found")));
-    let (status, _, _) = run("GET", "/events/some-id", &[("authorization", &bearer)], vec![]);
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (404, Some("event_not_found"))
+    );
+    let (status, _, _) = run(
+        "GET",
+        "/events/some-id",
+        &[("authorization", &bearer)],
+        vec![],
+    );
     assert_eq!(status, 404);
     // A webhook key in `?code=` still writes.
     let uri = format!("/acr?code={TEST_WEBHOOK_KEY}");

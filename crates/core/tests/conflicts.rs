@@ -317,7 +317,11 @@ fn claim_derived_ids(store: &MemoryStore, chain: &[EventDocument]) {
             &push(&claimed.id, &format!("sha256:claim-{i}")),
             &[],
         );
-        assert_eq!((status, answer["id"].as_str()), (201, Some(claimed.id.as_str())), "{outcome:?}");
+        assert_eq!(
+            (status, answer["id"].as_str()),
+            (201, Some(claimed.id.as_str())),
+            "{outcome:?}"
+        );
     }
 }
 
@@ -335,7 +339,11 @@ fn an_event_whose_derived_ids_are_taken_is_kept_aside_without_blocking_its_batch
     let kept = &chain[MAX_CONFLICTS + 1];
     assert!(kept.id.starts_with("d1~kept-"), "{}", kept.id);
 
-    let batch = envelope(&[dist_event("d0", "sha256:0"), poison, dist_event("d2", "sha256:0")]);
+    let batch = envelope(&[
+        dist_event("d0", "sha256:0"),
+        poison,
+        dist_event("d2", "sha256:0"),
+    ]);
     let (outcome, status, answer) = post(&store, "/distribution", &batch, &[]);
     assert_eq!(status, 201, "{outcome:?}");
     assert_eq!(answer["stored"], json!(["d0", kept.id, "d2"]));
@@ -345,7 +353,10 @@ fn an_event_whose_derived_ids_are_taken_is_kept_aside_without_blocking_its_batch
     assert_eq!(document["eventId"], "d1");
     assert_eq!(document["digest"], "sha256:2");
     let line = log_line(&http::Method::POST, "/distribution", &outcome);
-    assert!(line.contains("warning: id d1 holds a different event"), "{line}");
+    assert!(
+        line.contains("warning: id d1 holds a different event"),
+        "{line}"
+    );
 
     let from = store.requests.borrow().len();
     let (_, status, answer) = post(&store, "/distribution", &batch, &[]);
@@ -355,7 +366,12 @@ fn an_event_whose_derived_ids_are_taken_is_kept_aside_without_blocking_its_batch
 
     // Without the pre-check (a batch of one), the write walks the same ids to the same
     // document.
-    let (_, status, answer) = post(&store, "/distribution", &envelope(&batch["events"].as_array().unwrap()[1..2]), &[]);
+    let (_, status, answer) = post(
+        &store,
+        "/distribution",
+        &envelope(&batch["events"].as_array().unwrap()[1..2]),
+        &[],
+    );
     assert_eq!(status, 200);
     assert_eq!(answer["alreadyStored"], json!([kept.id]));
 }
@@ -374,16 +390,27 @@ fn an_event_with_every_id_taken_is_refused_on_its_own() {
     let (_, status, _) = post(&store, "/acr", &push(&kept.id, "sha256:claim-kept"), &[]);
     assert_eq!(status, 201);
 
-    let batch = envelope(&[dist_event("d0", "sha256:0"), poison.clone(), dist_event("d2", "sha256:0")]);
+    let batch = envelope(&[
+        dist_event("d0", "sha256:0"),
+        poison.clone(),
+        dist_event("d2", "sha256:0"),
+    ]);
     for round in 0..2 {
         let (outcome, status, answer) = post(&store, "/distribution", &batch, &[]);
         assert_eq!(status, if round == 0 { 201 } else { 200 }, "{outcome:?}");
-        let done = if round == 0 { "stored" } else { "alreadyStored" };
+        let done = if round == 0 {
+            "stored"
+        } else {
+            "alreadyStored"
+        };
         assert_eq!(answer[done], json!(["d0", "d2"]), "{answer}");
         assert_eq!(answer["refused"][0]["id"], "d1", "{answer}");
         assert_eq!(answer["refused"][0]["error"], "conflict_ids_taken");
         assert!(
-            answer["refused"][0]["message"].as_str().unwrap().contains("`d1`"),
+            answer["refused"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`d1`"),
             "{answer}"
         );
         let line = log_line(&http::Method::POST, "/distribution", &outcome);
@@ -398,15 +425,23 @@ fn an_event_with_every_id_taken_is_refused_on_its_own() {
     let store = MemoryStore::new();
     let event = push("a1", "sha256:a");
     let chain = {
-        let parsed = acr_webhook_core::acr::parse_event(&serde_json::to_vec(&event).unwrap())
-            .unwrap();
+        let parsed =
+            acr_webhook_core::acr::parse_event(&serde_json::to_vec(&event).unwrap()).unwrap();
         candidates(&config(&[]), &EventDocument::from_acr(&parsed, now()))
     };
     claim_derived_ids(&store, &chain);
-    let (_, status, _) = post(&store, "/acr", &push(&chain[MAX_CONFLICTS + 1].id, "sha256:x"), &[]);
+    let (_, status, _) = post(
+        &store,
+        "/acr",
+        &push(&chain[MAX_CONFLICTS + 1].id, "sha256:x"),
+        &[],
+    );
     assert_eq!(status, 201);
     let (_, status, answer) = post(&store, "/acr", &event, &[]);
-    assert_eq!((status, answer["error"].as_str()), (409, Some("conflict_ids_taken")));
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (409, Some("conflict_ids_taken"))
+    );
 }
 
 /// The write path (creates, the point read after a 409, the batch pre-check) keeps Cosmos
@@ -421,10 +456,16 @@ fn writes_keep_the_default_priority() {
     assert_eq!(post(&store, "/acr", &push("w1", "sha256:3"), &[]).1, 201);
     let requests = store.requests.borrow();
     let (queries, creates, reads) = asked_since(&store, 0);
-    assert!(queries >= 2 && creates >= 5 && reads >= 1, "{queries} {creates} {reads}");
+    assert!(
+        queries >= 2 && creates >= 5 && reads >= 1,
+        "{queries} {creates} {reads}"
+    );
     for request in requests.iter() {
         assert!(
-            request.headers().get("x-ms-cosmos-priority-level").is_none(),
+            request
+                .headers()
+                .get("x-ms-cosmos-priority-level")
+                .is_none(),
             "{} {}",
             request.method(),
             request.uri()

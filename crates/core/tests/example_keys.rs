@@ -39,7 +39,10 @@ fn vars(extra: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
 fn the_example_secrets_keys_are_configuration_errors_naming_the_variable() {
     let webhook = example_value("webhook-keys");
     let read = example_value("read-keys");
-    assert!(webhook.len() >= 16 && read.len() >= 16, "they pass the length check");
+    assert!(
+        webhook.len() >= 16 && read.len() >= 16,
+        "they pass the length check"
+    );
     let cases = [
         ("webhook_keys", webhook.clone()),
         ("webhook_keys", format!("{TEST_WEBHOOK_KEY},{webhook}")),
@@ -71,7 +74,10 @@ fn the_example_secrets_keys_are_configuration_errors_naming_the_variable() {
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"], "configuration_error");
         assert!(
-            body["message"].as_str().unwrap().contains(&format!("`{variable}`")),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{variable}`")),
             "{body}"
         );
         assert!(store.requests.borrow().is_empty());

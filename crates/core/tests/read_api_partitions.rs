@@ -1009,10 +1009,15 @@ fn every_read_request_is_sent_at_low_priority() {
         let uri = "/events/summary?since=2026-11-20T00:00:00Z&until=2026-11-23T00:00:00Z";
         assert_eq!(summary_get(&gateway, &summary_cfg, uri).0, 200);
         let requests = gateway.requests.borrow();
-        assert!(requests.iter().any(|r| r.uri().path().ends_with("/pkranges")));
+        assert!(requests
+            .iter()
+            .any(|r| r.uri().path().ends_with("/pkranges")));
         for request in requests.iter() {
             assert_eq!(
-                request.headers().get("x-ms-cosmos-priority-level").map(|v| v.to_str().unwrap()),
+                request
+                    .headers()
+                    .get("x-ms-cosmos-priority-level")
+                    .map(|v| v.to_str().unwrap()),
                 Some("Low"),
                 "{partition_key}: {} {}",
                 request.method(),

@@ -494,7 +494,10 @@ mod tests {
         let low = at_low_priority(store.read_partition_key_ranges_request(None, DATE));
         assert_eq!(low.headers()[X_MS_PRIORITY_LEVEL], "Low");
         assert_eq!(low.headers().len(), plain.headers().len() + 1);
-        assert_eq!(low.headers()["authorization"], plain.headers()["authorization"]);
+        assert_eq!(
+            low.headers()["authorization"],
+            plain.headers()["authorization"]
+        );
     }
 
     #[test]
