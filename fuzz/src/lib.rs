@@ -455,7 +455,7 @@ pub enum AuthChoice {
     Code,
     /// `Authorization: Bearer <read key>`.
     ReadKey,
-    /// `?code=<read key>`.
+    /// `?code=<read key>` (refused with 401: read keys travel in headers only).
     ReadKeyCode,
     /// No key.
     None,

@@ -123,7 +123,7 @@ fn a_file_that_is_not_wasm_is_reported_with_its_path() {
 }
 
 /// `up` refuses to start with a key the component would refuse (issue 15, item 6): under 16
-/// characters, in either list, or a key in both lists. The error names the variable and never
+/// characters, in either list, a key in both lists, or an example key (`PLACEHOLDER-…`). The error names the variable and never
 /// the value; nothing listens.
 #[test]
 fn up_refuses_to_start_with_weak_or_shared_keys() {
@@ -135,6 +135,13 @@ fn up_refuses_to_start_with_weak_or_shared_keys() {
         (
             TEST_KEY.to_string(),
             Some(format!("reader-key-0123456789,{TEST_KEY}")),
+            "read_keys",
+        ),
+        // deploy/secret.example.yaml's values: long enough, but public.
+        ("PLACEHOLDER-webhook-key".to_string(), None, "webhook_keys"),
+        (
+            TEST_KEY.to_string(),
+            Some("PLACEHOLDER-read-key".to_string()),
             "read_keys",
         ),
     ];
@@ -158,6 +165,14 @@ fn up_refuses_to_start_with_weak_or_shared_keys() {
             !stderr.contains(weak) && !stderr.contains(TEST_KEY),
             "{stderr}"
         );
+        let example = [Some(webhook_keys.as_str()), read_keys.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|k| k.starts_with("PLACEHOLDER"));
+        if let Some(example) = example {
+            assert!(stderr.contains("example"), "{stderr}");
+            assert!(!stderr.contains(example), "{stderr}");
+        }
     }
 }
 

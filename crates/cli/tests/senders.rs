@@ -3,12 +3,12 @@
 //! notifies `/distribution` itself (with its `Authorization` header), across a restart of the
 //! store while the registry keeps retrying; and Azure Event Grid deliveries (validation
 //! handshake, CloudEvents `OPTIONS` handshake, a batch of 10, redeliveries), plus the same
-//! registry event arriving by two routes.
+//! registry event arriving by two routes, and a batch holding an event whose ids are taken.
 
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use acr_webhook_testkit::{http, NotifyEndpoint, PushOptions, PushedImage, Registry};
 use serde_json::{json, Value};
@@ -19,6 +19,7 @@ crate::on_every_host!(
     a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored,
     event_grid_handshakes_a_batch_of_ten_and_redeliveries,
     one_registry_event_by_two_routes_is_one_document,
+    an_event_whose_ids_are_taken_never_blocks_its_batch,
 );
 
 /// The registry's notification settings: the key as a bearer token, a timeout longer than
@@ -475,4 +476,88 @@ fn one_registry_event_by_two_routes_is_one_document(host: Host) {
     assert_eq!(json(&webhook)["id"], event["id"]);
 
     assert_eq!(stack.count(), 3);
+}
+
+/// A Distribution event of `team/app` with this id and digest.
+fn distribution_event(id: &str, digest: &str) -> Value {
+    json!({"id": id, "action": "push", "timestamp": "2026-12-01T10:00:00Z",
+           "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "repository": "team/app", "digest": digest}})
+}
+
+/// A key holder takes, with other events sent to `/acr`, the id of a Distribution event and
+/// the ids derived from it (anyone who knows the event can compute them). The event is then
+/// kept aside under an id no sender can compute, the events after it in its batch are stored,
+/// and the redelivery is 200: before, the batch answered 503 on every redelivery, and a
+/// Distribution registry (which resends a batch until it is taken) never delivered the events
+/// after it.
+fn an_event_whose_ids_are_taken_never_blocks_its_batch(host: Host) {
+    use acr_webhook_core::document::{EventDocument, EventSource};
+    use acr_webhook_core::store::{candidates, MAX_CONFLICTS};
+
+    let stack = Stack::start_on(host, &[]);
+    let poison = distribution_event("d1", "sha256:2");
+    let envelope = |events: &[Value]| serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let chain = {
+        let parsed = acr_webhook_core::distribution::parse_envelope(
+            None,
+            &envelope(std::slice::from_ref(&poison)),
+        )
+        .unwrap();
+        let document = EventDocument::from_event(
+            &parsed[0].to_acr_event(),
+            &parsed[0].action_name().unwrap(),
+            EventSource::Distribution,
+            SystemTime::now(),
+        );
+        // The component's configuration: the kept-aside id depends on the Cosmos key.
+        let variables = [
+            ("cosmos_endpoint", "http://127.0.0.1:1"),
+            ("cosmos_key", EMULATOR_KEY),
+            ("webhook_keys", TEST_KEY),
+        ];
+        let config = acr_webhook_core::Config::from_lookup(|name| {
+            variables
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+        .unwrap();
+        candidates(&config, &document)
+    };
+    for (i, taken) in chain[..=MAX_CONFLICTS].iter().enumerate() {
+        let other = json!({"id": taken.id, "action": "push",
+                           "target": {"repository": "other/app", "digest": format!("sha256:claim-{i}")}});
+        let answer = stack.post_acr(&serde_json::to_vec(&other).unwrap());
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        assert_eq!(json(&answer)["id"], taken.id.as_str());
+    }
+    let kept = &chain[MAX_CONFLICTS + 1].id;
+    let batch = envelope(&[
+        distribution_event("d0", "sha256:0"),
+        poison,
+        distribution_event("d2", "sha256:0"),
+    ]);
+    let headers = [
+        ("authorization", bearer(TEST_KEY)),
+        (
+            "content-type",
+            acr_webhook_testkit::EVENTS_MEDIA_TYPE.to_string(),
+        ),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let answer = stack.post("/distribution", &headers, &batch);
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    assert_eq!(ids(&json(&answer)["stored"]), ["d0", kept.as_str(), "d2"]);
+    let document = stack.document(kept).expect("kept aside");
+    assert_eq!(document["conflictIdsExhausted"], true);
+    assert_eq!(document["conflictsWith"], "d1");
+    assert_eq!(document["digest"], "sha256:2");
+    let again = stack.post("/distribution", &headers, &batch);
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(
+        ids(&json(&again)["alreadyStored"]),
+        ["d0", kept.as_str(), "d2"]
+    );
+    assert_eq!(stack.count(), MAX_CONFLICTS + 1 + 3);
 }

@@ -72,6 +72,10 @@ pub struct BatchOutcome {
     pub skipped: usize,
     /// Events outside the `include`/`exclude` scope, with the reason.
     pub filtered: Vec<String>,
+    /// Events refused one by one while the others were stored: the event's id and why
+    /// (only [`Failure::ConflictIdsTaken`]: sending it again cannot store it, so the
+    /// delivery is not failed for it, which would block every event after it).
+    pub refused: Vec<(String, Failure)>,
     /// What the log line should say besides the counts (actions this receiver does not know,
     /// events stored beside a different event holding their id).
     pub notes: Vec<String>,
@@ -79,7 +83,8 @@ pub struct BatchOutcome {
 
 impl BatchOutcome {
     /// 201 when something was stored now, 200 when everything was stored before, 202 when
-    /// there was nothing to store.
+    /// there was nothing to store. Events refused one by one do not change it: they are
+    /// listed in the body and the log line.
     pub fn status(&self) -> StatusCode {
         if !self.stored.is_empty() {
             StatusCode::CREATED
@@ -125,6 +130,10 @@ pub enum Failure {
     /// No key, or no configured key of the kind the route takes matches.
     #[error("missing or wrong {0} (send `Authorization: Bearer <key>`)")]
     Unauthorized(KeyKind),
+    /// A read (`GET /events*`) with a `code` query parameter: read keys travel in headers only,
+    /// since a URL is kept in browser and shell history and in proxy logs.
+    #[error("read keys are accepted only in a header (`Authorization: Bearer <key>` or `x-functions-key`), never in the URL: `?code=` is for webhook keys")]
+    ReadKeyInUrl,
     /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
     #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]
     ReadsDisabled,
@@ -189,6 +198,15 @@ pub enum Failure {
         /// Which limit, and how far the read got.
         reason: String,
     },
+    /// The event's id, every id derived from it and its kept-aside id all hold other events
+    /// (which takes writing to the container without this receiver): not stored.
+    #[error("the event was not stored: its id `{id}` and the {} ids derived from it all hold other events", tried - 1)]
+    ConflictIdsTaken {
+        /// The event's own document id, made printable.
+        id: String,
+        /// How many ids were tried.
+        tried: usize,
+    },
     /// A ping's signed read of the container failed.
     #[error("ping failed: the signed read of the container failed: {reason}")]
     StoreCheckFailed {
@@ -230,7 +248,7 @@ impl Failure {
         match self {
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Failure::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Failure::Unauthorized(_) | Failure::ReadKeyInUrl => StatusCode::UNAUTHORIZED,
             Failure::ReadsDisabled => StatusCode::FORBIDDEN,
             Failure::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -250,6 +268,7 @@ impl Failure {
             Failure::EventNotFound => StatusCode::NOT_FOUND,
             Failure::SummaryTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            Failure::ConflictIdsTaken { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -258,7 +277,7 @@ impl Failure {
         match self {
             Failure::NotFound => "not_found",
             Failure::MethodNotAllowed { .. } => "method_not_allowed",
-            Failure::Unauthorized(_) => "unauthorized",
+            Failure::Unauthorized(_) | Failure::ReadKeyInUrl => "unauthorized",
             Failure::ReadsDisabled => "reads_disabled",
             Failure::PayloadTooLarge { .. } => "payload_too_large",
             Failure::BodyUnreadable(_) => "body_unreadable",
@@ -282,6 +301,7 @@ impl Failure {
             Failure::EventNotFound => "event_not_found",
             Failure::SummaryTooLarge { .. } => "summary_too_large",
             Failure::NotAcceptable => "not_acceptable",
+            Failure::ConflictIdsTaken { .. } => "conflict_ids_taken",
         }
     }
 }
@@ -326,6 +346,16 @@ fn by_status(status: StatusCode, otherwise: &'static str) -> &'static str {
     }
 }
 
+/// `[{"id", "error", "message"}]` for the events of a delivery refused one by one.
+fn refused_body(refused: &[(String, Failure)]) -> serde_json::Value {
+    refused
+        .iter()
+        .map(|(id, failure)| {
+            serde_json::json!({ "id": id, "error": failure.code(), "message": failure.to_string() })
+        })
+        .collect()
+}
+
 /// `{"id", "status"}`, and `conflictsWith` when the event is stored beside another.
 fn stored_body(id: &str, status: &str, conflicts_with: &Option<String>) -> serde_json::Value {
     let mut body = serde_json::json!({ "id": id, "status": status });
@@ -339,10 +369,7 @@ fn stored_body(id: &str, status: &str, conflicts_with: &Option<String>) -> serde
 /// JSON body naming the id for stored events, empty for a ping.
 pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
     let json = |status: StatusCode, value: serde_json::Value| {
-        Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(value.to_string().into_bytes())
+        json_answer(status).body(value.to_string().into_bytes())
     };
     let response = match outcome {
         Ok(Success::Stored {
@@ -367,15 +394,18 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             StatusCode::ACCEPTED,
             serde_json::json!({ "status": "filtered", "reason": reason }),
         ),
-        Ok(Success::Batch(batch)) => json(
-            batch.status(),
-            serde_json::json!({
+        Ok(Success::Batch(batch)) => {
+            let mut body = serde_json::json!({
                 "stored": batch.stored,
                 "alreadyStored": batch.already_stored,
                 "skipped": batch.skipped,
                 "filtered": batch.filtered.len(),
-            }),
-        ),
+            });
+            if !batch.refused.is_empty() {
+                body["refused"] = refused_body(&batch.refused);
+            }
+            json(batch.status(), body)
+        }
         Ok(Success::ValidationAccepted { code }) => json(
             StatusCode::OK,
             serde_json::json!({ "validationResponse": code }),
@@ -390,10 +420,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             builder.body(Vec::new())
         }
         Ok(Success::Page(page)) => return page.response(),
-        Ok(Success::Json(body)) => Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body.clone()),
+        Ok(Success::Json(body)) => json_answer(StatusCode::OK).body(body.clone()),
         Err(failure) => {
             let mut response = json(
                 failure.status(),
@@ -405,7 +432,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
                     Failure::MethodNotAllowed { allow } => {
                         headers.insert(header::ALLOW, header::HeaderValue::from_static(allow));
                     }
-                    Failure::Unauthorized(_) => {
+                    Failure::Unauthorized(_) | Failure::ReadKeyInUrl => {
                         headers.insert(
                             header::WWW_AUTHENTICATE,
                             header::HeaderValue::from_static("Bearer"),
@@ -424,6 +451,17 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
         }
     };
     response.expect("status codes and header values built here are valid")
+}
+
+/// The head of every JSON answer: its type, and neither cached (stored events and answers
+/// naming ids are for the key holder who asked, not for a browser's or proxy's cache) nor
+/// sniffed as another type. The page's files have their own caching ([`crate::page`]).
+fn json_answer(status: StatusCode) -> http::response::Builder {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
 }
 
 /// The longest `Warning` header text (a header stays well below hosts' limits).
@@ -469,6 +507,7 @@ mod tests {
             ),
             (Failure::Unauthorized(KeyKind::Webhook), 401, "unauthorized"),
             (Failure::Unauthorized(KeyKind::Read), 401, "unauthorized"),
+            (Failure::ReadKeyInUrl, 401, "unauthorized"),
             (Failure::ReadsDisabled, 403, "reads_disabled"),
             (
                 Failure::PayloadTooLarge { limit: 1 },
@@ -539,6 +578,14 @@ mod tests {
                 "summary_too_large",
             ),
             (Failure::NotAcceptable, 406, "not_acceptable"),
+            (
+                Failure::ConflictIdsTaken {
+                    id: "e1".into(),
+                    tried: 5,
+                },
+                409,
+                "conflict_ids_taken",
+            ),
         ];
         for (failure, status, code) in table {
             assert_eq!(failure.status().as_u16(), status, "{failure:?}");
@@ -703,6 +750,48 @@ mod tests {
         );
         let long = respond(&Ok(Success::PongWithWarning("a".repeat(5000))));
         assert!(long.headers()["warning"].len() < 1100);
+    }
+
+    /// Every JSON answer, success or failure, is `no-store` and `nosniff`.
+    #[test]
+    fn json_answers_are_neither_cached_nor_sniffed() {
+        let outcomes: Vec<Result<Success, Failure>> = vec![
+            Ok(Success::Stored {
+                id: "a".into(),
+                unknown_action: None,
+                conflicts_with: None,
+            }),
+            Ok(Success::AlreadyStored {
+                id: "a".into(),
+                conflicts_with: None,
+            }),
+            Ok(Success::Healthy),
+            Ok(Success::Filtered { reason: "x".into() }),
+            Ok(Success::Batch(BatchOutcome::default())),
+            Ok(Success::ValidationAccepted { code: "c".into() }),
+            Ok(Success::Json(b"{}".to_vec())),
+            Err(Failure::NotFound),
+            Err(Failure::Unauthorized(KeyKind::Read)),
+            Err(Failure::EventNotFound),
+            Err(Failure::StoreUnavailable {
+                reason: "x".into(),
+                retry_after: None,
+            }),
+        ];
+        for outcome in &outcomes {
+            let r = respond(outcome);
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/json",
+                "{outcome:?}"
+            );
+            assert_eq!(r.headers()["cache-control"], "no-store", "{outcome:?}");
+            assert_eq!(
+                r.headers()["x-content-type-options"],
+                "nosniff",
+                "{outcome:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! configured to send (`az acr webhook create --headers "Authorization=Bearer <key>"`).
 //!
 //! Accepted, in this order of preference: `Authorization: Bearer <key>` (recommended),
-//! `x-functions-key: <key>` and `?code=<key>` (what webhooks set up for the replaced Azure
-//! Function send). Every presented value is compared with every configured key in constant
-//! time (SHA-256 of both sides, compared with `subtle`, so neither content nor length leaks).
+//! `x-functions-key: <key>` and, for webhook keys only, `?code=<key>` (what webhooks set up for
+//! the replaced Azure Function send; read keys never travel in a URL). Every presented value
+//! is compared with every configured key in constant time (SHA-256 of both sides, compared
+//! with `subtle`, so neither content nor length leaks).
 
 use std::fmt;
 
@@ -38,6 +39,30 @@ pub enum InvalidWebhookKeys {
     /// default or an example.
     #[error("a key is shorter than 16 characters; use a random one (e.g. `openssl rand -hex 32`)")]
     TooShort,
+    /// A key is an example from the documentation: it contains `PLACEHOLDER` (any case, as
+    /// every value of deploy/secret.example.yaml does) or is a published key
+    /// ([`EXAMPLE_KEYS`]). Anyone can read it, so it admits anyone.
+    #[error("a key is an example value (it contains PLACEHOLDER or is a published example key); use a random one (e.g. `openssl rand -hex 32`)")]
+    Example,
+}
+
+/// Keys published in this repository's documentation and scripts that a configuration may
+/// copy by mistake, besides the `PLACEHOLDER-…` values: the Cosmos DB emulator's well-known
+/// account key (scripts/run-local.sh gives it to the local store). The development keys `make
+/// run` prints are random for every run.
+pub const EXAMPLE_KEYS: &[&str] =
+    &["C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="];
+
+/// The marker every example value in deploy/ carries.
+const PLACEHOLDER: &[u8] = b"placeholder";
+
+/// True when `key` is an example value: contains `PLACEHOLDER` (any case) or is one of
+/// [`EXAMPLE_KEYS`].
+fn is_example(key: &str) -> bool {
+    key.as_bytes()
+        .windows(PLACEHOLDER.len())
+        .any(|w| w.eq_ignore_ascii_case(PLACEHOLDER))
+        || EXAMPLE_KEYS.contains(&key)
 }
 
 /// The shortest key accepted, in characters (16 random hex characters are 64 bits).
@@ -69,6 +94,9 @@ impl WebhookKeys {
             }
             if key.len() < MIN_KEY_LENGTH {
                 return Err(InvalidWebhookKeys::TooShort);
+            }
+            if is_example(key) {
+                return Err(InvalidWebhookKeys::Example);
             }
             digests.push(digest(key.as_bytes()));
         }
@@ -133,6 +161,12 @@ pub fn is_authorized(headers: &HeaderMap, query: Option<&str>, keys: &WebhookKey
         }
     }
     authorized
+}
+
+/// True when the query string has a `code` parameter, whatever its value. The read routes
+/// refuse it: read keys travel in headers only.
+pub fn has_code_parameter(query: Option<&str>) -> bool {
+    query.is_some_and(|q| query_values(q, CODE_QUERY_PARAMETER).next().is_some())
 }
 
 /// `Bearer <token>` with the scheme matched case-insensitively (RFC 7235), one or more spaces.
@@ -258,6 +292,22 @@ mod tests {
     }
 
     #[test]
+    fn a_code_parameter_is_seen_whatever_its_value() {
+        for q in ["code=x", "a=1&code=", "code", "a=1&%63ode=x"] {
+            assert!(has_code_parameter(Some(q)), "{q}");
+        }
+        for q in [
+            None,
+            Some(""),
+            Some("xcode=1"),
+            Some("Code=1"),
+            Some("codes=1"),
+        ] {
+            assert!(!has_code_parameter(q), "{q:?}");
+        }
+    }
+
+    #[test]
     fn rotation_accepts_every_configured_key() {
         let ks = keys(&format!(" {K1} , {K2},"));
         assert_eq!(ks.len(), 2);
@@ -316,6 +366,33 @@ mod tests {
         let message = InvalidWebhookKeys::TooShort.to_string();
         assert!(message.contains(&MIN_KEY_LENGTH.to_string()), "{message}");
         assert!(!message.contains(fifteen));
+    }
+
+    #[test]
+    fn example_keys_are_refused() {
+        for example in [
+            "PLACEHOLDER-webhook-key",
+            "PLACEHOLDER-read-key",
+            "my-placeholder-key-0123",
+            "xxPlaceHolderxxxxxxxx",
+            EXAMPLE_KEYS[0],
+        ] {
+            assert_eq!(
+                WebhookKeys::parse(example).unwrap_err(),
+                InvalidWebhookKeys::Example,
+                "{example}"
+            );
+            // One example spoils a list of good keys.
+            assert_eq!(
+                WebhookKeys::parse(&format!("{K1}, {example}")).unwrap_err(),
+                InvalidWebhookKeys::Example
+            );
+        }
+        let message = InvalidWebhookKeys::Example.to_string();
+        assert!(message.contains("PLACEHOLDER"), "{message}");
+        // Near misses are keys like any other.
+        assert!(WebhookKeys::parse("place-holder-0123456789").is_ok());
+        assert!(WebhookKeys::parse(&EXAMPLE_KEYS[0][1..]).is_ok());
     }
 
     #[test]

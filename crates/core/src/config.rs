@@ -196,6 +196,20 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A 32-byte secret for `label`, the same on every replica and known to no sender or
+    /// reader: derived from `continuation_key` when it is set, else from the account key, else
+    /// (Entra ID, where there is no account key) from the webhook keys. It changes when the key
+    /// it comes from is rotated.
+    pub fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
+        match (&self.continuation_key, &self.store.auth) {
+            (Some(key), _) => crate::auth::derive_secret(key.as_bytes(), label),
+            (None, CosmosAuth::Key(key)) => key.derive(label),
+            (None, CosmosAuth::Entra(_)) => self.webhook_keys.derive(label),
+        }
+    }
+}
+
 impl StoreConfig {
     /// Reads the Cosmos DB variables only.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

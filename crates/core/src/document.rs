@@ -102,6 +102,10 @@ pub struct EventDocument {
     /// document's id is then derived from it and the content ([`EventDocument::beside`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflicts_with: Option<String>,
+    /// `true` on an event kept aside ([`EventDocument::kept_aside`]): its id and every id
+    /// derived from it held other events.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conflict_ids_exhausted: bool,
     /// Whether `id` is the event's own (made safe), rather than derived from the content.
     #[serde(skip)]
     pub id_sent: bool,
@@ -155,6 +159,7 @@ impl EventDocument {
             source,
             content_hash: String::new(),
             conflicts_with: None,
+            conflict_ids_exhausted: false,
             id_sent: sent_id.is_some(),
         };
         document.content_hash = content_hash(&document, sent_id);
@@ -171,13 +176,8 @@ impl EventDocument {
                 .to_string()
                 .as_bytes(),
         ));
-        let suffix = format!("~conflict-{}", &suffix[..32]);
-        let mut cut = taken.len().min(MAX_ID_LEN - suffix.len());
-        while !taken.is_char_boundary(cut) {
-            cut -= 1;
-        }
         Self {
-            id: format!("{}{suffix}", &taken[..cut]),
+            id: with_suffix(taken, &format!("~conflict-{}", &suffix[..32])),
             event_id: self
                 .event_id
                 .clone()
@@ -186,6 +186,40 @@ impl EventDocument {
             ..self.clone()
         }
     }
+
+    /// The event (`self`: its own document, not one [`beside`](Self::beside) another) kept
+    /// aside once its id and every id derived from it hold other events: under
+    /// `<id>~kept-<32 hex>`, an HMAC-SHA256 with `secret` (a server-side secret) of the id and
+    /// the content. Deterministic, so a redelivery maps to it again, and not computable by a
+    /// sender, so no sender can take it in advance as it can the derived ids (which anyone who
+    /// knows the content can compute). `conflictsWith` names the event's own id, and
+    /// `conflictIdsExhausted` marks it.
+    pub fn kept_aside(&self, secret: &[u8]) -> Self {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .expect("HMAC-SHA256 accepts keys of any length");
+        mac.update(
+            serde_json::json!(["acr-webhook/kept-aside/v1", self.id, self.content_hash])
+                .to_string()
+                .as_bytes(),
+        );
+        let suffix = hex_lower(&mac.finalize().into_bytes());
+        Self {
+            conflict_ids_exhausted: true,
+            id: with_suffix(&self.id, &format!("~kept-{}", &suffix[..32])),
+            ..self.beside()
+        }
+    }
+}
+
+/// `id` cut (at a character boundary) so that `id` + `suffix` fits in [`MAX_ID_LEN`], then
+/// `suffix`.
+fn with_suffix(id: &str, suffix: &str) -> String {
+    let mut cut = id.len().min(MAX_ID_LEN - suffix.len());
+    while !id.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &id[..cut])
 }
 
 /// SHA-256 (hex) over a canonical form of an event's content: a JSON array of a version tag,
@@ -546,5 +580,29 @@ mod tests {
         let value = serde_json::to_value(&a2).unwrap();
         assert_eq!(value["conflictsWith"], "e1");
         assert!(value.get("idSent").is_none());
+        assert!(value.get("conflictIdsExhausted").is_none());
+    }
+
+    #[test]
+    fn kept_aside_depends_on_the_secret_and_the_content_and_is_marked() {
+        let a = doc(r#"{"id":"e1","action":"push","target":{"digest":"sha256:1"}}"#);
+        let b = doc(r#"{"id":"e1","action":"push","target":{"digest":"sha256:2"}}"#);
+        let kept = a.kept_aside(b"secret one");
+        assert_eq!(kept, a.kept_aside(b"secret one"));
+        assert_ne!(kept.id, a.kept_aside(b"secret two").id);
+        assert_ne!(kept.id, b.kept_aside(b"secret one").id);
+        assert!(kept.id.starts_with("e1~kept-"), "{}", kept.id);
+        assert_eq!(kept.id.len(), "e1~kept-".len() + 32);
+        assert_eq!(kept.conflicts_with.as_deref(), Some("e1"));
+        assert_eq!(kept.event_id.as_deref(), Some("e1"));
+        assert_eq!(kept.content_hash, a.content_hash);
+        assert_eq!(safe_id(&kept.id), kept.id);
+        let value = serde_json::to_value(&kept).unwrap();
+        assert_eq!(value["conflictIdsExhausted"], true);
+        let long = doc(&format!(
+            r#"{{"id":"{}","action":"push"}}"#,
+            "é".repeat(200)
+        ));
+        assert!(long.kept_aside(b"s").id.len() <= MAX_ID_LEN);
     }
 }

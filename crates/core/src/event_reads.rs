@@ -33,7 +33,7 @@ use serde_json::Value;
 
 use crate::answer::{Failure, Success};
 use crate::config::Config;
-use crate::cosmos::{CosmosAuth, CosmosFailure, QueryScope, X_MS_CONTINUATION};
+use crate::cosmos::{at_low_priority, CosmosFailure, QueryScope, X_MS_CONTINUATION};
 use crate::host::Host;
 use crate::read_api::{self, EventQuery, PageError, Position};
 use crate::retry::RetryBudget;
@@ -66,18 +66,11 @@ pub fn round_trip_budget(ranges: usize) -> usize {
     MAX_ROUND_TRIPS.saturating_add(ranges.saturating_mul(ROUND_TRIPS_PER_RANGE))
 }
 
-/// The secret that seals continuation tokens, the same on every replica: derived from
-/// `continuation_key` when it is set, else from the account key, else (Entra ID, where there is
-/// no account key) from the webhook keys, which no reader holds. It changes when the key it is
-/// derived from is rotated; tokens sealed before are then refused (400
+/// The secret that seals continuation tokens ([`Config::derive_secret`]): the same on every
+/// replica; tokens sealed before a rotation of the key it comes from are refused (400
 /// `invalid_continuation`) and the reader starts again from the first page.
 fn continuation_secret(config: &Config) -> [u8; 32] {
-    const LABEL: &[u8] = b"acr-webhook continuation token v1";
-    match (&config.continuation_key, &config.store.auth) {
-        (Some(key), _) => crate::auth::derive_secret(key.as_bytes(), LABEL),
-        (None, CosmosAuth::Key(key)) => key.derive(LABEL),
-        (None, CosmosAuth::Entra(_)) => config.webhook_keys.derive(LABEL),
-    }
+    config.derive_secret(b"acr-webhook continuation token v1")
 }
 
 /// `GET /events?...`: one page, newest first.
@@ -298,10 +291,13 @@ impl<'a, H: Host> Reads<'a, H> {
         build: impl Fn(&str) -> http::Request<Vec<u8>>,
     ) -> Result<Response<Vec<u8>>, Failure> {
         self.spend_round_trip()?;
-        send_with_retries(self.config, self.host, self.now, build)
-            .await
-            .map_err(for_reads)
-            .and_then(|response| successful(self.config, response))
+        // Reads go at low priority: a burst of them is throttled before the writes.
+        send_with_retries(self.config, self.host, self.now, |date| {
+            at_low_priority(build(date))
+        })
+        .await
+        .map_err(for_reads)
+        .and_then(|response| successful(self.config, response))
     }
 
     /// One query page from each of `asks`, at most [`FAN_OUT`] in flight at once, each a

@@ -10,7 +10,7 @@ use crate::answer::{Failure, Success};
 use crate::config::Config;
 use crate::cosmos::{
     classify_read, classify_write, x_ms_date, CosmosFailure, PartitionKeyPath, ReadResult,
-    WriteResult,
+    WriteResult, X_MS_CONTINUATION,
 };
 use crate::document::EventDocument;
 use crate::host::Host;
@@ -29,10 +29,32 @@ pub struct Written {
     pub conflicts_with: Option<String>,
 }
 
-/// How many times an id may turn out to be taken by a different event before the write
-/// gives up: the event's own id, then ids derived from it (taken only by a sender that sent
-/// such an id on purpose).
+/// How many ids derived from an event's id ([`EventDocument::beside`]) are tried when the one
+/// before holds a different event (taken only by a sender that sent such an id on purpose).
+/// After them the event is kept aside ([`EventDocument::kept_aside`]).
 pub const MAX_CONFLICTS: usize = 3;
+
+/// The documents an event may be stored as, in the order they are tried: its own, then
+/// [`MAX_CONFLICTS`] derived from it one after the other ([`EventDocument::beside`]), and
+/// last kept aside under an id derived with a secret no sender knows
+/// ([`EventDocument::kept_aside`]). Each is taken only when the one before holds a different
+/// event; every one of them is deterministic, so a redelivery finds the same one again.
+pub fn candidates(config: &Config, document: &EventDocument) -> Vec<EventDocument> {
+    let mut chain = Vec::with_capacity(MAX_CONFLICTS + 2);
+    chain.push(document.clone());
+    for _ in 0..MAX_CONFLICTS {
+        let next = chain.last().expect("not empty").beside();
+        chain.push(next);
+    }
+    chain.push(document.kept_aside(&kept_aside_secret(config)));
+    chain
+}
+
+/// The secret of [`EventDocument::kept_aside`] ([`Config::derive_secret`], as the read API's
+/// continuation secret is), so every replica shares it and no sender knows it.
+fn kept_aside_secret(config: &Config) -> [u8; 32] {
+    config.derive_secret(b"acr-webhook kept-aside id v1")
+}
 
 /// How often an id may be found taken (409) but its document not readable (404: deleted,
 /// expired, or a replica behind) before the write gives up.
@@ -108,23 +130,42 @@ pub fn create_body(document: &EventDocument, path: &PartitionKeyPath) -> (Vec<u8
 /// Writes one document: created now, or stored before with the same content. When its id is
 /// taken (409) the stored document is read (a point read in the same partition) and its
 /// `contentHash` compared: the same, or none (written before hashes were stored), is a
-/// redelivery; a different one means another event holds the id, and this one is written
-/// beside it under a derived id ([`EventDocument::beside`]), whose 409 is compared in turn.
-/// Every request runs inside the same time budget.
+/// redelivery; a different one means another event holds the id, and this one is written as
+/// the next of its [`candidates`], whose 409 is compared in turn. Every request runs inside
+/// the same time budget.
 pub async fn write_document<H: Host>(
     config: &Config,
     host: &H,
     document: &EventDocument,
     now: SystemTime,
 ) -> Result<Written, Failure> {
+    // Most events are stored under their own id: the other candidates are built only once it
+    // holds another event.
+    match write_candidates(config, host, std::slice::from_ref(document), 0, now).await {
+        Err(Failure::ConflictIdsTaken { .. }) => {
+            write_candidates(config, host, &candidates(config, document), 1, now).await
+        }
+        other => other,
+    }
+}
+
+/// [`write_document`] for an event's [`candidates`], starting at `candidates[start]` (the
+/// batch pre-check may know that the ones before hold other events). When every candidate
+/// holds another event the answer is [`Failure::ConflictIdsTaken`].
+pub async fn write_candidates<H: Host>(
+    config: &Config,
+    host: &H,
+    candidates: &[EventDocument],
+    start: usize,
+    now: SystemTime,
+) -> Result<Written, Failure> {
     let path = &config.store.partition_key_path;
-    let mut current = std::borrow::Cow::Borrowed(document);
-    let mut conflicts = 0;
+    let mut at = start;
     let mut absent = 0;
-    loop {
+    while let Some(current) = candidates.get(at) {
         // Each attempt gets its own copy of the body because a request owns its `Vec<u8>`
         // (the host consumes it).
-        let (body, partition_key) = create_body(&current, path);
+        let (body, partition_key) = create_body(current, path);
         let response = send_with_retries(config, host, now, |date| {
             config
                 .store
@@ -144,19 +185,7 @@ pub async fn write_document<H: Host>(
         match stored_content(config, host, &current.id, &partition_key, now).await? {
             Some(None) => return Ok(written(false)),
             Some(Some(hash)) if hash == current.content_hash => return Ok(written(false)),
-            Some(Some(_)) => {
-                conflicts += 1;
-                if conflicts > MAX_CONFLICTS {
-                    return Err(Failure::StoreUnavailable {
-                        reason: format!(
-                            "the id `{}` and {MAX_CONFLICTS} ids derived from it hold other events",
-                            crate::text::printable(&document.id)
-                        ),
-                        retry_after: None,
-                    });
-                }
-                current = std::borrow::Cow::Owned(current.beside());
-            }
+            Some(Some(_)) => at += 1,
             None => {
                 absent += 1;
                 if absent > MAX_TAKEN_BUT_ABSENT {
@@ -169,6 +198,15 @@ pub async fn write_document<H: Host>(
                 }
             }
         }
+    }
+    Err(ids_taken(candidates))
+}
+
+/// Every candidate of an event holds another event.
+fn ids_taken(candidates: &[EventDocument]) -> Failure {
+    Failure::ConflictIdsTaken {
+        id: crate::text::printable(candidates.first().map_or("", |d| d.id.as_str())),
+        tried: candidates.len(),
     }
 }
 
@@ -277,26 +315,103 @@ fn read_warning(container: &[u8]) -> Option<bool> {
     Some(crate::indexing::serves_read_order(&policy))
 }
 
-/// Which of `documents` are stored already, by (partition key header, id), with the stored
-/// `contentHash` (`None` when the document has none), in one
-/// cross-partition query, so that redelivering a large batch does not spend the budget on a
-/// 409 per event and makes progress each time. Cosmos DB's ids are unique per logical
-/// partition only, so a stored document counts for an event only when its partition key is the
-/// event's too. A failed or unusable answer gives an empty set: the writes then find out one by one.
+/// What the batch pre-check found of the documents of a delivery: by (partition key header,
+/// id), the stored `contentHash` (`None` when the document has none). Only what was found is
+/// known: an id missing here may still be stored (a page not read, a failed query), which
+/// the write then finds out.
+pub type StoredKeys = HashMap<(String, String), Option<String>>;
+
+/// Which [`candidates`] of a delivery's events are stored already, with their `contentHash`,
+/// so that redelivering a large batch does not spend the budget on a 409 and a point read per
+/// event and makes progress each time. One cross-partition query for the events' own ids,
+/// and a second one for the other candidates of the events whose own id holds a different
+/// event (so an event stored beside another is found too). Each query follows its
+/// continuation through every page (a cross-partition query is answered a partition key range
+/// at a time). Cosmos DB's ids are unique per logical partition only, so a stored document
+/// counts for a candidate only when its partition key is the candidate's too. The pre-check
+/// stops at the first failed or unusable answer, and after half the budget, keeping what it
+/// found: the writes find out the rest one by one.
 pub async fn stored_keys<H: Host>(
     config: &Config,
     host: &H,
     documents: &[EventDocument],
     now: SystemTime,
-) -> HashMap<(String, String), Option<String>> {
+) -> StoredKeys {
+    let path = &config.store.partition_key_path;
+    let mut known = StoredKeys::new();
+    let own: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
+    if !query_stored(config, host, &own, now, &mut known).await {
+        return known;
+    }
+    let others: Vec<String> = documents
+        .iter()
+        .filter(|d| standing(&known, path, std::slice::from_ref(*d)) == Standing::Taken)
+        .flat_map(|d| candidates(config, d).into_iter().skip(1).map(|c| c.id))
+        .collect();
+    if !others.is_empty() {
+        let others: Vec<&str> = others.iter().map(String::as_str).collect();
+        query_stored(config, host, &others, now, &mut known).await;
+    }
+    known
+}
+
+/// What the pre-check knows of `document`: `Some(hash)` when it is stored (`hash` as in
+/// [`StoredKeys`]), `None` when it was not found.
+pub fn stored_hash<'k>(
+    known: &'k StoredKeys,
+    path: &PartitionKeyPath,
+    document: &EventDocument,
+) -> Option<&'k Option<String>> {
+    known.get(&(partition_key_of(document, path), document.id.clone()))
+}
+
+/// Where an event's [`candidates`] stand by the pre-check's `known`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// `candidates[i]` is stored with this content (or without a hash): a redelivery.
+    Stored(usize),
+    /// The candidates before `i` hold other events; `candidates[i]` was not found: the write
+    /// starts there.
+    WriteFrom(usize),
+    /// Every candidate holds another event.
+    Taken,
+}
+
+/// The [`Standing`] of an event's `candidates` by the pre-check's `known`.
+pub fn standing(
+    known: &StoredKeys,
+    path: &PartitionKeyPath,
+    candidates: &[EventDocument],
+) -> Standing {
+    for (i, candidate) in candidates.iter().enumerate() {
+        match stored_hash(known, path, candidate) {
+            None => return Standing::WriteFrom(i),
+            Some(hash) if hash.as_ref().is_none_or(|h| *h == candidate.content_hash) => {
+                return Standing::Stored(i)
+            }
+            Some(_) => {}
+        }
+    }
+    Standing::Taken
+}
+
+/// The most pages one pre-check query reads (besides the time it may take).
+const MAX_PRE_CHECK_PAGES: usize = 100;
+
+/// Adds to `known` the stored documents whose id is one of `ids`, page after page; `false`
+/// when it stopped before the last page (a failed or unusable answer, or half the budget
+/// spent).
+async fn query_stored<H: Host>(
+    config: &Config,
+    host: &H,
+    ids: &[&str],
+    now: SystemTime,
+    known: &mut StoredKeys,
+) -> bool {
     let budget = RetryBudget {
         total: config.write_budget,
     };
-    let Some(timeout) = budget.attempt_timeout(host.elapsed()) else {
-        return HashMap::new();
-    };
     let path = &config.store.partition_key_path;
-    let ids: Vec<&str> = documents.iter().map(|d| d.id.as_str()).collect();
     let query = serde_json::json!({
         "query": format!(
             "SELECT c.id, c.contentHash{} FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
@@ -305,37 +420,54 @@ pub async fn stored_keys<H: Host>(
         "parameters": [{ "name": "@ids", "value": ids }],
     });
     let max_items = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-    let request = config.store.query_documents_request(
-        &query,
-        None,
-        max_items,
-        None,
-        &x_ms_date(now + host.elapsed()),
-    );
-    let Ok(response) = host.send(request, timeout).await else {
-        return HashMap::new();
-    };
-    if response.status() != http::StatusCode::OK {
-        return HashMap::new();
+    let mut continuation: Option<String> = None;
+    for _ in 0..MAX_PRE_CHECK_PAGES {
+        // The writes keep at least half the budget.
+        let elapsed = host.elapsed();
+        let timeout = match budget.attempt_timeout(elapsed) {
+            Some(timeout) if elapsed < budget.total / 2 => timeout,
+            _ => return false,
+        };
+        let request = config.store.query_documents_request(
+            &query,
+            None,
+            max_items,
+            continuation.as_deref(),
+            &x_ms_date(now + elapsed),
+        );
+        let Ok(response) = host.send(request, timeout).await else {
+            return false;
+        };
+        if response.status() != http::StatusCode::OK {
+            return false;
+        }
+        let Ok(page) = serde_json::from_slice::<serde_json::Value>(response.body()) else {
+            return false;
+        };
+        let Some(rows) = page.get("Documents").and_then(serde_json::Value::as_array) else {
+            return false;
+        };
+        for row in rows {
+            let Some(id) = row.get("id").and_then(serde_json::Value::as_str) else {
+                continue;
+            };
+            let hash = row
+                .get("contentHash")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+            known.insert((path.header_for(row), id.to_owned()), hash);
+        }
+        continuation = response
+            .headers()
+            .get(X_MS_CONTINUATION)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        if continuation.is_none() {
+            return true;
+        }
     }
-    let Ok(page) = serde_json::from_slice::<serde_json::Value>(response.body()) else {
-        return HashMap::new();
-    };
-    page.get("Documents")
-        .and_then(serde_json::Value::as_array)
-        .map(|rows| {
-            rows.iter()
-                .filter_map(|row| {
-                    let id = row.get("id")?.as_str()?;
-                    let hash = row
-                        .get("contentHash")
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_owned);
-                    Some(((path.header_for(row), id.to_owned()), hash))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    false
 }
 
 /// The document's `x-ms-documentdb-partitionkey` value (as [`create_body`] computes it).

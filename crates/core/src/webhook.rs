@@ -11,14 +11,16 @@ use http::{header, request::Parts, Method};
 
 use crate::acr::{parse_event, AcrAction, Action};
 use crate::answer::{BatchOutcome, Failure, KeyKind, Success};
-use crate::auth::is_authorized;
+use crate::auth::{has_code_parameter, is_authorized};
 use crate::config::{Config, ConfigSource};
 use crate::document::{EventDocument, EventSource};
 use crate::filter::FilterDecision;
 use crate::host::{BodyError, Host, RequestBody};
 use crate::retry::RetryBudget;
 use crate::signer::SigningHost;
-use crate::store::{check_store, partition_key_of, stored_keys, write_document};
+use crate::store::{
+    candidates, check_store, standing, stored_keys, write_candidates, write_document, Standing,
+};
 use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
@@ -95,7 +97,12 @@ where
             let Some(keys) = config.read_keys()? else {
                 return Err(Failure::ReadsDisabled);
             };
-            if !is_authorized(&head.headers, head.uri.query(), &keys) {
+            // Read keys travel in headers only: a URL is kept in browser and shell history and
+            // in proxy logs. `?code=` is refused here even beside a valid header.
+            if has_code_parameter(head.uri.query()) {
+                return Err(Failure::ReadKeyInUrl);
+            }
+            if !is_authorized(&head.headers, None, &keys) {
                 return Err(Failure::Unauthorized(KeyKind::Read));
             }
             let config = config.config()?;
@@ -266,7 +273,10 @@ async fn receive_event_grid<H: Host>(
 }
 
 /// Stores documents one after the other; the first failure fails the delivery (the sender
-/// sends it again, and what was stored answers 409 then).
+/// sends it again, and what was stored answers 409 then), except an event whose every
+/// candidate id holds another event ([`Failure::ConflictIdsTaken`]): sending it again cannot
+/// store it, so it is refused on its own (listed in the answer and the log line) and the
+/// others are stored.
 async fn store_batch<H: Host>(
     config: &Config,
     host: &H,
@@ -275,47 +285,67 @@ async fn store_batch<H: Host>(
     now: SystemTime,
 ) -> Result<Success, Failure> {
     let total = documents.len();
+    let path = &config.store.partition_key_path;
     let known = if total > 1 {
         stored_keys(config, host, &documents, now).await
     } else {
         Default::default()
     };
-    for (done, document) in documents.into_iter().enumerate() {
-        if let FilterDecision::Skip { reason } = decide(config, &document) {
+    for (done, document) in documents.iter().enumerate() {
+        if let FilterDecision::Skip { reason } = decide(config, document) {
             batch.filtered.push(reason);
             continue;
         }
-        if !known.is_empty() {
-            let key = (
-                partition_key_of(&document, &config.store.partition_key_path),
-                document.id.clone(),
-            );
-            // Stored with the same content, or before hashes were stored: a redelivery. With
-            // another content, the write finds the id taken and compares again.
-            if let Some(hash) = known.get(&key) {
-                if hash.as_ref().is_none_or(|h| *h == document.content_hash) {
-                    batch.already_stored.push(document.id);
-                    continue;
+        // Stored with the same content (or before hashes were stored): a redelivery. When its
+        // own id holds another event, the write starts at the first of its other candidates
+        // not known to hold another event too.
+        let (chain, start) = match standing(&known, path, std::slice::from_ref(document)) {
+            Standing::Stored(_) => {
+                batch.already_stored.push(document.id.clone());
+                continue;
+            }
+            Standing::WriteFrom(_) => (None, 0),
+            Standing::Taken => {
+                let chain = candidates(config, document);
+                match standing(&known, path, &chain) {
+                    Standing::Stored(i) => {
+                        batch.already_stored.push(chain[i].id.clone());
+                        continue;
+                    }
+                    Standing::WriteFrom(i) => (Some(chain), i),
+                    Standing::Taken => {
+                        let last = chain.len() - 1;
+                        (Some(chain), last)
+                    }
                 }
             }
-        }
-        let written = write_document(config, host, &document, now)
-            .await
-            .map_err(|failure| match failure {
-                // Say how far the delivery got: a batch too large for the budget is
-                // answered 503 again on every redelivery, so the sender must batch less.
-                Failure::StoreUnavailable {
-                    reason,
-                    retry_after,
-                } if done > 0 => Failure::StoreUnavailable {
+        };
+        let outcome = match &chain {
+            Some(chain) => write_candidates(config, host, chain, start, now).await,
+            None => write_document(config, host, document, now).await,
+        };
+        let written = match outcome {
+            Ok(written) => written,
+            Err(failure @ Failure::ConflictIdsTaken { .. }) => {
+                batch.refused.push((document.id.clone(), failure));
+                continue;
+            }
+            // Say how far the delivery got: a batch too large for the budget is answered
+            // 503 again on every redelivery, so the sender must batch less.
+            Err(Failure::StoreUnavailable {
+                reason,
+                retry_after,
+            }) if done > 0 => {
+                return Err(Failure::StoreUnavailable {
                     reason: format!(
                         "{reason} (after {done} of {total} events of this delivery; \
                          if this repeats, send smaller batches)"
                     ),
                     retry_after,
-                },
-                other => other,
-            })?;
+                })
+            }
+            Err(other) => return Err(other),
+        };
         if let (true, Some(taken)) = (written.created, &written.conflicts_with) {
             batch.notes.push(conflict_note(&written.id, taken));
         }
@@ -373,11 +403,19 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
         Ok(Success::Healthy) => "healthy".into(),
         Ok(Success::Filtered { reason }) => format!("filtered out: {reason}"),
         Ok(Success::Batch(b)) => format!(
-            "stored {}, already stored {}, skipped {}, filtered {}{}",
+            "stored {}, already stored {}, skipped {}, filtered {}{}{}",
             b.stored.len(),
             b.already_stored.len(),
             b.skipped,
             b.filtered.len(),
+            b.refused
+                .iter()
+                .map(|(id, f)| format!(
+                    "; error: event {} refused, not stored: {}: {f}",
+                    crate::text::printable(id),
+                    f.code()
+                ))
+                .collect::<String>(),
             b.filtered
                 .iter()
                 .chain(&b.notes)

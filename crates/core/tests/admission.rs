@@ -475,3 +475,53 @@ fn the_headers_the_core_reads_are_all_in_request_headers() {
         );
     }
 }
+
+/// Read keys travel in headers only: `?code=` on a read route is refused (401, saying why),
+/// even with a valid read key in a header beside it, before anything is read; a URL is kept
+/// in browser and shell history and in proxy logs. Webhook routes keep `?code=`.
+#[test]
+fn read_keys_are_refused_in_the_url() {
+    let by_header = [("x-functions-key", TEST_READ_KEY)];
+    let bearer = format!("Bearer {TEST_READ_KEY}");
+    for path in ["/events", "/events/some-id", "/events/summary"] {
+        for (query, headers) in [
+            (format!("code={TEST_READ_KEY}"), &[][..]),
+            (format!("limit=1&code={TEST_READ_KEY}"), &by_header[..]),
+            (
+                "code=".to_string(),
+                &[("authorization", bearer.as_str())][..],
+            ),
+        ] {
+            let uri = format!("{path}?{query}");
+            let (status, json, store) = run("GET", &uri, headers, vec![]);
+            assert_eq!(status, 401, "{uri}: {json}");
+            assert_eq!(json["error"], "unauthorized");
+            let message = json["message"].as_str().unwrap();
+            assert!(message.contains("never in the URL"), "{message}");
+            assert!(!message.contains(TEST_READ_KEY), "{message}");
+            assert!(store.requests.borrow().is_empty(), "{uri}");
+        }
+    }
+    // The same key in a header reads.
+    let (status, json, _) = run("GET", "/events/some-id", &by_header, vec![]);
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (404, Some("event_not_found"))
+    );
+    let (status, _, _) = run(
+        "GET",
+        "/events/some-id",
+        &[("authorization", &bearer)],
+        vec![],
+    );
+    assert_eq!(status, 404);
+    // A webhook key in `?code=` still writes.
+    let uri = format!("/acr?code={TEST_WEBHOOK_KEY}");
+    let (status, json, _) = run(
+        "POST",
+        &uri,
+        &[("content-type", "application/json")],
+        fixture("acr/push.json"),
+    );
+    assert_eq!(status, 201, "{json}");
+}

@@ -988,3 +988,41 @@ fn the_fan_out_drains_every_range_once_through_short_and_empty_pages() {
     assert!(gateway.requests.borrow().len() <= round_trip_budget(200));
     assert!(gateway.max_in_flight.get() > 1);
 }
+
+/// Every request a read sends (`pkranges`, the queries of a page, of `GET /events/{id}` in one
+/// partition and across partitions, of the summary) asks Cosmos DB for low priority, so that
+/// a burst of reads is throttled before the writes that store events.
+#[test]
+fn every_read_request_is_sent_at_low_priority() {
+    let documents = documents();
+    let id = documents[10]["id"].as_str().unwrap().to_owned();
+    for partition_key in ["/id", "/image"] {
+        let gateway = Gateway::new(3, partition_key, &documents);
+        let cfg = config(&[("partition_key_path", partition_key)]);
+        assert_eq!(get(&gateway, &cfg, "/events?limit=5").0, 200);
+        assert_eq!(get(&gateway, &cfg, "/events?image=team%2Fapp-1").0, 200);
+        assert_eq!(get(&gateway, &cfg, &format!("/events/{id}")).0, 200);
+        let summary_cfg = config(&[
+            ("read_keys", SUMMARY_READ_KEY),
+            ("partition_key_path", partition_key),
+        ]);
+        let uri = "/events/summary?since=2026-11-20T00:00:00Z&until=2026-11-23T00:00:00Z";
+        assert_eq!(summary_get(&gateway, &summary_cfg, uri).0, 200);
+        let requests = gateway.requests.borrow();
+        assert!(requests
+            .iter()
+            .any(|r| r.uri().path().ends_with("/pkranges")));
+        for request in requests.iter() {
+            assert_eq!(
+                request
+                    .headers()
+                    .get("x-ms-cosmos-priority-level")
+                    .map(|v| v.to_str().unwrap()),
+                Some("Low"),
+                "{partition_key}: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+    }
+}

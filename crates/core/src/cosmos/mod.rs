@@ -11,8 +11,9 @@ mod token;
 pub use credential::{AccessToken, CosmosAuth, Credential, SigningTarget};
 
 pub use request::{
-    x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_DATE, X_MS_ENABLE_CROSS_PARTITION,
-    X_MS_PARTITION_KEY, X_MS_PARTITION_KEY_RANGE_ID,
+    at_low_priority, x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_DATE,
+    X_MS_ENABLE_CROSS_PARTITION, X_MS_PARTITION_KEY, X_MS_PARTITION_KEY_RANGE_ID,
+    X_MS_PRIORITY_LEVEL,
 };
 pub use response::{
     classify_read, classify_write, CosmosFailure, ReadResult, WriteResult, X_MS_RETRY_AFTER_MS,

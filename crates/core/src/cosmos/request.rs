@@ -31,6 +31,9 @@ pub const X_MS_CONTINUATION: HeaderName = HeaderName::from_static("x-ms-continua
 pub const X_MS_IS_QUERY: HeaderName = HeaderName::from_static("x-ms-documentdb-isquery");
 /// Header: the most documents one query page may return.
 pub const X_MS_MAX_ITEM_COUNT: HeaderName = HeaderName::from_static("x-ms-max-item-count");
+/// Header: Cosmos DB priority-based execution (`Low` or `High`, the default). When the
+/// account is throttled, low-priority requests are throttled first.
+pub const X_MS_PRIORITY_LEVEL: HeaderName = HeaderName::from_static("x-ms-cosmos-priority-level");
 
 /// Where a query runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,17 @@ pub enum QueryScope<'a> {
     PartitionKeyRange(&'a str),
     /// Across every partition. The gateway refuses `ORDER BY`, `TOP` and aggregates here.
     CrossPartition,
+}
+
+/// `request` sent at low priority ([`X_MS_PRIORITY_LEVEL`]): what every read-side request is
+/// (the read API's queries, the summary, `pkranges`), so that a burst of reads is throttled
+/// before the writes that store events. The header is not signed: marking a built request
+/// keeps its signature.
+pub fn at_low_priority(mut request: Request<Vec<u8>>) -> Request<Vec<u8>> {
+    request
+        .headers_mut()
+        .insert(X_MS_PRIORITY_LEVEL, http::HeaderValue::from_static("Low"));
+    request
 }
 
 /// The `x-ms-date` value for `now` (`Thu, 27 Apr 2017 00:51:12 GMT`).
@@ -477,6 +491,20 @@ mod tests {
         let across = signed(store.query_documents_request(&q, None, 20, Some("tok"), DATE));
         assert_eq!(h["authorization"], across.headers()["authorization"]);
         assert!(across.headers().get(X_MS_PARTITION_KEY_RANGE_ID).is_none());
+    }
+
+    #[test]
+    fn low_priority_adds_only_its_header_and_keeps_the_signature() {
+        let store = test_config(&[]).store;
+        let plain = store.read_partition_key_ranges_request(None, DATE);
+        assert!(plain.headers().get(X_MS_PRIORITY_LEVEL).is_none());
+        let low = at_low_priority(store.read_partition_key_ranges_request(None, DATE));
+        assert_eq!(low.headers()[X_MS_PRIORITY_LEVEL], "Low");
+        assert_eq!(low.headers().len(), plain.headers().len() + 1);
+        assert_eq!(
+            low.headers()["authorization"],
+            plain.headers()["authorization"]
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct MemoryStore {
     pub clock: std::cell::Cell<Duration>,
     pub sleeps: RefCell<Vec<Duration>>,
     pub timeouts: RefCell<Vec<Duration>>,
+    /// When set, a query answers at most this many documents per page, with an
+    /// `x-ms-continuation` for the rest (as Cosmos DB pages a cross-partition query).
+    pub query_page_size: std::cell::Cell<Option<usize>>,
     seed: std::cell::Cell<u64>,
 }
 
@@ -89,6 +92,7 @@ impl MemoryStore {
             clock: std::cell::Cell::new(Duration::ZERO),
             sleeps: RefCell::default(),
             timeouts: RefCell::default(),
+            query_page_size: std::cell::Cell::new(None),
             seed: std::cell::Cell::new(0x9E37_79B9_7F4A_7C15),
         }
     }
@@ -103,11 +107,18 @@ impl MemoryStore {
         self.clock.set(self.clock.get() + by);
     }
 
+    /// The status, body and `x-ms-continuation` of the answer to `request`.
+    fn answer(&self, request: &Request<Vec<u8>>) -> (u16, Vec<u8>, Option<String>) {
+        if request.headers().contains_key("x-ms-documentdb-isquery") {
+            let (body, continuation) = self.query(request);
+            return (200, body, continuation);
+        }
+        let (status, body) = self.write(request);
+        (status, body, None)
+    }
+
     fn write(&self, request: &Request<Vec<u8>>) -> (u16, Vec<u8>) {
         let path = request.uri().path();
-        if request.headers().contains_key("x-ms-documentdb-isquery") {
-            return (200, self.query(request));
-        }
         let partition = request
             .headers()
             .get("x-ms-documentdb-partitionkey")
@@ -145,7 +156,8 @@ impl MemoryStore {
 
 impl MemoryStore {
     /// Answers the queries the core makes by id (`@id`, `@ids`); anything else: every document.
-    fn query(&self, request: &Request<Vec<u8>>) -> Vec<u8> {
+    /// Paged by [`MemoryStore::query_page_size`] when it is set.
+    fn query(&self, request: &Request<Vec<u8>>) -> (Vec<u8>, Option<String>) {
         let query: serde_json::Value = serde_json::from_slice(request.body()).unwrap();
         let wanted: Option<Vec<String>> = query["parameters"].as_array().and_then(|ps| {
             ps.iter().find_map(|p| match p["name"].as_str() {
@@ -165,17 +177,31 @@ impl MemoryStore {
             .get("x-ms-documentdb-partitionkey")
             .map(|v| v.to_str().unwrap().to_owned());
         let docs = self.documents.borrow();
-        let found: Vec<&serde_json::Value> = docs
+        let mut found: Vec<(&(String, String), &serde_json::Value)> = docs
             .iter()
             .filter(|((pk, id), _)| {
                 partition.as_ref().is_none_or(|p| p == pk)
                     && wanted.as_ref().is_none_or(|ids| ids.contains(id))
             })
-            .map(|(_, doc)| doc)
             .collect();
-        serde_json::json!({ "Documents": found, "_count": found.len() })
+        let mut continuation = None;
+        if let Some(size) = self.query_page_size.get() {
+            found.sort_by(|a, b| a.0.cmp(b.0));
+            let from: usize = request
+                .headers()
+                .get("x-ms-continuation")
+                .map_or(0, |v| v.to_str().unwrap().parse().unwrap());
+            found = found.into_iter().skip(from).collect();
+            if found.len() > size {
+                found.truncate(size);
+                continuation = Some((from + size).to_string());
+            }
+        }
+        let found: Vec<&serde_json::Value> = found.into_iter().map(|(_, doc)| doc).collect();
+        let body = serde_json::json!({ "Documents": found, "_count": found.len() })
             .to_string()
-            .into_bytes()
+            .into_bytes();
+        (body, continuation)
     }
 }
 
@@ -229,7 +255,7 @@ impl Host for MemoryStore {
                 Err(TransportError::outcome_unknown("timed out"))
             }
             Behaviour::LostAnswer => {
-                self.write(&request);
+                self.answer(&request);
                 self.advance(timeout);
                 Err(TransportError::outcome_unknown("timed out"))
             }
@@ -244,8 +270,12 @@ impl Host for MemoryStore {
             }
             Behaviour::Normal => {
                 self.advance(Duration::from_millis(5));
-                let (status, body) = self.write(&request);
-                Ok(Response::builder().status(status).body(body).unwrap())
+                let (status, body, continuation) = self.answer(&request);
+                let mut answer = Response::builder().status(status);
+                if let Some(token) = continuation {
+                    answer = answer.header("x-ms-continuation", token);
+                }
+                Ok(answer.body(body).unwrap())
             }
         };
         self.requests.borrow_mut().push(request);
