@@ -43,7 +43,7 @@ pub struct InitArgs {
     /// `defaultTtl`; Cosmos DB then deletes each event that long after it was written, for
     /// good), or `off` to keep them until deleted. Without it the time to live is left as it
     /// is, and printed.
-    #[arg(long, value_name = "DAYS|off")]
+    #[arg(long, value_name = "DAYS|off", allow_negative_numbers = true)]
     pub retention_days: Option<Retention>,
 }
 

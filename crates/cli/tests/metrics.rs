@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use acr_webhook_testkit::{free_port, http, repo_root, FaultKind, FaultPlan, FaultProxy};
@@ -120,9 +120,11 @@ fn the_metrics_listener_counts_what_the_clients_saw() {
     stack.start_app_with_flags(&[
         "--metrics-listen",
         &metrics_addr,
-        // One slot, so that a refusal can be provoked below.
+        // Two slots: a request holds its slot a moment after its answer is read, so one
+        // slot could refuse the next of these sequential requests; two writes held at once
+        // by a failing store take both below.
         "--max-concurrent-requests",
-        "1",
+        "2",
     ]);
     // The line `up` prints after its banner (the public port is open before it).
     let announced = format!("Metrics: http://{metrics_addr}/metrics");
@@ -204,25 +206,35 @@ fn the_metrics_listener_counts_what_the_clients_saw() {
     let before = parse(&healthy_text);
     assert_eq!(requests(&before), seen.0, "\n{healthy_text}");
 
-    // Cosmos DB answers every write 503: the next event is answered 503 once the budget is
-    // spent, and while it holds the only slot, health checks are refused `server_busy`.
+    // Cosmos DB answers every write 503: the next two events are answered 503 once the
+    // budget is spent, and while they hold both slots, health checks are refused
+    // `server_busy`.
     proxy.set_rate(1.0);
-    let written = AtomicBool::new(false);
+    let written = AtomicUsize::new(0);
     let (failed, probes) = std::thread::scope(|s| {
-        let writer = s.spawn(|| {
-            let answer = stack.post_acr(&push_event("metrics-lost"));
-            written.store(true, Ordering::SeqCst);
-            answer
-        });
+        let writers: Vec<_> = ["metrics-lost-1", "metrics-lost-2"]
+            .into_iter()
+            .map(|id| {
+                let (written, stack) = (&written, &stack);
+                s.spawn(move || {
+                    let answer = stack.post_acr(&push_event(id));
+                    written.fetch_add(1, Ordering::SeqCst);
+                    answer
+                })
+            })
+            .collect();
         let mut probes = Vec::new();
-        while !written.load(Ordering::SeqCst) && probes.len() < 200 {
+        while written.load(Ordering::SeqCst) < 2 && probes.len() < 200 {
             probes.push(get("/healthz"));
             std::thread::sleep(Duration::from_millis(25));
         }
-        (writer.join().unwrap(), probes)
+        let failed: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        (failed, probes)
     });
-    assert_eq!(seen.record("/acr", &failed), 503, "{}", failed.text());
-    assert_eq!(json(&failed)["error"], "store_unavailable");
+    for failed in &failed {
+        assert_eq!(seen.record("/acr", failed), 503, "{}", failed.text());
+        assert_eq!(json(failed)["error"], "store_unavailable");
+    }
     let mut refused = 0;
     for probe in &probes {
         if seen.record("/healthz", probe) == 503 {
