@@ -11,7 +11,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM := target/wasm32-wasip1/release/acr_webhook.wasm
 HOST := $(TARGET_DIR)/host/acr-webhook
 
-.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-browser setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
+.PHONY: help setup-rust setup-binaryen setup-node setup-test-peers setup-browser setup-prometheus setup-python setup-wasmtime wasm wasi-http host build run test lint vectors bench
 
 help:
 	@echo "make run    build everything and run the local stack (store + acr-webhook up)"
@@ -38,6 +38,16 @@ setup-browser:
 	@if ! command -v chromium >/dev/null || ! ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium libfaketime >/dev/null; fi
+
+# promtool, for the alerting rules' checks and unit tests (crates/deploy-check/tests/
+# prometheus_rules.rs): Debian's `prometheus` package, without its recommended node exporter.
+# Debian starts no Prometheus server in a container without systemd; where systemd runs, the
+# service is stopped (the tests need only promtool).
+setup-prometheus:
+	@if ! command -v promtool >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; fi
+	@if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then systemctl stop prometheus || true; fi
 
 # The official Python SDK, used as the oracle for the signature vectors.
 setup-python:
@@ -118,7 +128,7 @@ vectors: setup-python
 	  if diff -q $$tmp tests/vectors/cosmos_signatures.json >/dev/null; then echo "signature vectors: the official SDK agrees with tests/vectors/cosmos_signatures.json"; \
 	  else echo "signature vectors differ from what azure-cosmos computes:"; diff $$tmp tests/vectors/cosmos_signatures.json | head -20; rm -f $$tmp; exit 1; fi; rm -f $$tmp
 
-test: setup-node setup-test-peers setup-browser setup-wasmtime lint vectors wasm wasi-http
+test: setup-node setup-test-peers setup-browser setup-prometheus setup-wasmtime lint vectors wasm wasi-http
 	ACR_WEBHOOK_WASMTIME=$(WASMTIME) cargo test --workspace --profile host --no-fail-fast
 
 # The benchmark (documented in BENCHMARKS.md; not part of `make test`): the local stack, the bare

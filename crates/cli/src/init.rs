@@ -2,8 +2,9 @@
 //! the configured partition key, over the same signed REST code the component uses; on a
 //! container that exists already (created by `az` or the Azure Function this replaces), add
 //! the composite index `GET /events` orders by to its indexing policy, keeping everything else
-//! in it. Finishes with the same signed read a `ping` does. `--dry-run` reads and prints what
-//! would change, and changes nothing.
+//! in it. Prints the container's time to live, and with `--retention-days` sets it
+//! ([`retention`], a function of its own). Finishes with the same signed read a `ping` does.
+//! `--dry-run` reads and prints what would change, and changes nothing.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,7 @@ use acr_webhook_core::cosmos::{x_ms_date, CosmosAuth, CosmosFailure, Credential}
 use acr_webhook_core::indexing::{self, PolicyPlan, POLICY_FILE, READ_ORDER_INDEX};
 use acr_webhook_core::retry::RetryBudget;
 use acr_webhook_core::signer::{self, Fetch};
+use acr_webhook_core::retention::{self, Retention, RetentionPlan};
 use acr_webhook_core::StoreConfig;
 use anyhow::{bail, Context, Result};
 use http::StatusCode;
@@ -39,6 +41,13 @@ pub struct InitArgs {
     /// without changing anything.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// How long stored events are kept: a number of days (the container's time to live,
+    /// `defaultTtl`; Cosmos DB then deletes each event that long after it was written, for
+    /// good), or `off` to keep them until deleted. Without it the time to live is left as it
+    /// is, and printed.
+    #[arg(long, value_name = "DAYS|off", allow_negative_numbers = true)]
+    pub retention_days: Option<Retention>,
 }
 
 /// Creates what is missing, adds the read API's composite index where it is missing, then
@@ -66,10 +75,10 @@ pub fn run(args: InitArgs) -> Result<()> {
         credential,
     };
     if args.dry_run {
-        return dry_run(&cosmos);
+        return dry_run(&cosmos, args.retention_days);
     }
     if let CosmosAuth::Entra(_) = store.auth {
-        return check_with_entra(&cosmos);
+        return check_with_entra(&cosmos, args.retention_days);
     }
 
     let db = cosmos.call("create database", store.create_database_request(&date()))?;
@@ -130,6 +139,7 @@ pub fn run(args: InitArgs) -> Result<()> {
             cosmos.link()
         ),
     }
+    retention(&cosmos, args.retention_days)?;
     println!(
         "ready: {} (partition key {}) answers signed reads",
         cosmos.link(),
@@ -143,7 +153,7 @@ pub fn run(args: InitArgs) -> Result<()> {
 /// checks it as for the key; what is missing or must change is printed as the `az` commands
 /// that do it (run by someone with control-plane rights), with the role assignment the
 /// receiver's identity needs, and init exits non-zero until they have been run.
-fn check_with_entra(cosmos: &Cosmos<'_>) -> Result<()> {
+fn check_with_entra(cosmos: &Cosmos<'_>, wanted: Option<Retention>) -> Result<()> {
     let store = cosmos.store;
     let account = account_name(store.endpoint.as_str());
     let rg = "<resource-group>";
@@ -227,6 +237,30 @@ fn check_with_entra(cosmos: &Cosmos<'_>) -> Result<()> {
             bail!("{} cannot serve GET /events: {reason}", cosmos.link())
         }
     }
+    let ttl = in_force(cosmos, &container)?;
+    match wanted.map(|w| retention::plan(&container, w)).transpose() {
+        Ok(None | Some(RetentionPlan::Ready(_))) => {
+            println!("time to live of {}: {ttl}", cosmos.link())
+        }
+        Ok(Some(RetentionPlan::Change { to, .. })) => {
+            let how = match to.default_ttl() {
+                Some(seconds) => format!(
+                    "az cosmosdb sql container update --account-name {account} --resource-group \
+                     {rg} --database-name {} --name {} --ttl {seconds}",
+                    store.database, store.container
+                ),
+                None => "remove the container's defaultTtl (Azure portal: Settings, Time to \
+                         Live, Off; `az ... --ttl -1` would leave it on without a default)"
+                    .to_owned(),
+            };
+            bail!(
+                "the time to live of {} is {ttl}; an Entra ID identity cannot change it (a \
+                 control-plane operation); to make it {to}:\n  {how}",
+                cosmos.link()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| cosmos.link()),
+    }
     println!(
         "ready: {} (partition key {}) exists with the composite index GET /events needs, and \
          answers reads signed with an Entra ID token",
@@ -237,7 +271,7 @@ fn check_with_entra(cosmos: &Cosmos<'_>) -> Result<()> {
 }
 
 /// `--dry-run`: the same reads, and what would be created or changed, in words.
-fn dry_run(cosmos: &Cosmos<'_>) -> Result<()> {
+fn dry_run(cosmos: &Cosmos<'_>, retention: Option<Retention>) -> Result<()> {
     let store = cosmos.store;
     println!("dry run: reading only, nothing is created or changed");
     let db = cosmos.call("read database", store.read_database_request(&date()))?;
@@ -282,19 +316,114 @@ fn dry_run(cosmos: &Cosmos<'_>) -> Result<()> {
                     cosmos.link()
                 ),
             }
+            retention_dry_run(cosmos, &container, retention)?;
         }
         Some(answer) if answer.status() != StatusCode::NOT_FOUND => {
             bail!("reading {}: {}", cosmos.link(), refusal(&answer))
         }
-        _ => println!(
-            "would create container {} (partition key {}) with the indexing policy of {POLICY_FILE}, \
-             which has the composite index {READ_ORDER_INDEX}",
-            store.container,
-            store.partition_key_path.as_str()
-        ),
+        _ => {
+            println!(
+                "would create container {} (partition key {}) with the indexing policy of {POLICY_FILE}, \
+                 which has the composite index {READ_ORDER_INDEX}",
+                store.container,
+                store.partition_key_path.as_str()
+            );
+            if let Some(wanted) = retention {
+                println!("would set its time to live to {}", wanted.ttl());
+            }
+        }
     }
     println!("dry run: nothing was changed");
     Ok(())
+}
+
+/// The container's time to live: prints what is in force, and with `--retention-days` sets it
+/// (a conditional replace of the container, everything else in it kept) and reads it back.
+fn retention(cosmos: &Cosmos<'_>, wanted: Option<Retention>) -> Result<()> {
+    let container = cosmos.read_container()?;
+    let Some(wanted) = wanted else {
+        println!(
+            "time to live of {}: {} (unchanged; set it with --retention-days DAYS|off)",
+            cosmos.link(),
+            in_force(cosmos, &container)?
+        );
+        return Ok(());
+    };
+    match retention::plan(&container, wanted).with_context(|| cosmos.link())? {
+        RetentionPlan::Ready(ttl) => println!(
+            "time to live of {}: {ttl}; nothing to change",
+            cosmos.link()
+        ),
+        RetentionPlan::Change {
+            container,
+            etag,
+            from,
+            to,
+        } => {
+            let answer = cosmos.call(
+                "set the time to live",
+                cosmos
+                    .store
+                    .replace_container_request(&container, etag.as_deref(), &date()),
+            )?;
+            match answer.status().as_u16() {
+                200 | 201 => {}
+                412 => bail!(
+                    "{} changed while init was reading it (its etag no longer matches), so \
+                     init did not overwrite that change: run init again",
+                    cosmos.link()
+                ),
+                _ => bail!(
+                    "setting the time to live of {}: {}",
+                    cosmos.link(),
+                    refusal(&answer)
+                ),
+            }
+            let after = in_force(cosmos, &cosmos.read_container()?)?;
+            if after != to {
+                bail!(
+                    "Cosmos DB accepted the time to live of {}, but reading the container back \
+                     shows {after} instead of {to}",
+                    cosmos.link()
+                );
+            }
+            println!("time to live of {}: was {from}; now {to}", cosmos.link());
+        }
+    }
+    Ok(())
+}
+
+/// `--dry-run`'s part of [`retention`]: what is in force and what would change.
+fn retention_dry_run(
+    cosmos: &Cosmos<'_>,
+    container: &Value,
+    wanted: Option<Retention>,
+) -> Result<()> {
+    let Some(wanted) = wanted else {
+        println!(
+            "time to live of {}: {} (would be left as it is)",
+            cosmos.link(),
+            in_force(cosmos, container)?
+        );
+        return Ok(());
+    };
+    match retention::plan(container, wanted).with_context(|| cosmos.link())? {
+        RetentionPlan::Ready(ttl) => {
+            println!(
+                "time to live of {}: {ttl}; nothing to change",
+                cosmos.link()
+            )
+        }
+        RetentionPlan::Change { from, to, .. } => println!(
+            "would change the time to live of {}: from {from} to {to}",
+            cosmos.link()
+        ),
+    }
+    Ok(())
+}
+
+fn in_force(cosmos: &Cosmos<'_>, container: &Value) -> Result<retention::Ttl> {
+    retention::in_force(container).with_context(|| cosmos.link())
 }
 
 /// The store's signed REST calls, with errors that say what was being done.

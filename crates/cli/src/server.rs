@@ -12,6 +12,7 @@
 use crate::componentize;
 use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
+use crate::metrics::{self, Metrics};
 use crate::outbound::{AllowedHosts, Destination};
 use crate::outbound_pool::{OutboundPool, PoolSettings};
 use crate::precompile::{self, ChildCompileError};
@@ -249,7 +250,11 @@ impl RequestState {
             table: ResourceTable::new(),
             wasi,
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks { allowed, pool },
+            hooks: OutboundHooks {
+                allowed,
+                pool,
+                metrics: None,
+            },
             variables,
             limits: wasmtime::StoreLimitsBuilder::new().build(),
         }
@@ -260,6 +265,12 @@ impl RequestState {
         self.limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size(bytes)
             .build();
+        self
+    }
+
+    /// The same, with its outbound requests counted in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.hooks.metrics = Some(metrics);
         self
     }
 
@@ -326,6 +337,7 @@ impl WasiHttpView for RequestState {
 struct OutboundHooks {
     allowed: Arc<AllowedHosts>,
     pool: OutboundPool,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The future `WasiHttpHooks::send_request` returns.
@@ -363,7 +375,12 @@ impl WasiHttpHooks for OutboundHooks {
             // pool dials the destination just checked.
             Some(dest) if self.allowed.allows(&dest) => {
                 let pool = self.pool.clone();
-                Box::new(async move { pool.send_to(&dest, request, options).await })
+                let counted = dest.clone();
+                Box::new(metrics::observe_outbound(
+                    self.metrics.clone(),
+                    counted,
+                    async move { pool.send_to(&dest, request, options).await },
+                ))
             }
             dest => {
                 let shown = match dest {
@@ -406,6 +423,8 @@ pub struct AppServer {
     limits: Limits,
     /// One permit per request being handled ([`Limits::max_concurrent_requests`]).
     slots: Arc<tokio::sync::Semaphore>,
+    /// What `--metrics-listen` serves.
+    metrics: Arc<Metrics>,
 }
 
 impl AppServer {
@@ -444,7 +463,13 @@ impl AppServer {
             slots: Arc::new(tokio::sync::Semaphore::new(
                 Limits::default().max_concurrent_requests,
             )),
+            metrics: Metrics::new(),
         })
+    }
+
+    /// The server's counters (requests, outbound requests, refusals).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The same server with `limits` instead of the defaults.
@@ -580,6 +605,7 @@ impl AppServer {
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let start = Instant::now();
+        let in_flight = self.metrics.request_started();
         let id = log::new_request_id();
         let method = req.method().clone();
         // Never the query string: it can carry credentials.
@@ -588,7 +614,10 @@ impl AppServer {
         let response = match self.route.matches(&path) {
             None => empty_response(StatusCode::NOT_FOUND),
             Some(matched) => match self.slots.clone().try_acquire_owned() {
-                Err(_) => busy_response(self.limits.max_concurrent_requests),
+                Err(_) => {
+                    self.metrics.server_busy();
+                    busy_response(self.limits.max_concurrent_requests)
+                }
                 Ok(slot) => match self.call_component(req, &matched, client, &id, slot).await {
                     Ok(response) => response,
                     Err(e) => {
@@ -598,6 +627,7 @@ impl AppServer {
                 },
             },
         };
+        in_flight.finish(&path, response.status());
         let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
         log::request(
             &id,
@@ -640,7 +670,8 @@ impl AppServer {
             self.outbound.clone(),
             self.variables.clone(),
         )
-        .with_memory_limit(self.limits.max_instance_memory);
+        .with_memory_limit(self.limits.max_instance_memory)
+        .with_metrics(self.metrics.clone());
         let mut store = Store::new(self.pre.engine(), state);
         let deadline = self.limits.request_deadline;
         RequestState::enforce(&mut store, Instant::now() + deadline);
@@ -980,13 +1011,15 @@ async fn signal_or_pending(rx: tokio::sync::oneshot::Receiver<&'static str>) -> 
     }
 }
 
-/// Loads `app` into an engine made with `options`, listens on `listen`, prints the banner on
-/// stdout and serves until SIGINT or SIGTERM.
+/// Loads `app` into an engine made with `options`, listens on `listen` (and serves the
+/// metrics on `metrics_listen` when given), prints the banner on stdout and serves until
+/// SIGINT or SIGTERM.
 pub async fn run(
     app: App,
     listen: SocketAddr,
     options: EngineOptions,
     limits: Limits,
+    metrics_listen: Option<SocketAddr>,
 ) -> Result<()> {
     let (engine, _allocation) = new_engine_with(options)?;
     let server = {
@@ -1017,8 +1050,15 @@ pub async fn run(
     let server = server.with_limits(limits);
     let listener = bind(listen)?;
     let local = listener.local_addr()?;
+    // A listener of its own: the public one never serves the metrics.
+    let metrics_listener = metrics_listen.map(bind).transpose()?;
     let mut signals = Signals::install()?;
     println!("{}", server.banner(local));
+    if let Some(listener) = metrics_listener {
+        let at = listener.local_addr()?;
+        println!("Metrics: http://{at}{}", metrics::METRICS_PATH);
+        tokio::spawn(metrics::serve(server.metrics(), listener));
+    }
 
     let (first_tx, first_rx) = tokio::sync::oneshot::channel();
     let (again_tx, again_rx) = tokio::sync::oneshot::channel();
@@ -1096,6 +1136,7 @@ mod tests {
         let mut hooks = OutboundHooks {
             allowed: Arc::new(AllowedHosts::parse([format!("http://{addr}")]).unwrap()),
             pool: pool.clone(),
+            metrics: None,
         };
         let request = Request::builder()
             .uri(format!("http://user:s3cret@{addr}/dbs"))

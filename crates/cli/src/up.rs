@@ -55,6 +55,13 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_WRITE_TIMEOUT.as_secs())]
     pub write_timeout_secs: u64,
 
+    /// Serves `GET /metrics` (Prometheus text format: requests per route and status,
+    /// durations, outbound requests, server_busy refusals, the process's own figures) on this
+    /// address, a listener of its own; off by default. Keep it on loopback or a private
+    /// network: it needs no key.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Write /tmp/perf-<pid>.map so that `perf report` names the component's functions
     /// (profiling; BENCHMARKS.md).
     #[arg(long, hide = true)]
@@ -142,7 +149,13 @@ pub fn run(args: UpArgs) -> Result<()> {
         },
         write_timeout: Duration::from_secs(args.write_timeout_secs),
     };
-    let result = runtime.block_on(server::run(app, args.listen, options, limits));
+    let result = runtime.block_on(server::run(
+        app,
+        args.listen,
+        options,
+        limits,
+        args.metrics_listen,
+    ));
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
     result
 }

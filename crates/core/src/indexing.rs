@@ -131,15 +131,7 @@ pub struct UnusableContainer(pub &'static str);
 /// indexes, spatial indexes, the indexing mode, the time to live, unique keys and every other
 /// property go back as they came.
 pub fn plan(container: &Value) -> Result<PolicyPlan, UnusableContainer> {
-    let object = container
-        .as_object()
-        .ok_or(UnusableContainer("not a JSON object"))?;
-    if object.get("id").and_then(Value::as_str).is_none() {
-        return Err(UnusableContainer("no `id`"));
-    }
-    if !object.get("partitionKey").is_some_and(Value::is_object) {
-        return Err(UnusableContainer("no `partitionKey`"));
-    }
+    let object = container_object(container)?;
     let policy = match object.get("indexingPolicy") {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(p @ Value::Object(_)) => p.clone(),
@@ -178,20 +170,49 @@ pub fn plan(container: &Value) -> Result<PolicyPlan, UnusableContainer> {
             ))
         }
     }
-    let mut body: Map<String, Value> = object
-        .iter()
-        .filter(|(name, _)| !name.starts_with('_'))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
+    let mut body = replace_body(object);
     body.insert("indexingPolicy".into(), Value::Object(policy));
     Ok(PolicyPlan::Add {
         container: Value::Object(body),
-        etag: object
-            .get("_etag")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        etag: etag(object),
         kept,
     })
+}
+
+/// A container's properties as read (`GET /dbs/{db}/colls/{coll}`): an object with an `id`
+/// and a `partitionKey`, the least a replace must send back. Shared with [`crate::retention`].
+pub(crate) fn container_object(
+    container: &Value,
+) -> Result<&Map<String, Value>, UnusableContainer> {
+    let object = container
+        .as_object()
+        .ok_or(UnusableContainer("not a JSON object"))?;
+    if object.get("id").and_then(Value::as_str).is_none() {
+        return Err(UnusableContainer("no `id`"));
+    }
+    if !object.get("partitionKey").is_some_and(Value::is_object) {
+        return Err(UnusableContainer("no `partitionKey`"));
+    }
+    Ok(object)
+}
+
+/// The properties of a container to send back in a `PUT` that replaces it: every property as
+/// it was read, without the system properties (`_rid`, `_ts`, `_etag`, ...), which Cosmos DB
+/// sets itself. Shared with [`crate::retention`].
+pub(crate) fn replace_body(container: &Map<String, Value>) -> Map<String, Value> {
+    container
+        .iter()
+        .filter(|(name, _)| !name.starts_with('_'))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// The `_etag` a container was read with, for the `If-Match` of its replace.
+pub(crate) fn etag(container: &Map<String, Value>) -> Option<String> {
+    container
+        .get("_etag")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// "2 included paths, 1 excluded path and 1 other composite index" (what stays as it was).

@@ -24,6 +24,7 @@ mod json;
 pub mod page;
 pub mod read_api;
 pub mod replay;
+pub mod retention;
 pub mod retry;
 pub mod signer;
 pub mod store;

@@ -35,6 +35,24 @@ pub const EVENTGRID_ROUTE: &str = "/eventgrid";
 /// Route: health check, answers without touching the store.
 pub const HEALTH_ROUTE: &str = "/healthz";
 
+/// The route a request path belongs to, as a template: one of `/acr`, `/distribution`,
+/// `/eventgrid`, `/healthz`, `/events`, `/events/summary`, `/events/{id}`, `/` (the page and
+/// its files) or `other`; never the path itself, so that a host can count requests per route
+/// without one label value per event id. Follows [`handle`]'s own dispatch.
+pub fn route_template(path: &str) -> &'static str {
+    match path {
+        ACR_ROUTE => ACR_ROUTE,
+        DISTRIBUTION_ROUTE => DISTRIBUTION_ROUTE,
+        EVENTGRID_ROUTE => EVENTGRID_ROUTE,
+        HEALTH_ROUTE => HEALTH_ROUTE,
+        read_api::EVENTS_ROUTE => read_api::EVENTS_ROUTE,
+        summary::SUMMARY_ROUTE => summary::SUMMARY_ROUTE,
+        _ if path.starts_with(read_api::EVENT_ROUTE_PREFIX) => "/events/{id}",
+        _ if page::asset(path).is_some() => "/",
+        _ => "other",
+    }
+}
+
 /// Handles one request from start to end.
 ///
 /// `config` is asked for the keys first and for the whole configuration only once the
