@@ -243,7 +243,7 @@ fn reads_take_at_most_their_share_of_the_slots_and_writes_still_find_one() {
         "--max-concurrent-requests",
         "8",
         "--request-deadline-ms",
-        "3000",
+        "6000",
     ]);
     let reads = [
         server.in_background("GET", "/events"),
@@ -251,7 +251,11 @@ fn reads_take_at_most_their_share_of_the_slots_and_writes_still_find_one() {
     ];
     std::thread::sleep(Duration::from_millis(1000));
     let refused = server.get("/events/summary");
-    assert!(reads.iter().all(|r| !r.is_finished()));
+    assert!(
+        reads.iter().all(|r| !r.is_finished()),
+        "a read ended before its deadline:\n{}",
+        server.guard.log_tail(20)
+    );
     assert_eq!(refused.status, 503, "{}", server.guard.log_tail(40));
     assert_eq!(refused.header("retry-after"), Some("1"));
     let body = refused.json().expect("a JSON body");
@@ -287,7 +291,7 @@ fn healthz_answers_while_every_slot_is_taken() {
         "--max-concurrent-requests",
         "2",
         "--request-deadline-ms",
-        "3000",
+        "6000",
     ]);
     let busy = [
         server.in_background("POST", "/acr"),
