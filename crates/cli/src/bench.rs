@@ -151,6 +151,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let (engine, allocation) = server::new_engine_with(server::EngineOptions {
         perfmap: args.perfmap,
         keep_resident: args.keep_resident.unwrap_or(defaults.keep_resident),
+        ..defaults
     })?;
     let engine_time = started.elapsed();
 
@@ -309,7 +310,10 @@ async fn measure(
         // As `up` (its epoch ticker does not run here: the deadline never fires).
         RequestState::enforce(
             &mut store,
-            Instant::now() + crate::server::DEFAULT_REQUEST_DEADLINE,
+            crate::guest_deadline::GuestDeadline::new(
+                crate::server::DEFAULT_REQUEST_DEADLINE,
+                None,
+            ),
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store

@@ -50,6 +50,7 @@ pub fn run(args: PrecompileArgs) -> Result<()> {
     let (engine, _) = new_engine_with(EngineOptions {
         perfmap: args.perfmap,
         keep_resident: args.keep_resident,
+        ..EngineOptions::default()
     })?;
     let serialized = compile(&engine, &args.component)?;
     let mut stdout = std::io::stdout().lock();

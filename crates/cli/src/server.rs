@@ -10,6 +10,9 @@
 //! connections to the store (and their TLS sessions) outlive the instance that opened them.
 
 use crate::componentize;
+use crate::connections::Connections;
+use crate::guest_deadline::{GuestDeadline, StallClock};
+use crate::held_body::HeldBody;
 use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
 use crate::metrics::{self, Metrics};
@@ -17,6 +20,7 @@ use crate::outbound::{AllowedHosts, Destination};
 use crate::outbound_pool::{OutboundPool, PoolSettings};
 use crate::precompile::{self, ChildCompileError};
 use crate::route::{Route, RouteMatch};
+use crate::slots::{Busy, RequestSlot, Slots};
 use crate::variables;
 use anyhow::{anyhow, bail, Context, Result};
 use http::header::HOST;
@@ -38,7 +42,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -56,11 +60,19 @@ const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// The most a component may print while handling one request in JSON log mode.
 const COMPONENT_OUTPUT_LIMIT: usize = 64 * 1024;
 
-/// Backlog of the listening socket (as `wasmtime serve`).
-const LISTEN_BACKLOG: u32 = 100;
+/// Backlog of the listening socket: the connections waiting to be accepted while the server
+/// is at its connection bound and closes others to make room (they hold no descriptor of
+/// the server's until accepted). `wasmtime serve` uses 100, which a flood of half-sent heads
+/// fills: new connections, a sender's among them, then wait for the kernel's SYN retries.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a client may take to send a whole request head (also the longest a connection
+/// stays open idle between two requests); then the connection is closed. hyper's default is
+/// 30 s, three times longer than a connection sending half a head should hold a descriptor.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Address-space bits the pooling-allocator probe reserves, as `wasmtime serve` does: the
 /// default pool needs about this much virtual memory.
@@ -113,6 +125,12 @@ pub struct Limits {
     /// How long writing the answer to a client may make no progress before the connection
     /// is closed (slow readers).
     pub write_timeout: Duration,
+    /// Of the request slots, how many reads of the trail (`/events...`) may take at once
+    /// (fewer than the slots, so that writes always find one); more are answered 503.
+    pub max_concurrent_reads: usize,
+    /// Client connections open at once; at the bound, the one that has waited longest for
+    /// its request head is closed to make room (see [`crate::connections`]).
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -122,6 +140,8 @@ impl Default for Limits {
             max_instance_memory: DEFAULT_MAX_INSTANCE_MEMORY,
             request_deadline: DEFAULT_REQUEST_DEADLINE,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_concurrent_reads: crate::slots::default_max_reads(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            max_connections: crate::connections::DEFAULT_MAX_CONNECTIONS_CAP,
         }
     }
 }
@@ -160,6 +180,8 @@ pub struct EngineOptions {
     pub perfmap: bool,
     /// Bytes of each pooled memory and table kept resident between instances.
     pub keep_resident: usize,
+    /// Instances the pool holds at once: `up`'s request slots (see [`crate::instance_pool`]).
+    pub instances: usize,
 }
 
 impl Default for EngineOptions {
@@ -167,6 +189,7 @@ impl Default for EngineOptions {
         Self {
             perfmap: false,
             keep_resident: KEEP_RESIDENT_BYTES,
+            instances: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 }
@@ -183,14 +206,7 @@ pub fn new_engine_with(options: EngineOptions) -> Result<(Engine, Allocation)> {
 
     if pooling_address_space_available() {
         let mut pooled = config.clone();
-        // Keep the first pages of each slot's memory and table resident between instances
-        // (zeroed, not returned to the kernel): each request otherwise page-faults them back.
-        // Measured with `acr-webhook bench-instantiate`: instantiate + handle 114.9 → 74.4 µs
-        // median (BENCHMARKS.md).
-        let mut pool = PoolingAllocationConfig::default();
-        pool.linear_memory_keep_resident(options.keep_resident)
-            .table_keep_resident(options.keep_resident)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+        let pool = crate::instance_pool::pooling_config(options.instances, options.keep_resident);
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
             Ok(engine) => return Ok((engine, Allocation::Pooling)),
@@ -276,11 +292,11 @@ impl RequestState {
 
     /// Makes `store` enforce the memory limit and stop its guest at `deadline` (epoch
     /// interruption: checked every [`EPOCH_TICK`], yielding to other tasks in between).
-    pub fn enforce(store: &mut Store<RequestState>, deadline: Instant) {
+    pub fn enforce(store: &mut Store<RequestState>, deadline: GuestDeadline) {
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+            if deadline.passed(Instant::now()) {
                 Err(wasmtime::Error::msg(
                     "the guest ran past the request deadline and was stopped",
                 ))
@@ -421,8 +437,8 @@ pub struct AppServer {
     /// The authority used for the request URI when the client sends no usable `Host`.
     fallback_authority: Authority,
     limits: Limits,
-    /// One permit per request being handled ([`Limits::max_concurrent_requests`]).
-    slots: Arc<tokio::sync::Semaphore>,
+    /// The request slots ([`Limits::max_concurrent_requests`]) and the reads' share of them.
+    slots: Slots,
     /// What `--metrics-listen` serves.
     metrics: Arc<Metrics>,
 }
@@ -460,9 +476,10 @@ impl AppServer {
             variables: app.variables.clone(),
             fallback_authority,
             limits: Limits::default(),
-            slots: Arc::new(tokio::sync::Semaphore::new(
+            slots: Slots::new(
                 Limits::default().max_concurrent_requests,
-            )),
+                Limits::default().max_concurrent_reads,
+            ),
             metrics: Metrics::new(),
         })
     }
@@ -474,9 +491,7 @@ impl AppServer {
 
     /// The same server with `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.slots = Arc::new(tokio::sync::Semaphore::new(
-            limits.max_concurrent_requests.max(1),
-        ));
+        self.slots = Slots::new(limits.max_concurrent_requests, limits.max_concurrent_reads);
         self.limits = limits;
         self
     }
@@ -532,6 +547,7 @@ impl AppServer {
     {
         let graceful = GracefulShutdown::new();
         self.start_epoch_ticker();
+        let connections = Connections::new(self.limits.max_connections);
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -539,7 +555,11 @@ impl AppServer {
                     log::message(Level::Info, None, &format!("Received {signal}; shutting down"));
                     break;
                 }
-                accepted = listener.accept() => accepted,
+                // At the connection bound, room is made (or waited for) before accepting.
+                accepted = async {
+                    connections.room().await;
+                    listener.accept().await
+                } => accepted,
             };
             let (stream, client) = match accepted {
                 Ok(v) => v,
@@ -556,27 +576,45 @@ impl AppServer {
             // Small response chunks must not wait for Nagle (as `wasmtime serve`).
             let _ = stream.set_nodelay(true);
             let server = self.clone();
+            let counted = connections.open();
+            let in_service = counted.clone();
+            // The time this connection's writes are stalled, which the guest deadline of its
+            // requests does not count (see [`crate::guest_deadline`]).
+            let stalls = Arc::new(StallClock::default());
+            let io =
+                WriteTimeout::new(stream, self.limits.write_timeout).with_stalls(stalls.clone());
             let connection = http1::Builder::new()
                 .keep_alive(true)
-                // Enables hyper's header read timeout (30 s) against slow clients.
                 .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(
-                    TokioIo::new(WriteTimeout::new(stream, self.limits.write_timeout)),
-                    hyper::service::service_fn(move |req| {
+                    TokioIo::new(io),
+                    hyper::service::service_fn(move |mut req: Request<Incoming>| {
                         let server = server.clone();
-                        async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+                        let request = in_service.request_started();
+                        req.extensions_mut().insert(stalls.clone());
+                        async move {
+                            let response = server.handle(req, client).await;
+                            Ok::<_, Infallible>(response.map(|body| HeldBody::new(body, request)))
+                        }
                     }),
                 );
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    if !e.is_incomplete_message() {
-                        log::message(
-                            Level::Debug,
-                            None,
-                            &format!("connection from {client}: {e}"),
-                        );
+                tokio::select! {
+                    result = connection => {
+                        if let Err(e) = result {
+                            if !e.is_incomplete_message() {
+                                log::message(
+                                    Level::Debug,
+                                    None,
+                                    &format!("connection from {client}: {e}"),
+                                );
+                            }
+                        }
                     }
+                    // Dropping the connection closes it.
+                    () = counted.closed_for_room() => {}
                 }
             });
         }
@@ -613,10 +651,12 @@ impl AppServer {
 
         let response = match self.route.matches(&path) {
             None => empty_response(StatusCode::NOT_FOUND),
-            Some(matched) => match self.slots.clone().try_acquire_owned() {
-                Err(_) => {
+            // A liveness probe never waits for a slot (see [`crate::slots`]).
+            Some(_) if crate::slots::is_health_probe(&method, &path) => health_response(),
+            Some(matched) => match self.slots.take(&path) {
+                Err(busy) => {
                     self.metrics.server_busy();
-                    busy_response(self.limits.max_concurrent_requests)
+                    busy_response(busy)
                 }
                 Ok(slot) => match self.call_component(req, &matched, client, &id, slot).await {
                     Ok(response) => response,
@@ -646,8 +686,10 @@ impl AppServer {
         matched: &RouteMatch,
         client: SocketAddr,
         id: &str,
-        slot: tokio::sync::OwnedSemaphorePermit,
+        slot: RequestSlot,
     ) -> Result<Response<HyperOutgoingBody>> {
+        // The guest's deadline does not count the time the client's connection stalls.
+        let stalls = req.extensions().get::<Arc<StallClock>>().cloned();
         let req = self.spin_request(req, matched, client)?;
 
         let mut wasi = WasiCtxBuilder::new();
@@ -673,8 +715,9 @@ impl AppServer {
         .with_memory_limit(self.limits.max_instance_memory)
         .with_metrics(self.metrics.clone());
         let mut store = Store::new(self.pre.engine(), state);
-        let deadline = self.limits.request_deadline;
-        RequestState::enforce(&mut store, Instant::now() + deadline);
+        let limit = self.limits.request_deadline;
+        let deadline = GuestDeadline::new(limit, stalls);
+        RequestState::enforce(&mut store, deadline.clone());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
@@ -706,12 +749,15 @@ impl AppServer {
                     .call_handle(&mut store, req, out)
                     .await
             };
-            let result = match tokio::time::timeout(deadline + EPOCH_TICK, run).await {
-                Ok(result) => result,
-                Err(_) => Err(wasmtime::Error::msg(format!(
-                    "the guest ran past the request deadline ({deadline:?}) and was stopped"
+            let result = tokio::select! {
+                result = run => result,
+                () = deadline.passed_by(EPOCH_TICK) => Err(wasmtime::Error::msg(format!(
+                    "the guest ran past the request deadline ({limit:?}) and was stopped"
                 ))),
             };
+            // The instance goes back to the pool before the slot is given back, so that the
+            // pool, sized from the slots, never runs out.
+            drop(store);
             if let Some(pipe) = captured {
                 log::component_output(&request_id, &pipe.contents());
             }
@@ -720,13 +766,7 @@ impl AppServer {
 
         match receiver.await {
             Ok(Ok(response)) => {
-                let response = response.map(|body| {
-                    SlotBody {
-                        inner: body,
-                        _slot: slot,
-                    }
-                    .boxed_unsync()
-                });
+                let response = response.map(|body| HeldBody::new(body, slot).boxed_unsync());
                 let id = id.to_owned();
                 tokio::spawn(async move {
                     let failure = match task.await {
@@ -792,14 +832,14 @@ impl AppServer {
     }
 }
 
-/// 503 with `Retry-After` and the receiver's error shape (`server_busy`): every one of the
-/// `slots` request slots is taken.
-fn busy_response(slots: usize) -> Response<HyperOutgoingBody> {
+/// 503 with `Retry-After` and the receiver's error shape (`server_busy`): every slot of a
+/// kind is taken.
+fn busy_response(busy: Busy) -> Response<HyperOutgoingBody> {
     let body = serde_json::json!({
         "error": "server_busy",
         "message": format!(
-            "every request slot ({slots}, --max-concurrent-requests) is taken; \
-             retry after {RETRY_AFTER_SECS} s"
+            "{} is taken; retry after {RETRY_AFTER_SECS} s",
+            busy.describe()
         ),
     });
     let mut response = Response::new(
@@ -820,32 +860,6 @@ fn busy_response(slots: usize) -> Response<HyperOutgoingBody> {
     response
 }
 
-/// An answer's body holding its request's slot until the body is done or dropped.
-struct SlotBody {
-    inner: HyperOutgoingBody,
-    _slot: Arc<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl hyper::body::Body for SlotBody {
-    type Data = <HyperOutgoingBody as hyper::body::Body>::Data;
-    type Error = <HyperOutgoingBody as hyper::body::Body>::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// A client connection whose writes fail with `TimedOut` when one makes no progress for
 /// `timeout` (a client that does not read its answer); reads are untouched.
 struct WriteTimeout<S> {
@@ -853,6 +867,8 @@ struct WriteTimeout<S> {
     timeout: Duration,
     /// Set while a write is pending: when it must have made progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Told when writes stall and when they stop stalling.
+    stalls: Option<Arc<StallClock>>,
 }
 
 impl<S> WriteTimeout<S> {
@@ -861,6 +877,20 @@ impl<S> WriteTimeout<S> {
             inner,
             timeout,
             stalled: None,
+            stalls: None,
+        }
+    }
+
+    /// The same, telling `stalls` how long its writes stall.
+    fn with_stalls(mut self, stalls: Arc<StallClock>) -> Self {
+        self.stalls = Some(stalls);
+        self
+    }
+
+    /// The current stall, if any, is over.
+    fn stall_over(&mut self) {
+        if let Some(stalls) = &self.stalls {
+            stalls.progressed();
         }
     }
 
@@ -873,22 +903,36 @@ impl<S> WriteTimeout<S> {
         match poll {
             Poll::Ready(result) => {
                 self.stalled = None;
+                self.stall_over();
                 Poll::Ready(result)
             }
             Poll::Pending => {
+                if let Some(stalls) = &self.stalls {
+                    stalls.stalled();
+                }
                 let timeout = self.timeout;
                 let timer = self
                     .stalled
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
                 match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the client read nothing of the answer for the write timeout",
-                    ))),
+                    Poll::Ready(()) => {
+                        self.stall_over();
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client read nothing of the answer for the write timeout",
+                        )))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
         }
+    }
+}
+
+impl<S> Drop for WriteTimeout<S> {
+    /// A connection gone stalls no more: its guest's deadline counts again.
+    fn drop(&mut self) {
+        self.stall_over();
     }
 }
 
@@ -934,6 +978,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
         let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, poll)
     }
+}
+
+/// The component's own answer to a liveness probe (`200 {"status":"ok"}`, built by the core),
+/// given by the host without a request slot.
+fn health_response() -> Response<HyperOutgoingBody> {
+    acr_webhook_core::respond(&Ok(acr_webhook_core::Success::Healthy)).map(|body| {
+        http_body_util::Full::new(bytes::Bytes::from(body))
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync()
+    })
 }
 
 /// A response with no body.

@@ -1,7 +1,7 @@
 //! `acr-webhook up`: serve the application described by a spin.toml, like `spin up`.
 
 use crate::manifest::{self, Manifest, DEFAULT_MANIFEST_FILE};
-use crate::server;
+use crate::{connections, server};
 use anyhow::{anyhow, Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -37,22 +37,39 @@ pub struct UpArgs {
     #[arg(long = "log-format", value_enum, default_value_t = crate::log::LogFormat::Text)]
     pub log_format: crate::log::LogFormat,
 
-    /// Requests handled at once; beyond it, 503 with `Retry-After: 1` at once.
-    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    /// Requests handled at once (at least 2); beyond it, 503 with `Retry-After: 1` at once.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONCURRENT_REQUESTS,
+          value_parser = at_least_one::<usize>)]
     pub max_concurrent_requests: usize,
 
+    /// Of those, how many may be reads of the trail (GET /events, /events/{id},
+    /// /events/summary), fewer than --max-concurrent-requests so that writes always find a
+    /// slot; beyond it, 503 with `Retry-After: 1`. Default: a quarter of
+    /// --max-concurrent-requests.
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
+    pub max_concurrent_reads: Option<usize>,
+
+    /// Client connections open at once; at the bound, the one that has waited longest for
+    /// its request head is closed to make room. Default: what the open-file limit (raised to
+    /// its hard limit at start) leaves beside the outbound connections, at most 4096.
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
+    pub max_connections: Option<usize>,
+
     /// Linear memory one instance (one request) may use, in MiB; past it the request gets 500.
-    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_INSTANCE_MEMORY >> 20)]
+    #[arg(long, value_name = "MIB", default_value_t = server::DEFAULT_MAX_INSTANCE_MEMORY >> 20,
+          value_parser = at_least_one::<usize>)]
     pub max_instance_memory_mib: usize,
 
     /// How long one request's guest may run, in milliseconds, before it is stopped (500 if it
-    /// had not answered). Default: the app's write_budget_ms plus 1000 (5000 without one).
-    #[arg(long, value_name = "MS")]
+    /// had not answered); the time a client takes to read the answer does not count.
+    /// Default: the app's write_budget_ms plus 1000 (5000 without one).
+    #[arg(long, value_name = "MS", value_parser = at_least_one::<u64>)]
     pub request_deadline_ms: Option<u64>,
 
     /// How long writing an answer may make no progress (a client not reading), in seconds,
     /// before the connection is closed.
-    #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_WRITE_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = server::DEFAULT_WRITE_TIMEOUT.as_secs(),
+          value_parser = at_least_one::<u64>)]
     pub write_timeout_secs: u64,
 
     /// Serves `GET /metrics` (Prometheus text format: requests per route and status,
@@ -77,6 +94,19 @@ pub fn parse_listen(arg: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("expected IP:PORT or HOST:PORT ({e})"))?
         .next()
         .ok_or_else(|| "the host name resolves to no address".to_string())
+}
+
+/// Parses a limit: a whole number of at least 1 (a limit of 0 would make every request fail).
+/// clap names the flag in its error.
+pub fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(arg: &str) -> Result<T, String> {
+    let n: T = arg
+        .trim()
+        .parse()
+        .map_err(|_| "expected a whole number".to_string())?;
+    if n < T::from(1) {
+        return Err("must be at least 1 (0 would make every request fail)".to_string());
+    }
+    Ok(n)
 }
 
 /// Parses `--variable` arguments; errors name the variable, never the value.
@@ -133,21 +163,12 @@ pub fn run(args: UpArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let limits = limits(&args, &app)?;
     let options = server::EngineOptions {
         perfmap: args.perfmap,
+        // The instance pool holds what the slots may run at once.
+        instances: limits.max_concurrent_requests,
         ..server::EngineOptions::default()
-    };
-    if args.max_concurrent_requests == 0 {
-        anyhow::bail!("--max-concurrent-requests must be at least 1");
-    }
-    let limits = server::Limits {
-        max_concurrent_requests: args.max_concurrent_requests,
-        max_instance_memory: args.max_instance_memory_mib.saturating_mul(1 << 20),
-        request_deadline: match args.request_deadline_ms {
-            Some(ms) => Duration::from_millis(ms),
-            None => server::Limits::deadline_for(&app),
-        },
-        write_timeout: Duration::from_secs(args.write_timeout_secs),
     };
     let result = runtime.block_on(server::run(
         app,
@@ -160,9 +181,69 @@ pub fn run(args: UpArgs) -> Result<()> {
     result
 }
 
+/// The server's limits from `args`: the slots and the reads' share checked against each
+/// other, the connection bound from the open-file limit (raised to its hard limit here).
+fn limits(args: &UpArgs, app: &manifest::App) -> Result<server::Limits> {
+    let requests = args.max_concurrent_requests;
+    if requests < 2 {
+        anyhow::bail!(
+            "--max-concurrent-requests must be at least 2: reads take at most all slots but one \
+             (--max-concurrent-reads), so that writes always find a slot"
+        );
+    }
+    let reads = args
+        .max_concurrent_reads
+        .unwrap_or_else(|| crate::slots::default_max_reads(requests));
+    if reads >= requests {
+        anyhow::bail!(
+            "--max-concurrent-reads ({reads}) must be below --max-concurrent-requests \
+             ({requests}), so that writes always find a slot"
+        );
+    }
+    let open_files = connections::raise_open_files_limit();
+    let outbound = connections::outbound_descriptors(
+        requests,
+        reads,
+        crate::outbound_pool::PoolSettings::default().max_idle_per_host,
+    );
+    let (max_connections, warning) =
+        connections::connection_bound(args.max_connections, open_files, outbound);
+    if let Some(warning) = warning {
+        crate::log::message(crate::log::Level::Warn, None, &warning);
+    }
+    crate::log::message(
+        crate::log::Level::Info,
+        None,
+        &format!(
+            "up to {max_connections} client connections (--max-connections; open-file limit {})",
+            open_files.map_or("unknown".to_string(), |n| n.to_string())
+        ),
+    );
+    Ok(server::Limits {
+        max_concurrent_requests: requests,
+        max_concurrent_reads: reads,
+        max_connections,
+        max_instance_memory: args.max_instance_memory_mib.saturating_mul(1 << 20),
+        request_deadline: match args.request_deadline_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => server::Limits::deadline_for(app),
+        },
+        write_timeout: Duration::from_secs(args.write_timeout_secs),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_of_zero_are_refused() {
+        assert_eq!(at_least_one::<u64>("1"), Ok(1));
+        assert_eq!(at_least_one::<usize>("256"), Ok(256));
+        assert!(at_least_one::<u64>("0").unwrap_err().contains("at least 1"));
+        assert!(at_least_one::<usize>("-1").is_err());
+        assert!(at_least_one::<usize>("many").is_err());
+    }
 
     #[test]
     fn variable_errors_do_not_echo_values() {

@@ -76,7 +76,8 @@ async fn flood(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, seen: Arc<Seen
             let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
                 return;
             };
-            // Half a request head, then nothing (the server's header timeout is 30 s).
+            // Half a request head, then nothing (the server closes it after its 10 s header
+            // timeout).
             let _ = stream
                 .write_all(format!("GET /slow/{i} HTTP/1.1\r\nHost: x\r\n").as_bytes())
                 .await;

@@ -125,6 +125,9 @@ pub struct Stack {
     app_env: Vec<(String, String)>,
     /// Extra flags of `acr-webhook up`, see [`Stack::start_app_with_flags`].
     app_flags: Vec<String>,
+    /// The open-file limit (soft and hard) `acr-webhook up` runs with, see
+    /// [`Stack::start_app_with_open_files`].
+    app_open_files: Option<u64>,
 }
 
 mod tempdir {
@@ -208,6 +211,9 @@ impl Stack {
             Host::Up => {
                 let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
                 cmd.args(&self.app_flags);
+                if let Some(limit) = self.app_open_files {
+                    limit_open_files(&mut cmd, limit);
+                }
                 ("acr-webhook up", cmd)
             }
             Host::Wasmtime | Host::WasmtimeConfig => ("wasmtime serve", self.wasmtime_serve()),
@@ -437,6 +443,7 @@ impl Stack {
             logs: tempdir::Dir::new(),
             app_env: Vec::new(),
             app_flags: Vec::new(),
+            app_open_files: None,
         }
     }
 
@@ -467,6 +474,14 @@ impl Stack {
         self.start_app();
     }
 
+    /// Starts (or restarts) `acr-webhook up` with its open-file limit, soft and hard, set to
+    /// `limit` (the usual 1,024 of a shell, in the connection tests).
+    pub fn start_app_with_open_files(&mut self, limit: u64) {
+        assert_eq!(self.host, Host::Up, "the limit is `acr-webhook up`'s");
+        self.app_open_files = Some(limit);
+        self.start_app();
+    }
+
     /// The app's process id while it runs.
     pub fn app_pid(&self) -> Option<u32> {
         self.app.as_ref().and_then(|a| a.id())
@@ -479,5 +494,24 @@ impl Stack {
             .and_then(|a| a.log_path())
             .map(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned())
             .unwrap_or_default()
+    }
+}
+
+/// Makes `cmd` run with an open-file limit (RLIMIT_NOFILE) of `limit`, soft and hard, as
+/// `prlimit --nofile=limit:limit` would.
+pub fn limit_open_files(cmd: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

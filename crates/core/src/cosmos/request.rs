@@ -496,9 +496,11 @@ mod tests {
     #[test]
     fn low_priority_adds_only_its_header_and_keeps_the_signature() {
         let store = test_config(&[]).store;
-        let plain = store.read_partition_key_ranges_request(None, DATE);
+        let plain = signed(store.read_partition_key_ranges_request(None, DATE));
         assert!(plain.headers().get(X_MS_PRIORITY_LEVEL).is_none());
-        let low = at_low_priority(store.read_partition_key_ranges_request(None, DATE));
+        let low = signed(at_low_priority(
+            store.read_partition_key_ranges_request(None, DATE),
+        ));
         assert_eq!(low.headers()[X_MS_PRIORITY_LEVEL], "Low");
         assert_eq!(low.headers().len(), plain.headers().len() + 1);
         assert_eq!(
