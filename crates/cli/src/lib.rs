@@ -14,17 +14,22 @@
 //! - [`up`]: the `up` subcommand;
 //! - [`init`]: the `init` subcommand (database and container creation);
 //! - [`log`]: the host's log lines (text or JSON);
+//! - [`receiver`]: the receiver `replay` and `export` talk to (URL, key, what is never shown);
+//! - [`export`]: the `export` subcommand, and [`csv`] its CSV rules;
 //! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
 
 pub mod bench;
 pub mod componentize;
 pub mod compose;
+pub mod csv;
+pub mod export;
 pub mod init;
 pub mod log;
 pub mod manifest;
 pub mod outbound;
 pub mod outbound_pool;
 pub mod precompile;
+pub mod receiver;
 pub mod replay;
 pub mod route;
 pub mod server;

@@ -855,8 +855,8 @@ pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
     let mut other: Option<String> = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(raw_key)
-            .ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
+        let key =
+            percent_decode(raw_key).ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
         if key == CODE_QUERY_PARAMETER {
             continue;
         }
@@ -867,7 +867,8 @@ pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
         if id.is_some() {
             return Err(QueryError::DuplicateParameter("id"));
         }
-        let value = percent_decode(raw_value).ok_or_else(|| QueryError::BadEncoding("id".into()))?;
+        let value =
+            percent_decode(raw_value).ok_or_else(|| QueryError::BadEncoding("id".into()))?;
         if value.len() > MAX_ID_SEGMENT_LEN {
             return Err(QueryError::TooLong {
                 parameter: "id",
@@ -1047,7 +1048,10 @@ mod tests {
             continuation: Some("eyJ.abc-_".into()),
         };
         let text = q.to_query_string();
-        assert!(text.starts_with("image=a%20b%2Bc%2Fd%26e%3Df%25&tag=%3Dcmd"), "{text}");
+        assert!(
+            text.starts_with("image=a%20b%2Bc%2Fd%26e%3Df%25&tag=%3Dcmd"),
+            "{text}"
+        );
         let mut want = q.clone();
         want.until = Some("2026-11-22T04:00:00.000Z".into());
         assert_eq!(EventQuery::parse(&text), Ok(want));
@@ -1757,7 +1761,10 @@ mod tests {
         );
         assert!(matches!(
             id_parameter(&format!("id={}", "a".repeat(MAX_ID_SEGMENT_LEN + 1))),
-            Err(QueryError::TooLong { parameter: "id", .. })
+            Err(QueryError::TooLong {
+                parameter: "id",
+                ..
+            })
         ));
         // The summary knows no `id`.
         assert!(matches!(

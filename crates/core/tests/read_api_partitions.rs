@@ -571,8 +571,10 @@ fn every_id_opens_with_the_id_parameter_whatever_the_partition_key() {
     for path in ["/id", "/image"] {
         let mut documents = documents();
         for (i, id) in awkward.iter().enumerate() {
-            documents.push(json!({"id": id, "action": "push", "image": format!("team/app-{i}"),
-                "tag": "v1", "receivedAt": "2026-11-29T02:00:00.000Z", "source": "acr"}));
+            documents.push(
+                json!({"id": id, "action": "push", "image": format!("team/app-{i}"),
+                "tag": "v1", "receivedAt": "2026-11-29T02:00:00.000Z", "source": "acr"}),
+            );
         }
         let cfg = config(&[("partition_key_path", path)]);
         let gateway = Gateway::new(4, path, &documents);
@@ -589,14 +591,25 @@ fn every_id_opens_with_the_id_parameter_whatever_the_partition_key() {
                 .collect();
             let (status, body) = get(&gateway, &cfg, &format!("/events?id={encoded}"));
             assert_eq!(status, 200, "{path} {id:?}: {body}");
-            assert_eq!(body, documents[documents.len() - awkward.len() + i], "{id:?}");
+            assert_eq!(
+                body,
+                documents[documents.len() - awkward.len() + i],
+                "{id:?}"
+            );
         }
         let (status, body) = get(&gateway, &cfg, "/events?id=no-such-event");
-        assert_eq!((status, &body["error"]), (404, &json!("event_not_found")), "{body}");
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("event_not_found")),
+            "{body}"
+        );
         let (status, body) = get(&gateway, &cfg, "/events?id=summary&limit=5");
         assert_eq!(status, 400, "{body}");
         assert!(
-            body["message"].as_str().unwrap().contains("`id` names one event"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("`id` names one event"),
             "{body}"
         );
     }
