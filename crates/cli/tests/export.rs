@@ -110,7 +110,11 @@ fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Host) {
         .collect();
     assert_eq!(docs.len(), EVENTS);
     let url = stack.url("");
-    let dir = std::env::temp_dir().join(format!("acr-webhook-export-{}", std::process::id()));
+    // One folder per test: the tests of one binary run at once.
+    let dir = std::env::temp_dir().join(format!(
+        "acr-webhook-export-{}-{host:?}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
 
     // Everything, in both formats, to files and to standard output.
