@@ -68,7 +68,7 @@ fn text<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
 
 /// The documents that match, newest first (receivedAt, then id, descending), as the read API
 /// lists them.
-fn newest_first<'a>(docs: &'a [Value], keep: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+fn newest_first(docs: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<&Value> {
     let mut kept: Vec<&Value> = docs.iter().filter(|d| keep(d)).collect();
     kept.sort_by(|a, b| {
         (text(b, "receivedAt"), text(b, "id")).cmp(&(text(a, "receivedAt"), text(a, "id")))
