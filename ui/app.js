@@ -1,17 +1,27 @@
 // The audit-trail page: reads GET /events and GET /events/summary with the read key and shows
-// them. Every value from a stored event is put in the page as text (textContent, text nodes,
-// attributes), never as HTML. The key lives in sessionStorage only and travels in the
-// Authorization header; the filters live in the page's own URL.
+// them, and exports the events of the filters as a file. Every value from a stored event is
+// put in the page as text (textContent, text nodes, attributes), never as HTML, and read
+// from JSON objects by own property only (an action may be named `constructor`). The key
+// lives in sessionStorage only and travels in the Authorization header; the filters live in
+// the page's own URL.
 'use strict';
 
 const KEY = 'acr-webhook.read-key';
 const ACTIONS = ['push', 'delete', 'quarantine', 'chart_push', 'chart_delete'];
 const FILTERS = ['image', 'tag', 'action', 'since', 'until'];
 const PAGE = 50;
+const EXPORT_PAGE = 100; // the read API's largest page
+// The CSV export's columns: the stored document's fields (README "Export"; crates/cli/src/csv.rs
+// has the same list and rules).
+const COLUMNS = ['id', 'action', 'timestamp', 'receivedAt', 'loginServer', 'image', 'tag',
+  'digest', 'mediaType', 'size', 'requestId', 'requestMethod', 'userAgent', 'source',
+  'contentHash', 'eventId', 'conflictsWith', 'name', 'version'];
 const $ = (id) => document.getElementById(id);
 let next = null; // the continuation of the events shown
 let shown = 0;
 let generation = 0; // answers to an older view are dropped
+const summaries = new Map(); // summary query -> its answer (a promise): counts are asked once
+let exporting = null; // the AbortController of the export running
 
 // An element with attributes and children (strings become text nodes).
 function el(name, attributes, ...children) {
@@ -30,12 +40,14 @@ function say(text) {
   $('status').hidden = !text;
 }
 
-// GET with the key; the answer's JSON, or an Error whose message is what the user sees.
-async function get(path) {
+// GET with the key; the answer's JSON, or an Error whose message is what the user sees (an
+// AbortError when `signal` aborted it).
+async function get(path, signal) {
   let response;
   try {
-    response = await fetch(path, { headers: { Authorization: 'Bearer ' + key() }, cache: 'no-store' });
+    response = await fetch(path, { headers: { Authorization: 'Bearer ' + key() }, cache: 'no-store', signal });
   } catch (e) {
+    if (e.name === 'AbortError') throw e;
     throw new Error('The receiver did not answer: ' + e.message);
   }
   if (response.ok) return response.json();
@@ -56,10 +68,10 @@ function filters() {
   return f;
 }
 
+// A query string: every value percent-encoded (the read API reads `+` as `+`, not a space).
 function query(f, extra) {
-  const q = new URLSearchParams(f);
-  for (const [k, v] of Object.entries(extra || {})) q.set(k, v);
-  return q.toString();
+  return Object.entries({ ...f, ...extra })
+    .map(([k, v]) => encodeURIComponent(k) + '=' + encodeURIComponent(v)).join('&');
 }
 
 // datetime-local (local time) <-> RFC 3339 UTC.
@@ -145,7 +157,9 @@ function row(e) {
 async function detail(id, tr) {
   for (const open of document.querySelectorAll('tr.open')) open.classList.remove('open');
   tr.classList.add('open');
-  const path = '/events/' + encodeURIComponent(id);
+  // The query form names any id: `/events/summary` is the summary, and fetch() drops a path
+  // segment `.` or `..` (even written %2E).
+  const path = '/events?' + query({ id });
   $('detail-link').textContent = path;
   $('detail-json').textContent = 'loading…';
   $('detail').hidden = false;
@@ -170,17 +184,29 @@ async function loadEvents(view, f, more) {
   $('count').textContent = '(' + shown + (next ? '+' : '') + ')';
 }
 
+// The summary of a query, asked for once per page load: a summary may read 20,000 documents.
+function summary(q) {
+  if (!summaries.has(q)) {
+    const answer = get('/events/summary?' + q).then((s) => ({ s, at: new Date() }));
+    summaries.set(q, answer);
+    answer.catch(() => summaries.delete(q)); // an error is not kept
+  }
+  return summaries.get(q);
+}
+
 // The activity chart: one bar per hour or day, stacked by action, from the exact counts.
 async function loadChart(view, f) {
-  const s = await get('/events/summary?' + query(f));
+  const { s, at } = await summary(query(f));
   if (view !== generation) return;
   const step = s.bucket === 'hour' ? 3600e3 : 86400e3;
   const first = Math.floor(Date.parse(s.since) / step) * step;
   const end = Date.parse(s.until);
-  const byStart = new Map(s.buckets.map((b) => [Date.parse(b.start), b]));
+  // Maps, not objects: an action may be named `constructor` or `__proto__`.
+  const totals = new Map(Object.entries(s.actions));
+  const byStart = new Map(s.buckets.map((b) => [Date.parse(b.start), new Map(Object.entries(b.counts))]));
   const starts = [];
   for (let t = first; t < end; t += step) starts.push(t);
-  const others = Object.keys(s.actions).filter((a) => !ACTIONS.includes(a)).sort();
+  const others = [...totals.keys()].filter((a) => !ACTIONS.includes(a)).sort();
   const order = ACTIONS.concat(others);
   const max = Math.max(1, ...s.buckets.map((b) => b.total));
   const W = 800, H = 200, left = 34, bottom = 18, top = 6;
@@ -195,11 +221,11 @@ async function loadChart(view, f) {
     el('svg:text', { x: left - 4, y: top + 10, 'text-anchor': 'end' }, max),
     el('svg:text', { x: left - 4, y: H - bottom, 'text-anchor': 'end' }, 0));
   starts.forEach((t, i) => {
-    const b = byStart.get(t);
+    const counts = byStart.get(t);
     let base = H - bottom;
     for (const action of order) {
-      const n = b && b.counts[action];
-      if (!n) continue;
+      const n = counts && counts.get(action);
+      if (typeof n !== 'number' || !(n > 0)) continue;
       const h = y(n);
       base -= h;
       svg.append(el('svg:rect', {
@@ -215,11 +241,73 @@ async function loadChart(view, f) {
     svg.append(el('svg:text', { x: left + (i + 0.5) * bw, y: H - 4, 'text-anchor': 'middle' }, label(starts[i])));
   }
   $('chart').replaceChildren(svg);
-  $('legend').replaceChildren(...order.filter((a) => s.actions[a]).map((a) =>
-    el('li', {}, el('span', { class: 'f-' + (ACTIONS.includes(a) ? a : 'other') }), a + ' ' + s.actions[a])));
+  $('legend').replaceChildren(...order.filter((a) => totals.get(a)).map((a) =>
+    el('li', {}, el('span', { class: 'f-' + (ACTIONS.includes(a) ? a : 'other') }), a + ' ' + totals.get(a))));
   $('chart-caption').textContent = s.total + ' events per ' + s.bucket + ' (UTC), ' +
     new Date(s.since).toLocaleString() + ' to ' + new Date(s.until).toLocaleString() +
-    (f.since || f.until ? '' : ' (the last 7 days)');
+    (f.since || f.until ? '' : ' (the last 7 days)') + ', counted at ' + at.toLocaleTimeString();
+}
+
+// The export: one CSV line from values (RFC 4180, as crates/cli/src/csv.rs writes it). A
+// string is its cell; a number, boolean, object or array its JSON; null or absent is empty. A
+// cell starting with = + - @ tab or CR gets a ' in front (a spreadsheet would run it as a
+// formula: repository and tag names come from whoever pushes); one holding " , CR or LF is
+// quoted, " doubled. Lines end with CRLF.
+function csvLine(values) {
+  return values.map((v) => {
+    let cell = v === undefined || v === null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+    if (/^[=+\-@\t\r]/.test(cell)) cell = "'" + cell;
+    return /[",\r\n]/.test(cell) ? '"' + cell.replaceAll('"', '""') + '"' : cell;
+  }).join(',') + '\r\n';
+}
+
+function csvRow(e) {
+  return csvLine(COLUMNS.map((c) => (Object.hasOwn(e, c) ? e[c] : undefined)));
+}
+
+// Every event of the filters shown, newest first, following the continuation to the end, as
+// one file built here and handed to the browser as a download.
+async function exportEvents(format) {
+  if (exporting) return;
+  const controller = new AbortController();
+  exporting = controller;
+  const f = filters();
+  const parts = format === 'csv' ? [csvLine(COLUMNS)] : [];
+  let count = 0;
+  let continuation = null;
+  $('export-cancel').hidden = false;
+  for (const b of document.querySelectorAll('#export .download')) b.disabled = true;
+  $('export-status').textContent = 'Exporting…';
+  try {
+    do {
+      const page = await get('/events?' + query(f, continuation
+        ? { limit: EXPORT_PAGE, continuation } : { limit: EXPORT_PAGE }), controller.signal);
+      for (const e of page.events) parts.push(format === 'csv' ? csvRow(e) : JSON.stringify(e) + '\n');
+      count += page.events.length;
+      continuation = page.continuation || null;
+      $('export-status').textContent = 'Exporting… ' + count + ' events so far';
+    } while (continuation);
+    const name = 'acr-webhook-events-' + new Date().toISOString().replace(/[:.]/g, '-') + '.' + format;
+    const file = new Blob(parts, { type: format === 'csv' ? 'text/csv;charset=utf-8' : 'application/x-ndjson' });
+    const url = URL.createObjectURL(file);
+    const link = el('a', { href: url, download: name, hidden: '' });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60e3);
+    $('export-status').textContent = 'Downloaded ' + count + ' events as ' + name + '.';
+  } catch (e) {
+    if (controller.signal.aborted) {
+      $('export-status').textContent = 'Export cancelled after ' + count + ' events; nothing downloaded.';
+    } else {
+      $('export-status').textContent = 'Export failed; nothing downloaded.';
+      fail(e);
+    }
+  } finally {
+    exporting = null;
+    $('export-cancel').hidden = true;
+    for (const b of document.querySelectorAll('#export .download')) b.disabled = false;
+  }
 }
 
 // Shows the view the URL names.
@@ -230,6 +318,8 @@ async function show() {
   fillForm(f);
   $('key-form').hidden = !!key();
   $('key-set').hidden = !key();
+  $('export').hidden = !key();
+  if (!exporting) $('export-status').textContent = 'Every event of these filters, newest first.';
   $('detail').hidden = true;
   say('');
   if (!key()) {
@@ -249,10 +339,17 @@ async function show() {
   document.body.dataset.state = 'ready';
 }
 
+function forgetKey() {
+  sessionStorage.removeItem(KEY);
+  summaries.clear();
+  if (exporting) exporting.abort();
+}
+
 function fail(error) {
   say(error.message);
   if (error.message.startsWith('Wrong or missing read key')) {
-    sessionStorage.removeItem(KEY);
+    forgetKey();
+    $('export').hidden = true;
     $('key-form').hidden = false;
     $('key-set').hidden = true;
   }
@@ -264,7 +361,7 @@ $('key-form').addEventListener('submit', (ev) => {
   $('key').value = '';
   show();
 });
-$('forget').addEventListener('click', () => { sessionStorage.removeItem(KEY); show(); });
+$('forget').addEventListener('click', () => { forgetKey(); show(); });
 $('filters').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const q = query(formFilters());
@@ -277,6 +374,9 @@ $('more').addEventListener('click', () => {
   loadEvents(generation, filters(), true).catch(fail)
     .finally(() => { document.body.dataset.state = 'ready'; });
 });
+$('export-csv').addEventListener('click', () => exportEvents('csv'));
+$('export-ndjson').addEventListener('click', () => exportEvents('ndjson'));
+$('export-cancel').addEventListener('click', () => { if (exporting) exporting.abort(); });
 function closeDetail() {
   $('detail').hidden = true;
   const open = document.querySelector('tr.open .time');

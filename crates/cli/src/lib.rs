@@ -21,12 +21,19 @@
 //! - [`up`]: the `up` subcommand;
 //! - [`init`]: the `init` subcommand (database and container creation);
 //! - [`log`]: the host's log lines (text or JSON);
+//! - [`replay`]: the `replay` subcommand: failed deliveries from `az acr webhook list-events`
+//!   sent again;
+//! - [`bench`]: `acr-webhook bench-instantiate`, the in-process timing `make bench` reports;
+//! - [`receiver`]: the receiver `replay` and `export` talk to (URL, key, what is never shown);
+//! - [`export`]: the `export` subcommand, and [`csv`] its CSV rules;
 //! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
 
 pub mod bench;
 pub mod componentize;
 pub mod compose;
 pub mod connections;
+pub mod csv;
+pub mod export;
 pub mod guest_deadline;
 pub mod held_body;
 pub mod init;
@@ -38,6 +45,7 @@ pub mod outbound;
 pub mod outbound_pool;
 pub mod precompile;
 pub mod process_stats;
+pub mod receiver;
 pub mod replay;
 pub mod route;
 pub mod server;

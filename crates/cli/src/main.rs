@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::{bench, compose, init, precompile, replay, up};
+use acr_webhook_cli::{bench, compose, export, init, precompile, replay, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -26,6 +26,9 @@ enum Command {
     /// Send again the deliveries an ACR webhook recorded (`az acr webhook list-events -o json`):
     /// the failed ones, or every one with --all.
     Replay(replay::ReplayArgs),
+    /// Write every stored event of the filters, newest first, as CSV or NDJSON, read through
+    /// the read API (the read key comes from ACR_WEBHOOK_READ_KEY).
+    Export(export::ExportArgs),
     /// Time pre-instantiation and per-request instantiate + handle without I/O (benchmarks).
     #[command(hide = true)]
     BenchInstantiate(bench::BenchArgs),
@@ -45,6 +48,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Up(args) => up::run(args),
         Command::Init(args) => init::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Export(args) => export::run(args),
         Command::BenchInstantiate(args) => bench::run(args),
         Command::Precompile(args) => precompile::run(args),
         Command::Compose(args) => compose::run(args),

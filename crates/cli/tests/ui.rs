@@ -2,14 +2,17 @@
 //! Playwright (`playwright-core`, from npm) against `acr-webhook up`, the real `.wasm` and
 //! the local store. `make test` installs both.
 //!
-//! This test seeds 63 events through the real routes (`/acr`, `/distribution`, `/eventgrid`:
-//! 3 repositories, every action, two with hostile repository and tag names, and a `pull`,
-//! an action the page has no colour for) at known times:
+//! This test seeds 110 events through the real routes (`/acr`, `/distribution`, `/eventgrid`:
+//! 3 repositories, every action, four with hostile repository and tag names (HTML, and for
+//! the CSV export quotes, commas, line breaks and a formula-looking tag), a `pull` (an action
+//! the page has no colour for), actions named `constructor` and `__proto__`, and ids a path
+//! cannot name: `summary`, `.` and `..`) at known times: more than one export page (100).
 //! `acr-webhook up` runs with libfaketime preloaded, its wall clock read from a file this test
 //! rewrites before each event (its monotonic clock is left alone). It computes the oracle from
-//! the documents read straight from the store (signed REST, not the read API), then runs
-//! `tests/ui/browser.mjs`, which drives the page through checks 1-7 of issue 13 and writes
-//! screenshots under `target/ui/`.
+//! the documents read straight from the store (signed REST, not the read API), checks
+//! `acr-webhook export` against it, then runs `tests/ui/browser.mjs`, which drives the page
+//! (list, filters, chart, documents, errors, the exports and how often it asks for a
+//! summary) and writes screenshots under `target/ui/`.
 
 mod support;
 
@@ -29,6 +32,14 @@ const HOSTILE_REPOSITORY: &str = "<img src=x onerror=alert(1)>";
 const HOSTILE_TAG: &str = "\"><script>window.__pwned=1</script>";
 const HOSTILE_REPOSITORY_2: &str = "evil</td><script>window.__pwned=2</script>";
 const HOSTILE_TAG_2: &str = "<img src=x onerror=\"window.__pwned=3\">";
+/// Names that matter in a CSV file: quotes and a comma, line breaks, formulas.
+const QUOTED_REPOSITORY: &str = "team \"quoted\", repo";
+const FORMULA_TAG: &str = "=cmd|' /C calc'!A0";
+const MULTILINE_REPOSITORY: &str = "two\nlines\r\nrepo";
+/// Ids a `/events/{id}` path cannot name from a browser.
+const PATHLESS_IDS: [&str; 3] = ["summary", ".", ".."];
+/// How many events are seeded: more than the largest page (100), so an export reads two.
+const SEEDED: u64 = 110;
 /// The chart's hourly window (49 hours) and a daily one; every seeded event is in both.
 const HOURLY: (&str, &str) = ("2026-11-20T05:00:00.000Z", "2026-11-22T06:00:00.000Z");
 const DAILY: (&str, &str) = ("2026-11-15T00:00:00.000Z", "2026-11-25T00:00:00.000Z");
@@ -58,13 +69,15 @@ fn chromium() -> PathBuf {
 }
 
 /// The `n`th event's time: every 47 minutes from 2026-11-20T06:07:30Z (never on an hour); the
-/// two hostile ones (60 and 61) come before the others, so they are the last rows listed, and
-/// the pull (62) 10 minutes after the first.
+/// two hostile ones (60 and 61) come before the others, so they are the last rows listed, the
+/// pull (62) 10 minutes after the first, and the others (63 and later) every 41 minutes from 13
+/// minutes after the first: all within the chart's hourly window.
 fn seed_time(n: u64) -> (String, i64) {
     let base = 1_795_154_850; // 2026-11-20T06:07:30Z
     let secs = match n {
         60 | 61 => base - (62 - n as i64) * 20 * 60,
         62 => base + 10 * 60,
+        63.. => base + 13 * 60 + (n as i64 - 63) * 41 * 60,
         _ => base + n as i64 * 47 * 60,
     };
     let text =
@@ -138,9 +151,20 @@ fn send(stack: &Stack, n: u64) -> (&'static str, &'static str) {
         );
         ("/acr", action)
     };
+    let special = |id: &str, action: &'static str, repository: &str, tag: &str| {
+        let mut event = acr_event(n, action, target(n, repository, Some(tag)));
+        event["id"] = json!(id);
+        post("/acr", "application/json", &event, &[]);
+        ("/acr", action)
+    };
     match n {
         60 => return acr("push", target(n, HOSTILE_REPOSITORY, Some(HOSTILE_TAG))),
         61 => return acr("push", target(n, HOSTILE_REPOSITORY_2, Some(HOSTILE_TAG_2))),
+        63..=65 => return special(PATHLESS_IDS[n as usize - 63], "push", "team/api", "v9"),
+        66 => return acr("constructor", target(n, "team/web", Some("v1"))),
+        67 => return acr("__proto__", target(n, "team/web", Some("v2"))),
+        68 => return acr("push", target(n, QUOTED_REPOSITORY, Some(FORMULA_TAG))),
+        69 => return acr("delete", target(n, MULTILINE_REPOSITORY, Some("-2+3"))),
         62 => {
             // An action the page has no badge colour for (kept with keep_pulls_and_blobs).
             let mut event = acr_event(n, "pull", target(n, "team/web", Some("v1")));
@@ -225,6 +249,33 @@ fn send(stack: &Stack, n: u64) -> (&'static str, &'static str) {
 
 fn text<'a>(doc: &'a Value, name: &str) -> Option<&'a str> {
     doc.get(name).and_then(Value::as_str)
+}
+
+/// The documents of `ids` (newest first) as the CSV and NDJSON exports must write them.
+fn export_files(by_id: &serde_json::Map<String, Value>, ids: &[String]) -> (String, String) {
+    let mut csv = acr_webhook_cli::csv::header();
+    let mut ndjson = String::new();
+    for id in ids {
+        csv.push_str(&acr_webhook_cli::csv::row(&by_id[id]));
+        ndjson.push_str(&format!("{}\n", by_id[id]));
+    }
+    (csv, ndjson)
+}
+
+/// `acr-webhook export` of everything in `format`, from the stack's read API.
+fn cli_export(stack: &Stack, format: &str, extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_acr-webhook"))
+        .args(["export", "--url", &stack.url(""), "--format", format])
+        .args(extra)
+        .env("ACR_WEBHOOK_READ_KEY", READ_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Ids newest first (receivedAt, then id, descending), as the read API lists them.
@@ -358,14 +409,14 @@ fn the_page_in_a_real_browser() {
 
     // 1. Seed, each event at its known time.
     let mut sent = BTreeMap::new();
-    for n in 0..63u64 {
+    for n in 0..SEEDED {
         set_clock(seed_time(n).1);
         let (route, action) = send(&stack, n);
         *sent.entry((route, action)).or_insert(0) += 1;
     }
     // From here on the app's clock reads an hour after the newest event, as it would for a
     // user looking at the page: its default window (the last 7 days) holds every event.
-    set_clock((0..63u64).map(|n| seed_time(n).1).max().unwrap() + 3600);
+    set_clock((0..SEEDED).map(|n| seed_time(n).1).max().unwrap() + 3600);
     let docs: Vec<Value> = stack
         .documents()
         .into_iter()
@@ -376,7 +427,7 @@ fn the_page_in_a_real_browser() {
             d
         })
         .collect();
-    assert_eq!(docs.len(), 63, "{sent:?}");
+    assert_eq!(docs.len() as u64, SEEDED, "{sent:?}");
     for action in [
         "push",
         "delete",
@@ -384,6 +435,8 @@ fn the_page_in_a_real_browser() {
         "chart_push",
         "chart_delete",
         "pull",
+        "constructor",
+        "__proto__",
     ] {
         assert!(
             docs.iter().any(|d| text(d, "action") == Some(action)),
@@ -421,8 +474,33 @@ fn the_page_in_a_real_browser() {
         .iter()
         .map(|d| (text(d, "id").unwrap().to_owned(), d.clone()))
         .collect();
+    for id in PATHLESS_IDS {
+        assert!(by_id.contains_key(id), "the id {id:?} is stored as it is");
+    }
+    // The exports, from the store's documents; the CLI's must be exactly these files.
+    let (all_csv, all_ndjson) = export_files(&by_id, &newest_first(&all));
+    let (image_csv, _) = export_files(&by_id, &newest_first(&image));
+    assert!(
+        all_csv.contains(&format!(",'{FORMULA_TAG},")),
+        "the formula-looking tag is inert"
+    );
+    assert_eq!(cli_export(&stack, "csv", &[]), all_csv, "the CLI's CSV");
+    assert_eq!(
+        cli_export(&stack, "ndjson", &[]),
+        all_ndjson,
+        "the CLI's NDJSON"
+    );
+    assert_eq!(
+        cli_export(&stack, "csv", &["--image", "team/api"]),
+        image_csv,
+        "the CLI's CSV of one repository"
+    );
     let oracle = json!({
         "all": newest_first(&all),
+        "csv": all_csv,
+        "ndjson": all_ndjson,
+        "imageCsv": image_csv,
+        "pathless": PATHLESS_IDS,
         "image": "team/api",
         "imageIds": newest_first(&image),
         "imageDeleteIds": newest_first(&image_delete),
@@ -432,6 +510,8 @@ fn the_page_in_a_real_browser() {
         "hostile": [
             [HOSTILE_REPOSITORY, HOSTILE_TAG],
             [HOSTILE_REPOSITORY_2, HOSTILE_TAG_2],
+            [QUOTED_REPOSITORY, FORMULA_TAG],
+            [MULTILINE_REPOSITORY, "-2+3"],
         ],
     });
     let oracle_path = work.join("oracle.json");

@@ -73,13 +73,18 @@ fn continuation_secret(config: &Config) -> [u8; 32] {
     config.derive_secret(b"acr-webhook continuation token v1")
 }
 
-/// `GET /events?...`: one page, newest first.
+/// `GET /events?...`: one page, newest first; or, for `GET /events?id=<id>`, that event.
 pub async fn list_events<H: Host>(
     config: &Config,
     host: &H,
     query: &str,
     now: SystemTime,
 ) -> Result<Success, Failure> {
+    if let Some(id) =
+        read_api::id_parameter(query).map_err(|e| Failure::InvalidQuery(e.to_string()))?
+    {
+        return read_event(config, host, &id, now).await;
+    }
     let query = EventQuery::parse(query).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
     let secret = continuation_secret(config);
     let after = query
@@ -107,8 +112,7 @@ pub async fn list_events<H: Host>(
     Ok(Success::Json(read_api::page_body(merged.events, next)))
 }
 
-/// `GET /events/{id}`: one stored event, found by a query on its id (which works whatever
-/// the container's partition key path is; across partitions when it is not `/id`).
+/// `GET /events/{id}`: one stored event, named by its path segment.
 pub async fn read_one_event<H: Host>(
     config: &Config,
     host: &H,
@@ -117,8 +121,19 @@ pub async fn read_one_event<H: Host>(
 ) -> Result<Success, Failure> {
     let id =
         read_api::document_path_id(segment).map_err(|e| Failure::InvalidQuery(e.to_string()))?;
-    let body = read_api::id_query_body(&id);
-    let partition_key = read_api::read_partition_key(&config.store.partition_key_path, &id);
+    read_event(config, host, &id, now).await
+}
+
+/// The stored event whose document id is `id`, found by a query on its id (which works
+/// whatever the container's partition key path is; across partitions when it is not `/id`).
+async fn read_event<H: Host>(
+    config: &Config,
+    host: &H,
+    id: &str,
+    now: SystemTime,
+) -> Result<Success, Failure> {
+    let body = read_api::id_query_body(id);
+    let partition_key = read_api::read_partition_key(&config.store.partition_key_path, id);
     let scope = match &partition_key {
         Some(pk) => QueryScope::Partition(pk),
         None => QueryScope::CrossPartition,

@@ -12,7 +12,8 @@
 //! - [`seal_continuation`] / [`open_continuation`] wrap that position so that it goes back to
 //!   the client opaque, and a forged or re-targeted token is refused (400).
 //! - [`page_body`] shapes a page: `{"events": [...], "continuation": "..."}`.
-//! - [`document_path_id`] turns the `{id}` path segment into a document id.
+//! - [`document_path_id`] turns the `{id}` path segment into a document id, and
+//!   [`id_parameter`] reads the `id` of `GET /events?id=`, the form that names any id.
 //!
 //! # Ordering
 //! Newest first by `receivedAt`, then by `id`, both descending. `receivedAt` is written by
@@ -161,6 +162,9 @@ pub enum QueryError {
     /// `since` is not before `until`.
     #[error("`since` must be earlier than `until` (since is inclusive, until exclusive)")]
     EmptyWindow,
+    /// `id` together with a filter or paging parameter.
+    #[error("`id` names one event and takes no other parameter (`{0}` given)")]
+    IdWithOthers(String),
 }
 
 /// Why a time is not usable.
@@ -248,6 +252,27 @@ impl EventQuery {
             }
         }
         Ok(out)
+    }
+}
+
+impl EventQuery {
+    /// The query string (without `?`) that [`EventQuery::parse`] reads back as this query:
+    /// what a client of `GET /events` sends. The page size is always given.
+    pub fn to_query_string(&self) -> String {
+        let limit = self.limit.to_string();
+        [
+            ("image", self.image.as_deref()),
+            ("tag", self.tag.as_deref()),
+            ("action", self.action.as_deref()),
+            ("since", self.since.as_deref()),
+            ("until", self.until.as_deref()),
+            ("limit", Some(limit.as_str())),
+            ("continuation", self.continuation.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some(format!("{name}={}", percent_encode(value?))))
+        .collect::<Vec<_>>()
+        .join("&")
     }
 }
 
@@ -816,12 +841,61 @@ pub fn document_path_id(segment: &str) -> Result<String, IdError> {
     }
 }
 
+/// The document id asked for by `GET /events?id=<id>`, or `None` when the query has no `id`
+/// (then it is a list query for [`EventQuery::parse`]).
+///
+/// The value is the document's `id` exactly as listed, percent-encoded like any query value
+/// (`+` stays `+`), and is taken as it is: unlike a path segment it is never mapped through
+/// [`safe_id`], so every stored id can be named, including `summary` (`/events/summary` is the
+/// summary route) and `.` or `..` (which a browser's URL parser removes from a path, even
+/// written `%2E`). `id` takes no other parameter; `code` (the webhook key, see
+/// [`crate::auth`]) is skipped. An empty value counts as not given, as for every parameter.
+pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
+    let mut id: Option<String> = None;
+    let mut other: Option<String> = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key =
+            percent_decode(raw_key).ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
+        if key == CODE_QUERY_PARAMETER {
+            continue;
+        }
+        if key != "id" {
+            other.get_or_insert(key);
+            continue;
+        }
+        if id.is_some() {
+            return Err(QueryError::DuplicateParameter("id"));
+        }
+        let value =
+            percent_decode(raw_value).ok_or_else(|| QueryError::BadEncoding("id".into()))?;
+        if value.len() > MAX_ID_SEGMENT_LEN {
+            return Err(QueryError::TooLong {
+                parameter: "id",
+                max: MAX_ID_SEGMENT_LEN,
+            });
+        }
+        id = Some(value);
+    }
+    match (id.filter(|id| !id.is_empty()), other) {
+        (Some(_), Some(other)) => Err(QueryError::IdWithOthers(printable(&other))),
+        (id, _) => Ok(id),
+    }
+}
+
 /// Percent-encodes a document id for a `/events/{id}` path (everything but RFC 3986
 /// unreserved characters, so the `%` of safe_id's escapes becomes `%25`).
 pub fn document_path_segment(id: &str) -> String {
+    percent_encode(id)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters: fit for a path segment and
+/// for a query value (a space becomes `%20` and `+` becomes `%2B`, as [`EventQuery::parse`]
+/// reads them).
+fn percent_encode(text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(id.len() * 3);
-    for &byte in id.as_bytes() {
+    let mut out = String::with_capacity(text.len() * 3);
+    for &byte in text.as_bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
@@ -960,6 +1034,28 @@ mod tests {
             Some("v1")
         );
         assert!(!format!("{:?}", parse("code=secret").unwrap()).contains("secret"));
+    }
+
+    #[test]
+    fn a_query_string_reads_back_as_its_query() {
+        let q = EventQuery {
+            image: Some("a b+c/d&e=f%".into()),
+            tag: Some("=cmd|' /C calc'!A0".into()),
+            action: Some("__proto__".into()),
+            since: Some("2026-11-20T05:00:00.000Z".into()),
+            until: Some("2026-11-22T06:00:00.000+02:00".into()),
+            limit: 100,
+            continuation: Some("eyJ.abc-_".into()),
+        };
+        let text = q.to_query_string();
+        assert!(
+            text.starts_with("image=a%20b%2Bc%2Fd%26e%3Df%25&tag=%3Dcmd"),
+            "{text}"
+        );
+        let mut want = q.clone();
+        want.until = Some("2026-11-22T04:00:00.000Z".into());
+        assert_eq!(EventQuery::parse(&text), Ok(want));
+        assert_eq!(EventQuery::default().to_query_string(), "limit=20");
     }
 
     #[test]
@@ -1618,5 +1714,62 @@ mod tests {
         // Long but acceptable: shortened like safe_id does.
         let long = "z".repeat(1000);
         assert_eq!(document_path_id(&long), Ok(safe_id(&long)));
+    }
+
+    #[test]
+    fn the_id_parameter_names_any_id_exactly() {
+        // Every id this receiver stores, percent-encoded as a query value, comes back as it is.
+        for original in awkward_ids() {
+            let id = safe_id(&original);
+            let query = format!("id={}", document_path_segment(&id));
+            assert_eq!(id_parameter(&query), Ok(Some(id.clone())), "{original:?}");
+        }
+        // Ids a path cannot name: the summary route's, the dot segments, and ids that are not
+        // safe_id's (written by other tools): never mapped through safe_id.
+        for (query, want) in [
+            ("id=summary", "summary"),
+            ("id=.", "."),
+            ("id=..", ".."),
+            ("id=%2E%2E", ".."),
+            ("id=100%25", "100%"),
+            ("id=x%2541", "x%41"),
+            ("id=a+b", "a+b"),
+            ("id=a%20b", "a b"),
+            ("code=k&id=guid-1", "guid-1"),
+        ] {
+            assert_eq!(id_parameter(query), Ok(Some(want.to_owned())), "{query}");
+        }
+        // Not an id query: a list query, for EventQuery::parse.
+        for query in ["", "image=a&limit=5", "id=", "id=&tag=v1", "code=k"] {
+            assert_eq!(id_parameter(query), Ok(None), "{query}");
+        }
+        assert_eq!(
+            id_parameter("id=a&image=b"),
+            Err(QueryError::IdWithOthers("image".into()))
+        );
+        assert_eq!(
+            id_parameter("limit=1&id=a"),
+            Err(QueryError::IdWithOthers("limit".into()))
+        );
+        assert_eq!(
+            id_parameter("id=a&id=b"),
+            Err(QueryError::DuplicateParameter("id"))
+        );
+        assert_eq!(
+            id_parameter("id=%zz"),
+            Err(QueryError::BadEncoding("id".into()))
+        );
+        assert!(matches!(
+            id_parameter(&format!("id={}", "a".repeat(MAX_ID_SEGMENT_LEN + 1))),
+            Err(QueryError::TooLong {
+                parameter: "id",
+                ..
+            })
+        ));
+        // The summary knows no `id`.
+        assert!(matches!(
+            EventQuery::parse("id=a"),
+            Err(QueryError::UnknownParameter(_))
+        ));
     }
 }

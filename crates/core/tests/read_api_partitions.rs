@@ -563,6 +563,59 @@ fn one_event_is_found_across_ranges_through_empty_pages() {
 }
 
 #[test]
+fn every_id_opens_with_the_id_parameter_whatever_the_partition_key() {
+    // Ids a path cannot name (`/events/summary` is the summary; a browser removes `.` and
+    // `..` from a path, even written `%2E`) and one another tool wrote (a `%` that is not an
+    // escape, which `/events/{id}` maps through safe_id).
+    let awkward = ["summary", ".", "..", "100%", "a%2Fb", "é ü+1"];
+    for path in ["/id", "/image"] {
+        let mut documents = documents();
+        for (i, id) in awkward.iter().enumerate() {
+            documents.push(
+                json!({"id": id, "action": "push", "image": format!("team/app-{i}"),
+                "tag": "v1", "receivedAt": "2026-11-29T02:00:00.000Z", "source": "acr"}),
+            );
+        }
+        let cfg = config(&[("partition_key_path", path)]);
+        let gateway = Gateway::new(4, path, &documents);
+        for (i, id) in awkward.iter().enumerate() {
+            let encoded: String = id
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        char::from(b).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let (status, body) = get(&gateway, &cfg, &format!("/events?id={encoded}"));
+            assert_eq!(status, 200, "{path} {id:?}: {body}");
+            assert_eq!(
+                body,
+                documents[documents.len() - awkward.len() + i],
+                "{id:?}"
+            );
+        }
+        let (status, body) = get(&gateway, &cfg, "/events?id=no-such-event");
+        assert_eq!(
+            (status, &body["error"]),
+            (404, &json!("event_not_found")),
+            "{body}"
+        );
+        let (status, body) = get(&gateway, &cfg, "/events?id=summary&limit=5");
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("`id` names one event"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
 fn a_store_that_only_ever_answers_empty_pages_gets_503_not_a_hang() {
     let documents = documents();
     let mut gateway = Gateway::new(2, "/id", &documents);

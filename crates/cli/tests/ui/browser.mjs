@@ -1,6 +1,7 @@
 // The audit-trail page's checks in a real browser (run by crates/cli/tests/ui.rs, which starts
 // the stack, seeds the events and computes the oracle from the store).
 // Environment: UI_URL, READ_KEY, WEBHOOK_KEY, ORACLE (a JSON file), SHOTS (a folder), CHROMIUM.
+// Run from the repository's root (tests/fixtures/export/ is read from there).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -43,6 +44,22 @@ try {
     await page.screenshot({ path: join(SHOTS, name), ...options });
   };
   const rowIds = () => page.$$eval('#events tbody tr', (rows) => rows.map((r) => r.dataset.id));
+  const summaryRequests = () => requests.filter((u) => new URL(u).pathname === '/events/summary').length;
+  // Clicks an export button and returns the downloaded file's name and text.
+  const download = async (button) => {
+    const [file] = await Promise.all([page.waitForEvent('download', { timeout: 60000 }), page.click(button)]);
+    return [file.suggestedFilename(), readFileSync(await file.path(), 'utf8')];
+  };
+  // Opens a row's stored document with the keyboard; the document shown.
+  const openDocument = async (id) => {
+    await page.focus(`#events tr[data-id="${id}"] .time`);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => !document.getElementById('detail').hidden &&
+      !document.getElementById('detail-json').textContent.startsWith('loading'));
+    const text = await page.textContent('#detail-json');
+    assert.ok(text.startsWith('{'), id + ': ' + text);
+    return JSON.parse(text);
+  };
   const loadAll = async () => {
     for (let i = 0; i < 100 && await page.isVisible('#more'); i++) {
       await page.click('#more');
@@ -84,10 +101,12 @@ try {
   assert.equal(await page.textContent('#status'), 'Wrong or missing read key.');
   assert.equal((await rowIds()).length, 0);
   step('a wrong key shows "Wrong or missing read key."');
+  const summariesBefore = summaryRequests();
   await page.fill('#key', READ_KEY);
   await page.keyboard.press('Enter');
   await ready();
   assert.ok(await page.isHidden('#status'), await page.textContent('#status'));
+  assert.equal(summaryRequests() - summariesBefore, 1, 'one summary for the first view');
   const first = await rowIds();
   assert.equal(first.length, 50);
   assert.deepEqual(first, oracle.all.slice(0, 50), 'the first page, newest first');
@@ -97,7 +116,45 @@ try {
   assert.equal(new Set(all).size, all.length);
   assert.equal(await page.textContent('#end'), 'All ' + oracle.all.length + ' events shown.');
   await shot('table.png');
+  assert.equal(summaryRequests() - summariesBefore, 1, 'paging asks for no summary');
   step(`the read key lists all ${all.length} events once, newest first, over ${Math.ceil(all.length / 50)} pages`);
+
+  // The CSV rules of the page are the CLI's: the same fixture, the same expected file.
+  const fixture = JSON.parse(readFileSync('tests/fixtures/export/documents.json', 'utf8'));
+  const fixtureCsv = await page.evaluate((docs) => csvLine(COLUMNS) + docs.map(csvRow).join(''), fixture);
+  assert.equal(fixtureCsv, readFileSync('tests/fixtures/export/expected.csv', 'utf8'), 'the CSV rules');
+  // Exports of every event (more than one page of 100), equal to the store's and the CLI's.
+  const [csvName, csv] = await download('#export-csv');
+  assert.match(csvName, /^acr-webhook-events-.*\.csv$/);
+  assert.equal(csv, oracle.csv, 'the CSV download');
+  assert.ok(csv.includes(",'=cmd|' /C calc'!A0,"), 'the formula-looking tag is inert');
+  assert.match(await page.textContent('#export-status'), new RegExp('^Downloaded ' + oracle.all.length + ' events as '));
+  const [ndjsonName, ndjson] = await download('#export-ndjson');
+  assert.match(ndjsonName, /^acr-webhook-events-.*\.ndjson$/);
+  assert.equal(ndjson, oracle.ndjson, 'the NDJSON download');
+  assert.deepEqual(ndjson.trim().split('\n').map((l) => JSON.parse(l).id), oracle.all);
+  step(`exports: CSV and NDJSON of ${oracle.all.length} events equal the store's and the CLI's`);
+  // Progress and cancel: the second page is held until the export is cancelled.
+  let release;
+  const held = new Promise((r) => { release = r; });
+  const second = (url) => url.pathname === '/events' && url.searchParams.has('continuation') &&
+    url.searchParams.get('limit') === '100';
+  await page.route(second, async (route) => { await held; await route.continue().catch(() => {}); });
+  const downloads = [];
+  page.on('download', (d) => downloads.push(d));
+  await page.click('#export-csv');
+  await page.waitForFunction(() => document.getElementById('export-status').textContent === 'Exporting… 100 events so far');
+  assert.ok(await page.isDisabled('#export-csv'), 'one export at a time');
+  await page.click('#export-cancel');
+  await page.waitForFunction(() => document.getElementById('export-status').textContent.startsWith('Export cancelled'));
+  assert.equal(await page.textContent('#export-status'), 'Export cancelled after 100 events; nothing downloaded.');
+  release();
+  await page.unroute(second);
+  assert.ok(await page.isHidden('#export-cancel'));
+  assert.ok(await page.isEnabled('#export-csv'));
+  assert.equal(downloads.length, 0, 'a cancelled export downloads nothing');
+  assert.ok(await page.isHidden('#status'), 'cancelling is no error');
+  step('an export shows its progress (100 events so far) and can be cancelled');
 
   // 5. Hostile names are text; nothing ran; no element came from them.
   for (const [repository, tag] of oracle.hostile) {
@@ -111,21 +168,26 @@ try {
   step('hostile names render as text, no dialog, no script, CSP present');
   const pull = await page.$eval('#events tr[data-id="ui-distribution-062"] .badge', (b) => [b.textContent, b.className]);
   assert.deepEqual(pull, ['pull', 'badge b-other'], 'an action without a colour of its own');
+  for (const action of ['constructor', '__proto__']) {
+    const badges = await page.$$eval('#events .badge', (b, a) => b.filter((x) => x.textContent === a).map((x) => x.className), action);
+    assert.deepEqual(badges, ['badge b-other'], action);
+  }
 
-  // 6. A row's stored document, opened with the keyboard.
+  // 6. A row's stored document, opened with the keyboard; every row opens its own, also the
+  // ids a path cannot name (`summary` is the summary route, fetch drops `.` and `..`).
+  for (const pathless of oracle.pathless) assert.ok(oracle.all.includes(pathless), pathless);
+  for (const other of oracle.all) {
+    assert.deepEqual(await openDocument(other), oracle.documents[other], 'the document of ' + other);
+  }
   const id = oracle.all[3];
-  await page.focus(`#events tr[data-id="${id}"] .time`);
-  await page.keyboard.press('Enter');
-  await page.waitForFunction(() => !document.getElementById('detail').hidden &&
-    document.getElementById('detail-json').textContent.startsWith('{'));
-  const shown = JSON.parse(await page.textContent('#detail-json'));
-  assert.deepEqual(shown, oracle.documents[id]);
+  assert.deepEqual(await openDocument(id), oracle.documents[id]);
   // The address is shown as text, not a link: a tab opened on it would send no key (401).
-  assert.equal(await page.textContent('#detail-link'), '/events/' + encodeURIComponent(id));
+  assert.equal(await page.textContent('#detail-link'), '/events?id=' + encodeURIComponent(id));
   assert.equal(await page.$$eval('#detail a[href]', (links) => links.length), 0);
   await page.keyboard.press('Escape');
   assert.ok(await page.isHidden('#detail'));
-  step('a row opens its stored document, with its /events/{id} link');
+  assert.equal(summaryRequests() - summariesBefore, 1, 'documents and exports ask for no summary');
+  step(`every row opens its stored document (${oracle.pathless.join(' ')} too), with its /events?id= address`);
 
   // 3. Filter by repository, then by action; the URL holds them; reload; back.
   await page.fill('#f-image', oracle.image);
@@ -154,20 +216,46 @@ try {
   assert.deepEqual(await rowIds(), oracle.imageIds, 'back restores the repository view');
   assert.equal(await page.inputValue('#f-action'), '');
   step('filters: rows match the oracle, the URL holds them, reload keeps them, back restores');
+  // The summary of a query is asked for once per page load: forward, back and the same
+  // filters applied again reuse it (the reload above started a new page).
+  const summariesNow = summaryRequests();
+  await page.goForward();
+  await page.waitForFunction(() => document.getElementById('f-action').value === 'delete');
+  await ready();
+  await page.goBack();
+  await page.waitForFunction(() => document.getElementById('f-action').value === '');
+  await ready();
+  await page.click('#filters button:not([type])');
+  await ready();
+  assert.equal(summaryRequests(), summariesNow, 'a summary asked for again');
+  // The export follows the filters shown.
+  const [, imageCsv] = await download('#export-csv');
+  assert.equal(imageCsv, oracle.imageCsv, 'the CSV of one repository');
+  step('a summary is asked for once per query; the export follows the filters');
 
   // 4. The chart's buckets equal the oracle's, hourly and daily.
   for (const view of [oracle.hourly, oracle.daily]) {
     await page.goto(UI_URL + '/?' + new URLSearchParams({ since: view.since, until: view.until }));
     await ready();
-    const bars = await page.$$eval('#chart rect', (rects) => rects.map((r) => [r.dataset.start, r.dataset.action, Number(r.dataset.count)]));
-    const got = {};
-    for (const [start, action, count] of bars) (got[start] ??= {})[action] = count;
-    assert.deepEqual(got, view.buckets, 'chart buckets ' + view.since + ' to ' + view.until);
-    const total = Object.values(view.buckets).flatMap(Object.values).reduce((a, b) => a + b, 0);
+    const bars = await page.$$eval('#chart rect', (rects) => rects.map((r) =>
+      [r.dataset.start, r.dataset.action, Number(r.dataset.count), Number(r.getAttribute('y')), Number(r.getAttribute('height'))]));
+    // Compared as [start, action, count] lists: an action may be named `__proto__`, which an
+    // object would not keep as a key.
+    const got = bars.map(([start, action, count]) => [start, action, count]).sort();
+    const want = Object.entries(view.buckets).flatMap(([start, counts]) =>
+      Object.entries(counts).map(([action, count]) => [start, action, count])).sort();
+    assert.deepEqual(got, want, 'chart buckets ' + view.since + ' to ' + view.until);
+    for (const [, action, , y, height] of bars) {
+      assert.ok(Number.isFinite(y) && height > 0, 'a bar of ' + action + ' is drawn: y ' + y + ', height ' + height);
+    }
+    const total = want.reduce((a, [, , n]) => a + n, 0);
     assert.equal(total, oracle.all.length);
     assert.match(await page.textContent('#chart-caption'), new RegExp('^' + total + ' events per '));
-    assert.ok(bars.some(([, action]) => action === 'pull'), 'the pull is counted');
-    step(`chart: ${bars.length} bars in ${Object.keys(got).length} buckets equal the oracle`);
+    for (const action of ['pull', 'constructor', '__proto__']) {
+      assert.ok(bars.some(([, a]) => a === action), action + ' is counted');
+      assert.ok((await page.$$eval('#legend li', (li) => li.map((l) => l.textContent))).includes(action + ' 1'), action + ' in the legend');
+    }
+    step(`chart: ${bars.length} bars in ${new Set(got.map(([start]) => start)).size} buckets equal the oracle`);
   }
   // The hourly view (the README's picture, docs/page.png, is a copy of this one).
   await page.setViewportSize({ width: 1024, height: 960 });
@@ -200,7 +288,7 @@ try {
   assert.ok(await page.isVisible('#key'));
 
   for (const url of requests) {
-    assert.ok(url.startsWith(UI_URL + '/'), 'a request elsewhere: ' + url);
+    assert.ok(url.startsWith(UI_URL + '/') || url.startsWith('blob:' + UI_URL + '/'), 'a request elsewhere: ' + url);
     assert.ok(!url.includes(READ_KEY) && !url.includes(WEBHOOK_KEY), 'a key in a URL');
   }
   assert.deepEqual(await page.evaluate(() => window.__csp), [], 'CSP violations');
