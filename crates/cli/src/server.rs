@@ -1180,7 +1180,7 @@ mod tests {
         assert_eq!(reader.await.unwrap(), 16 * 1024);
     }
 
-    /// Issue 15 item 8: an allowed host with user info is refused by the hooks with a clear
+    /// An allowed host with user info is refused by the hooks with a clear
     /// error, and nothing is dialled.
     #[tokio::test]
     async fn allowed_host_with_user_info_is_refused_and_not_dialled() {

@@ -1,4 +1,4 @@
-//! Issue 4, "Nothing lost, nothing forged", under faults: a fault-injecting proxy between
+//! Nothing lost, nothing forged, under faults: a fault-injecting proxy between
 //! `acr-webhook up` (the real component) and the Cosmos-compatible store answers 30 % of the
 //! document writes with 429 (with `x-ms-retry-after-ms`), 503 or 449, resets the connection
 //! before forwarding, stalls past the component's per-attempt timeout, or forwards the write

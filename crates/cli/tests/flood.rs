@@ -1,4 +1,4 @@
-//! Issue 15 item 9: `acr-webhook up` under a bounded loopback flood, with the real component
+//! The limits of `acr-webhook up` under a bounded loopback flood, with the real component
 //! and the Cosmos-compatible store. While 2,000 connections press on it (most send half a
 //! request and wait, some ask for a 100-event page and read it slowly or not at all, some open
 //! and close connections as fast as they can), real senders post 200 events and a probe asks

@@ -1,4 +1,4 @@
-//! Issue 4, "Nothing lost, nothing forged", at the door: hostile and broken bodies, every way
+//! Nothing lost, nothing forged, at the door: hostile and broken bodies, every way
 //! of holding a wrong key, slow and endless bodies, all through the network against the real
 //! component on `acr-webhook up`. Every answer is the right 4xx (or a correct document), never
 //! a 5xx, never a panic, never a write on a 4xx; no answer and no log line carries a key, a

@@ -1,4 +1,4 @@
-//! Issue 15, "Nothing lost", end to end through the real component (`.wasm`) on
+//! Nothing lost, end to end through the real component (`.wasm`) on
 //! `acr-webhook up` and the Cosmos-compatible store: future actions are stored, a different
 //! event that reuses an id is stored beside the one holding it, and a batch's duplicate
 //! check is per partition.

@@ -508,9 +508,9 @@ fn a_pooled_connection_closed_while_the_runtime_was_busy_is_not_reused() {
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
-/// Issue 15 item 8: a URL with user info (`user:password@host`) is refused with an error that
-/// says why and never shows the password, before any connection is opened; today the pool
-/// dialled the authority with the user info in it while the allow-list checked the host alone.
+/// A URL with user info (`user:password@host`) is refused with an error that
+/// says why and never shows the password, before any connection is opened (a pool that
+/// dialled the authority with the user info in it would use what the allow-list did not check).
 #[tokio::test]
 async fn urls_with_user_info_are_refused_before_any_connection() {
     let server = EchoServer::start(None, None).await;

@@ -718,7 +718,7 @@ fn include_and_exclude_answer_202_and_write_nothing(host: Host) {
 const READ_KEY: &str = "e2e-read-key-91b2";
 const READ_KEY_2: &str = "e2e-read-key-second-c3d4";
 
-/// Reading is opt-in (issue 15, item 5): with `read_keys` unset every read route answers 403
+/// Reading is opt-in: with `read_keys` unset every read route answers 403
 /// `reads_disabled` naming the variable, to the webhook key too, while writes go on.
 #[test]
 fn reads_are_disabled_without_read_keys() {

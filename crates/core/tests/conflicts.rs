@@ -1,4 +1,4 @@
-//! Same id, different content (issue 15, item 2): a 409 is compared with what is stored
+//! Same id, different content: a 409 is compared with what is stored
 //! before it is answered "already stored"; a different event that reuses an id is stored
 //! beside the one holding it, under a derived id, and a redelivery of either is a 200. When
 //! the derived ids are taken too the event is kept aside, and one event never blocks the rest

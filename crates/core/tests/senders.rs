@@ -249,7 +249,7 @@ fn a_batch_larger_than_the_budget_completes_over_redeliveries() {
 
 /// Cosmos DB's ids are unique per logical partition: with `partition_key_path=/image`, an
 /// event whose id is stored under another image is a new event there, and a batch's
-/// pre-check must not report it stored (issue 15, item 3).
+/// pre-check must not report it stored.
 #[test]
 fn a_batch_pre_check_matches_ids_per_partition() {
     let store = MemoryStore::new();
@@ -305,7 +305,7 @@ fn a_batch_pre_check_matches_ids_per_partition() {
 }
 
 /// An action this receiver does not know is stored as sent (lower-cased) and logged, by
-/// every sender; known actions are matched ignoring case (issue 15, item 1).
+/// every sender; known actions are matched ignoring case.
 #[test]
 fn unknown_actions_are_stored_as_sent_by_every_sender() {
     let store = MemoryStore::new();
