@@ -10,6 +10,8 @@
 //! - [`compose`]: the Spin variables adapter plugged into the app, for stock wasi:http hosts;
 //! - [`precompile`]: compiling the component in a child process (`up` never runs Cranelift);
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
+//! - [`key_value`]: the host side of `fermyon:spin/key-value@2.0.0` (in memory, per server);
+//! - [`federated_token`]: workload identity's token folder, preopened for the component;
 //! - [`server`]: the wasmtime + hyper server;
 //! - [`up`]: the `up` subcommand;
 //! - [`init`]: the `init` subcommand (database and container creation);
@@ -19,7 +21,9 @@
 pub mod bench;
 pub mod componentize;
 pub mod compose;
+pub mod federated_token;
 pub mod init;
+pub mod key_value;
 pub mod log;
 pub mod manifest;
 pub mod outbound;
