@@ -9,7 +9,7 @@
 //! (README "Cosmos DB with Entra ID").
 
 use crate::manifest::App;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -65,7 +65,7 @@ impl TokenDir {
     /// Preopens the folder, read-only, in one request's WASI context.
     pub fn preopen(&self, wasi: &mut WasiCtxBuilder) -> Result<()> {
         wasi.preopened_dir(&self.host, &self.guest, FsPerms::ReadOnly)
-            .with_context(|| format!("cannot open {} for the component", self.host.display()))?;
+            .map_err(|e| anyhow!("cannot open {} for the component: {e}", self.host.display()))?;
         Ok(())
     }
 

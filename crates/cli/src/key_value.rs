@@ -29,7 +29,7 @@ mod bindings {
         world: "fermyon:spin/key-value-host",
         imports: { default: trappable },
         with: {
-            "fermyon:spin/key-value/store": super::OpenStore,
+            "fermyon:spin/key-value.store": super::OpenStore,
         },
     });
 }
@@ -399,7 +399,7 @@ mod tests {
         let stores = stores(&["default"], limits);
         let mut kv = stores.instance();
         let store = open(&mut kv, "default").unwrap();
-        let mut set = |kv: &mut KeyValue, key: &str, len: usize| {
+        let set = |kv: &mut KeyValue, key: &str, len: usize| {
             HostStore::set(kv, again(&store), key.into(), vec![7; len]).unwrap()
         };
         // 1 + 59 bytes, then 1 + 39: 100 in all, the limit.
@@ -552,7 +552,8 @@ mod tests {
         let mut config = Config::new();
         config.wasm_component_model(true);
         let engine = Engine::new(&config).unwrap();
-        let component = Component::new(&engine, GUEST).expect("the test guest compiles");
+        let wasm = wat::parse_str(GUEST).expect("the test guest's WAT is valid");
+        let component = Component::new(&engine, wasm).expect("the test guest compiles");
         let mut linker = Linker::<KeyValue>::new(&engine);
         add_to_linker(&mut linker, |kv| kv).unwrap();
         let limits = StoreLimits {
