@@ -155,8 +155,10 @@ macro_rules! no_key_value_stores {
         impl exports::fermyon::spin::key_value::GuestStore for NoStore {
             fn open(
                 _label: String,
-            ) -> Result<exports::fermyon::spin::key_value::Store, exports::fermyon::spin::key_value::Error>
-            {
+            ) -> Result<
+                exports::fermyon::spin::key_value::Store,
+                exports::fermyon::spin::key_value::Error,
+            > {
                 Err(exports::fermyon::spin::key_value::Error::NoSuchStore)
             }
 
@@ -179,7 +181,10 @@ macro_rules! no_key_value_stores {
                 match *self {}
             }
 
-            fn exists(&self, _key: String) -> Result<bool, exports::fermyon::spin::key_value::Error> {
+            fn exists(
+                &self,
+                _key: String,
+            ) -> Result<bool, exports::fermyon::spin::key_value::Error> {
                 match *self {}
             }
 

@@ -31,8 +31,7 @@ impl TokenDir {
     /// identity webhook mounts it; a pod without the webhook's label has none).
     pub fn for_app(app: &App) -> Result<Option<Self>> {
         let value = |name: &str| app.variables.get(name).ok().map(str::trim);
-        if value(COSMOS_AUTH) != Some("entra") || value(TOKEN_SOURCE) != Some("workload-identity")
-        {
+        if value(COSMOS_AUTH) != Some("entra") || value(TOKEN_SOURCE) != Some("workload-identity") {
             return Ok(None);
         }
         let Some(file) = value(TOKEN_FILE).filter(|f| !f.is_empty()) else {
@@ -137,7 +136,9 @@ entra_federated_token_file = "{{ entra_federated_token_file }}"
             ("entra_token_source", "workload-identity"),
             ("entra_federated_token_file", file.to_str().unwrap()),
         ]);
-        let found = TokenDir::for_app(&app).unwrap().expect("a folder to preopen");
+        let found = TokenDir::for_app(&app)
+            .unwrap()
+            .expect("a folder to preopen");
         assert_eq!(found.path(), dir.as_path());
         assert_eq!(found.guest, dir.to_str().unwrap());
         let mut wasi = WasiCtxBuilder::new();
@@ -147,9 +148,13 @@ entra_federated_token_file = "{{ entra_federated_token_file }}"
 
     #[test]
     fn a_missing_folder_or_a_relative_path_stops_start_up() {
-        let missing = std::env::temp_dir().join(format!("acr-webhook-no-such-{}", std::process::id()));
+        let missing =
+            std::env::temp_dir().join(format!("acr-webhook-no-such-{}", std::process::id()));
         let cases = [
-            (missing.join("token").to_str().unwrap().to_string(), "does not exist"),
+            (
+                missing.join("token").to_str().unwrap().to_string(),
+                "does not exist",
+            ),
             ("tokens/azure-identity-token".to_string(), "absolute"),
             ("".to_string(), "empty"),
         ];

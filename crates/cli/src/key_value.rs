@@ -68,9 +68,11 @@ impl Default for StoreLimits {
 pub fn validate_label(label: &str) -> Result<(), String> {
     let words_ok = !label.is_empty()
         && label.starts_with(|c: char| c.is_ascii_lowercase())
-        && label
-            .split(['_', '-'])
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        && label.split(['_', '-']).all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
     if words_ok {
         Ok(())
     } else {
@@ -330,13 +332,25 @@ mod tests {
     #[test]
     fn only_the_listed_labels_open() {
         let mut none = KeyValue::default();
-        assert!(matches!(open(&mut none, "default"), Err(Error::AccessDenied)));
+        assert!(matches!(
+            open(&mut none, "default"),
+            Err(Error::AccessDenied)
+        ));
         let mut unlisted = stores(&[], StoreLimits::default()).instance();
-        assert!(matches!(open(&mut unlisted, "default"), Err(Error::AccessDenied)));
+        assert!(matches!(
+            open(&mut unlisted, "default"),
+            Err(Error::AccessDenied)
+        ));
         let mut listed = stores(&["default"], StoreLimits::default()).instance();
         assert!(open(&mut listed, "default").is_ok());
-        assert!(matches!(open(&mut listed, "other"), Err(Error::AccessDenied)));
-        assert!(matches!(open(&mut listed, "Default"), Err(Error::AccessDenied)));
+        assert!(matches!(
+            open(&mut listed, "other"),
+            Err(Error::AccessDenied)
+        ));
+        assert!(matches!(
+            open(&mut listed, "Default"),
+            Err(Error::AccessDenied)
+        ));
     }
 
     #[test]
@@ -344,7 +358,10 @@ mod tests {
         let err = KeyValueStores::for_component("probe", &["default".into(), "cache".into()])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown key_value_stores label \"cache\""), "{err}");
+        assert!(
+            err.contains("unknown key_value_stores label \"cache\""),
+            "{err}"
+        );
         assert!(err.contains("\"probe\""), "{err}");
     }
 
@@ -423,7 +440,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(set(&mut kv, "d", 80).is_ok());
-        assert_eq!(stores.stores["default"].entries().bytes, 1 + 9 + 1 + 2 + 1 + 80);
+        assert_eq!(
+            stores.stores["default"].entries().bytes,
+            1 + 9 + 1 + 2 + 1 + 80
+        );
     }
 
     #[test]
@@ -433,7 +453,10 @@ mod tests {
         let mut open_ones: Vec<_> = (0..MAX_OPEN_STORES)
             .map(|_| open(&mut kv, "default").unwrap())
             .collect();
-        assert!(matches!(open(&mut kv, "default"), Err(Error::StoreTableFull)));
+        assert!(matches!(
+            open(&mut kv, "default"),
+            Err(Error::StoreTableFull)
+        ));
         HostStore::drop(&mut kv, open_ones.pop().unwrap()).unwrap();
         assert!(open(&mut kv, "default").is_ok());
     }
@@ -456,7 +479,10 @@ mod tests {
         let set = HostStore::set(&mut kv, store, "token-key".into(), b"s3cr3t-t0k3n".to_vec());
         assert!(set.unwrap().is_ok());
         let shown = format!("{stores:?}");
-        assert!(!shown.contains("s3cr3t") && !shown.contains("token-key"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("token-key"),
+            "{shown}"
+        );
         assert!(shown.contains("keys: 1"), "{shown}");
     }
 
@@ -465,7 +491,9 @@ mod tests {
         for ok in ["default", "token-cache", "cache_2", "a1"] {
             assert!(validate_label(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Default", "2nd", "a--b", "a__b", "a-", "-a", "a.b", "a b"] {
+        for bad in [
+            "", "Default", "2nd", "a--b", "a__b", "a-", "-a", "a.b", "a b",
+        ] {
             assert!(validate_label(bad).is_err(), "{bad}");
         }
     }
@@ -579,7 +607,10 @@ mod tests {
         assert_eq!(open.call(&mut store, ("default",)).unwrap(), (0,));
         assert_eq!(set.call(&mut store, ("token", "eyJ0eXAi")).unwrap(), (0,));
         // Past the byte limit: `other` (case 3), and the value is not stored.
-        assert_eq!(set.call(&mut store, ("big", &"x".repeat(64))).unwrap(), (4,));
+        assert_eq!(
+            set.call(&mut store, ("big", &"x".repeat(64))).unwrap(),
+            (4,)
+        );
         drop(store);
 
         let (mut store, instance) = request(&stores);

@@ -676,7 +676,10 @@ command = "cargo build"
     #[test]
     fn the_project_manifest_allows_the_token_endpoints() {
         let m = parse(PROJECT_MANIFEST).unwrap();
-        assert!(!m.variables["cosmos_key"].required, "not needed with Entra ID");
+        assert!(
+            !m.variables["cosmos_key"].required,
+            "not needed with Entra ID"
+        );
         assert!(m.variables["cosmos_key"].secret);
         for secret in ["entra_client_secret", "continuation_key"] {
             assert!(m.variables[secret].secret, "{secret}");
@@ -693,14 +696,23 @@ command = "cargo build"
         .unwrap();
         let app = m.resolve(&res.variables).unwrap();
         let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
-        assert!(allows("https://login.microsoftonline.com/tenant/oauth2/v2.0/token"));
-        assert!(allows("http://169.254.169.254/metadata/identity/oauth2/token"));
+        assert!(allows(
+            "https://login.microsoftonline.com/tenant/oauth2/v2.0/token"
+        ));
+        assert!(allows(
+            "http://169.254.169.254/metadata/identity/oauth2/token"
+        ));
         assert!(allows("https://acct.documents.azure.com/dbs"));
-        assert!(!allows("http://login.microsoftonline.com/tenant/oauth2/v2.0/token"));
+        assert!(!allows(
+            "http://login.microsoftonline.com/tenant/oauth2/v2.0/token"
+        ));
         assert!(!allows("http://169.254.169.254:8080/metadata"));
         assert!(!allows("https://169.254.169.254/metadata"));
         assert!(!allows("http://169.254.169.253/metadata"));
-        assert_eq!(app.variables.get("entra_token_source"), Ok("managed-identity"));
+        assert_eq!(
+            app.variables.get("entra_token_source"),
+            Ok("managed-identity")
+        );
         assert_eq!(
             app.variables.get("entra_federated_token_file"),
             Ok("/var/run/secrets/azure/tokens/azure-identity-token")
@@ -719,8 +731,12 @@ command = "cargo build"
         .unwrap();
         let app = m.resolve(&res.variables).unwrap();
         let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
-        assert!(allows("https://login.microsoftonline.us/t/oauth2/v2.0/token"));
-        assert!(!allows("https://login.microsoftonline.com/t/oauth2/v2.0/token"));
+        assert!(allows(
+            "https://login.microsoftonline.us/t/oauth2/v2.0/token"
+        ));
+        assert!(!allows(
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+        ));
     }
 
     #[test]
@@ -737,7 +753,13 @@ command = "cargo build"
             ["default", "token-cache", "cache_2"]
         );
         assert!(parse(SMALL).unwrap().component.key_value_stores.is_empty());
-        for bad in [r#"["Default"]"#, r#"[""]"#, r#"["a--b"]"#, r#"["2nd"]"#, r#"["a/b"]"#] {
+        for bad in [
+            r#"["Default"]"#,
+            r#"[""]"#,
+            r#"["a--b"]"#,
+            r#"["2nd"]"#,
+            r#"["a/b"]"#,
+        ] {
             let err = format!("{:#}", parse(&with(bad)).unwrap_err());
             assert!(err.contains("key_value_stores"), "{bad}: {err}");
         }

@@ -228,8 +228,15 @@ fn literal_values_are_spin_tomls_defaults() {
         assert_eq!(value, default, "variable `{name}`");
         checked.push(name.to_owned());
     }
-    for name in ["cosmos_auth", "entra_imds_endpoint", "entra_federated_token_file"] {
-        assert!(checked.iter().any(|c| c == name), "{name} is not set to its default");
+    for name in [
+        "cosmos_auth",
+        "entra_imds_endpoint",
+        "entra_federated_token_file",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == name),
+            "{name} is not set to its default"
+        );
     }
 }
 
@@ -246,7 +253,12 @@ fn secrets_needed_in_one_mode_only_are_optional() {
             .unwrap_or_else(|| panic!("{name} is set"));
         v["valueFrom"]["secretKeyRef"]["optional"].as_bool() == Some(true)
     };
-    for name in ["cosmos_key", "entra_client_secret", "continuation_key", "read_keys"] {
+    for name in [
+        "cosmos_key",
+        "entra_client_secret",
+        "continuation_key",
+        "read_keys",
+    ] {
         assert!(optional(name), "{name} must be optional");
     }
     assert!(!optional("webhook_keys"));
