@@ -16,6 +16,12 @@
 //!   such an app, but a wasi:http host has no start-up hook to refuse in, so the app sees no
 //!   value and answers `500 configuration_error` naming the variable, as it does under `spin
 //!   up` or `acr-webhook up` when the variable is set but empty.
+//! - [`no_key_value_stores!`]: the adapters' `fermyon:spin/key-value@2.0.0`, which has no
+//!   store: every `open` answers `no-such-store`. Spin keeps a store for the whole app; a stock
+//!   wasi:http host gives each request a fresh instance of the app and of the adapter, with
+//!   nothing that outlives it to keep values in (`wasmtime serve`'s `-S keyvalue` is
+//!   wasi:keyvalue, in memory per request, and not in the pinned build). The app then does
+//!   without the store (it fetches an Entra ID token per request instead of caching it).
 
 include!(concat!(env!("OUT_DIR"), "/spin_toml.rs"));
 
@@ -132,6 +138,63 @@ fn app_value(name: &str, provider: &impl Provider) -> Result<String, VariableErr
     }
 }
 
+/// Implements the exported `fermyon:spin/key-value@2.0.0` for `$adapter` in a component crate
+/// whose wit-bindgen output is in scope as `exports`: no store exists, so `open` answers
+/// `no-such-store` for every label, and the store resource is a type without values (its
+/// methods can never be called).
+#[macro_export]
+macro_rules! no_key_value_stores {
+    ($adapter:ty) => {
+        /// A store that cannot exist: `open` never makes one.
+        pub enum NoStore {}
+
+        impl exports::fermyon::spin::key_value::Guest for $adapter {
+            type Store = NoStore;
+        }
+
+        impl exports::fermyon::spin::key_value::GuestStore for NoStore {
+            fn open(
+                _label: String,
+            ) -> Result<
+                exports::fermyon::spin::key_value::Store,
+                exports::fermyon::spin::key_value::Error,
+            > {
+                Err(exports::fermyon::spin::key_value::Error::NoSuchStore)
+            }
+
+            fn get(
+                &self,
+                _key: String,
+            ) -> Result<Option<Vec<u8>>, exports::fermyon::spin::key_value::Error> {
+                match *self {}
+            }
+
+            fn set(
+                &self,
+                _key: String,
+                _value: Vec<u8>,
+            ) -> Result<(), exports::fermyon::spin::key_value::Error> {
+                match *self {}
+            }
+
+            fn delete(&self, _key: String) -> Result<(), exports::fermyon::spin::key_value::Error> {
+                match *self {}
+            }
+
+            fn exists(
+                &self,
+                _key: String,
+            ) -> Result<bool, exports::fermyon::spin::key_value::Error> {
+                match *self {}
+            }
+
+            fn get_keys(&self) -> Result<Vec<String>, exports::fermyon::spin::key_value::Error> {
+                match *self {}
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +219,7 @@ mod tests {
             .skip_while(|l| *l != "[variables]")
             .skip(1)
             .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once(" = ").map(|(name, _)| name))
             .collect();
         let generated: Vec<&str> = APP_VARIABLES.iter().map(|(name, _)| *name).collect();
@@ -165,7 +229,10 @@ mod tests {
         assert!(declared.contains(&"webhook_keys"));
         assert_eq!(COMPONENT_ID, "acr-webhook");
         assert_eq!(COMPONENT_VARIABLES.len(), APP_VARIABLES.len());
-        assert!(APP_VARIABLES.contains(&("cosmos_key", None)));
+        assert!(APP_VARIABLES.contains(&("webhook_keys", None)));
+        // Not required: with cosmos_auth = "entra" there is no key.
+        assert!(APP_VARIABLES.contains(&("cosmos_key", Some(""))));
+        assert!(APP_VARIABLES.contains(&("cosmos_auth", Some("key"))));
         assert!(APP_VARIABLES.contains(&("cosmos_database", Some("acr"))));
         assert!(APP_VARIABLES.contains(&("read_keys", Some(""))));
         assert!(COMPONENT_VARIABLES.contains(&("cosmos_key", &[Part::Variable("cosmos_key")])));

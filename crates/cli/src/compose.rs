@@ -1,12 +1,14 @@
 //! `acr-webhook compose` (hidden; `make wasi-http` runs it): the component for stock `wasi:http`
-//! hosts such as `wasmtime serve`, which do not provide `fermyon:spin/variables@2.0.0`.
+//! hosts such as `wasmtime serve`, which do not provide `fermyon:spin/variables@2.0.0` nor
+//! `fermyon:spin/key-value@2.0.0`.
 //!
 //! The app (the Spin module spin.toml names, componentized with the preview1 proxy adapter as
-//! `up` and Spin do) imports that interface; a Spin variables adapter component
-//! (`adapters/spin-variables/`) exports it over `wasi:cli/environment` or
-//! `wasi:config/store`. Composing the two (wasm-compose: both instantiated, the adapter's export
-//! given to the app's import, the app's exports exported) leaves a component that imports only
-//! WASI 0.2 and `wasi:http` (crates/cli/tests/wasi_http.rs pins the list).
+//! `up` and Spin do) imports the variables interface, and key-value when its code uses a store;
+//! a Spin variables adapter component (`adapters/spin-variables/`) exports both, the variables
+//! over `wasi:cli/environment` or `wasi:config/store`, key-value without any store (every
+//! `open` is `no-such-store`). Composing the two (wasm-compose: both instantiated, each adapter
+//! export the app imports given to it, the app's exports exported) leaves a component that
+//! imports only WASI 0.2 and `wasi:http` (crates/cli/tests/wasi_http.rs pins the list).
 
 use std::path::PathBuf;
 
@@ -19,6 +21,8 @@ use crate::componentize::componentize_if_necessary;
 
 /// The interface the adapter exports and the app imports.
 pub const SPIN_VARIABLES: &str = "fermyon:spin/variables@2.0.0";
+/// The interface the adapter exports and the app imports when its code opens a store.
+pub const SPIN_KEY_VALUE: &str = "fermyon:spin/key-value@2.0.0";
 
 /// `acr-webhook compose`.
 #[derive(Debug, Args)]
@@ -56,7 +60,8 @@ pub fn run(args: ComposeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The app with the adapter plugged into its `fermyon:spin/variables` import.
+/// The app with the adapter plugged into its `fermyon:spin/variables` import, and into its
+/// `fermyon:spin/key-value` import when it has one.
 pub fn compose(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     let app = componentize_if_necessary(app).context("the app")?;
     let adapter = componentize_if_necessary(adapter).context("the adapter")?;
@@ -69,23 +74,35 @@ pub fn compose(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
         Component::from_bytes(&mut validator, "spin-variables", adapter.into_owned())
             .context("the adapter")?,
     )?;
-    let Some((import, _)) = graph
-        .get_component(app)
-        .and_then(|c| c.import_by_name(SPIN_VARIABLES))
-    else {
-        bail!("the app does not import {SPIN_VARIABLES}: nothing to compose");
+    let import_of = |name| {
+        graph
+            .get_component(app)
+            .and_then(|c| c.import_by_name(name))
+            .map(|(index, _)| index)
     };
-    let Some((export, _, _)) = graph
-        .get_component(adapter)
-        .and_then(|c| c.export_by_name(SPIN_VARIABLES))
-    else {
-        bail!("the adapter does not export {SPIN_VARIABLES}");
-    };
+    let mut plugs = Vec::new();
+    for name in [SPIN_VARIABLES, SPIN_KEY_VALUE] {
+        let Some(import) = import_of(name) else {
+            if name == SPIN_VARIABLES {
+                bail!("the app does not import {SPIN_VARIABLES}: nothing to compose");
+            }
+            continue;
+        };
+        let Some((export, _, _)) = graph
+            .get_component(adapter)
+            .and_then(|c| c.export_by_name(name))
+        else {
+            bail!("the adapter does not export {name}");
+        };
+        plugs.push((name, export, import));
+    }
     let app_instance = graph.instantiate(app)?;
     let adapter_instance = graph.instantiate(adapter)?;
-    graph
-        .connect(adapter_instance, Some(export), app_instance, import)
-        .context("the adapter's export does not fit the app's import")?;
+    for (name, export, import) in plugs {
+        graph
+            .connect(adapter_instance, Some(export), app_instance, import)
+            .with_context(|| format!("the adapter's {name} does not fit the app's import"))?;
+    }
     graph
         .encode(EncodeOptions {
             define_components: true,

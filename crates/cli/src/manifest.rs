@@ -3,8 +3,9 @@
 //! Supported: `[application]`, `[variables]` (`default`, `required`, `secret`, `description`),
 //! exactly one `[[trigger.http]]` (`route`, `component` by id), and for that component
 //! `source` (a local path, relative to the manifest's folder), `allowed_outbound_hosts` and
-//! `[component.X.variables]`, both with `{{ name }}` templates. Other keys (`build`, `files`,
-//! ...) are accepted and ignored.
+//! `[component.X.variables]`, both with `{{ name }}` templates, and `key_value_stores` (the
+//! store labels the component may open, see [`crate::key_value`]). Other keys (`build`,
+//! `files`, ...) are accepted and ignored.
 //!
 //! Variable values come, highest precedence first, from `--variable name=value`, from the
 //! environment variable `SPIN_VARIABLE_<NAME>` (name upper-cased) and from the `default` in
@@ -112,6 +113,8 @@ struct RawComponent {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -139,6 +142,8 @@ pub struct ComponentDecl {
     pub allowed_outbound_hosts: Vec<Template>,
     /// `[component.<id>.variables]`, not yet rendered.
     pub variables: BTreeMap<String, Template>,
+    /// `key_value_stores`: the labels of the key-value stores the component may open.
+    pub key_value_stores: Vec<String>,
 }
 
 /// A parsed and checked `spin.toml`.
@@ -269,6 +274,7 @@ impl Manifest {
             component_id: self.component.id.clone(),
             source: self.component.source.clone(),
             allowed_outbound_hosts: AllowedHosts::from_entries(allowed),
+            key_value_stores: self.component.key_value_stores.clone(),
             variables: ComponentVariables {
                 component_id: self.component.id.clone(),
                 values: component_variables,
@@ -348,11 +354,17 @@ fn parse_component(
         component_variables.insert(name.clone(), template);
     }
 
+    for label in &raw.key_value_stores {
+        crate::key_value::validate_label(label)
+            .map_err(|e| anyhow!("[component.{id}] key_value_stores: {e}"))?;
+    }
+
     Ok(ComponentDecl {
         id,
         source,
         allowed_outbound_hosts,
         variables: component_variables,
+        key_value_stores: raw.key_value_stores,
     })
 }
 
@@ -558,6 +570,8 @@ pub struct App {
     pub source: PathBuf,
     /// The component's outbound allow-list.
     pub allowed_outbound_hosts: AllowedHosts,
+    /// The labels of the key-value stores the component may open (`key_value_stores`).
+    pub key_value_stores: Vec<String>,
     /// The component's variables.
     pub variables: ComponentVariables,
 }
@@ -652,6 +666,103 @@ command = "cargo build"
         )
         .unwrap();
         assert!(app.allowed_outbound_hosts.allows(&d));
+        assert_eq!(app.key_value_stores, ["default"]);
+    }
+
+    /// The token endpoints are allowed from their variables' defaults: Entra's authority over
+    /// https, the instance metadata service over plain http on its one address and port 80
+    /// (plain http to it is what Azure serves; the core accepts plain http to no other host
+    /// off this machine), and nothing more.
+    #[test]
+    fn the_project_manifest_allows_the_token_endpoints() {
+        let m = parse(PROJECT_MANIFEST).unwrap();
+        assert!(
+            !m.variables["cosmos_key"].required,
+            "not needed with Entra ID"
+        );
+        assert!(m.variables["cosmos_key"].secret);
+        for secret in ["entra_client_secret", "continuation_key"] {
+            assert!(m.variables[secret].secret, "{secret}");
+        }
+        let res = resolve_variables(
+            &m.variables,
+            &cli(&[
+                ("cosmos_endpoint", "https://acct.documents.azure.com:443/"),
+                ("cosmos_auth", "entra"),
+                ("webhook_keys", "w"),
+            ]),
+            env_of(&[]),
+        )
+        .unwrap();
+        let app = m.resolve(&res.variables).unwrap();
+        let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
+        assert!(allows(
+            "https://login.microsoftonline.com/tenant/oauth2/v2.0/token"
+        ));
+        assert!(allows(
+            "http://169.254.169.254/metadata/identity/oauth2/token"
+        ));
+        assert!(allows("https://acct.documents.azure.com/dbs"));
+        assert!(!allows(
+            "http://login.microsoftonline.com/tenant/oauth2/v2.0/token"
+        ));
+        assert!(!allows("http://169.254.169.254:8080/metadata"));
+        assert!(!allows("https://169.254.169.254/metadata"));
+        assert!(!allows("http://169.254.169.253/metadata"));
+        assert_eq!(
+            app.variables.get("entra_token_source"),
+            Ok("managed-identity")
+        );
+        assert_eq!(
+            app.variables.get("entra_federated_token_file"),
+            Ok("/var/run/secrets/azure/tokens/azure-identity-token")
+        );
+
+        // A sovereign cloud's authority replaces the public one in the allow-list.
+        let res = resolve_variables(
+            &m.variables,
+            &cli(&[
+                ("cosmos_endpoint", "https://acct.documents.azure.us"),
+                ("entra_authority_host", "https://login.microsoftonline.us"),
+                ("webhook_keys", "w"),
+            ]),
+            env_of(&[]),
+        )
+        .unwrap();
+        let app = m.resolve(&res.variables).unwrap();
+        let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
+        assert!(allows(
+            "https://login.microsoftonline.us/t/oauth2/v2.0/token"
+        ));
+        assert!(!allows(
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+        ));
+    }
+
+    #[test]
+    fn key_value_store_labels_follow_spins_rules() {
+        let with = |labels: &str| {
+            SMALL.replace(
+                "[component.probe.variables]",
+                &format!("key_value_stores = {labels}\n[component.probe.variables]"),
+            )
+        };
+        let m = parse(&with(r#"["default", "token-cache", "cache_2"]"#)).unwrap();
+        assert_eq!(
+            m.component.key_value_stores,
+            ["default", "token-cache", "cache_2"]
+        );
+        assert!(parse(SMALL).unwrap().component.key_value_stores.is_empty());
+        for bad in [
+            r#"["Default"]"#,
+            r#"[""]"#,
+            r#"["a--b"]"#,
+            r#"["2nd"]"#,
+            r#"["a/b"]"#,
+        ] {
+            let err = format!("{:#}", parse(&with(bad)).unwrap_err());
+            assert!(err.contains("key_value_stores"), "{bad}: {err}");
+        }
     }
 
     #[test]

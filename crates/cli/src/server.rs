@@ -13,6 +13,8 @@ use crate::componentize;
 use crate::connections::Connections;
 use crate::guest_deadline::{GuestDeadline, StallClock};
 use crate::held_body::HeldBody;
+use crate::federated_token::TokenDir;
+use crate::key_value::{self, KeyValue, KeyValueStores};
 use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};
 use crate::metrics::{self, Metrics};
@@ -249,6 +251,7 @@ pub struct RequestState {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     variables: ComponentVariables,
+    key_value: KeyValue,
     limits: wasmtime::StoreLimits,
 }
 
@@ -272,8 +275,16 @@ impl RequestState {
                 metrics: None,
             },
             variables,
+            key_value: KeyValue::default(),
             limits: wasmtime::StoreLimitsBuilder::new().build(),
         }
+    }
+
+    /// The same, with the server's key-value stores (`fermyon:spin/key-value`); without, every
+    /// `open` is `access-denied`.
+    pub fn with_key_value(mut self, key_value: KeyValue) -> Self {
+        self.key_value = key_value;
+        self
     }
 
     /// The same, with at most `bytes` of linear memory per instance.
@@ -321,6 +332,8 @@ pub fn link(
         .map_err(|e| anyhow!("linking wasi:http: {e}"))?;
     variables::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.variables)
         .map_err(|e| anyhow!("linking fermyon:spin/variables: {e}"))?;
+    key_value::add_to_linker(&mut linker, |state: &mut RequestState| &mut state.key_value)
+        .map_err(|e| anyhow!("linking fermyon:spin/key-value: {e}"))?;
     let instance_pre = linker
         .instantiate_pre(component)
         .map_err(|e| anyhow!("component {component_id:?} cannot run on this host: {e}"))?;
@@ -434,6 +447,10 @@ pub struct AppServer {
     /// Outbound connections, kept open between requests (and instances).
     outbound: OutboundPool,
     variables: ComponentVariables,
+    /// The key-value stores every request shares (`key_value_stores`).
+    key_value: Arc<KeyValueStores>,
+    /// The folder of workload identity's token file, preopened read-only for each request.
+    token_dir: Option<TokenDir>,
     /// The authority used for the request URI when the client sends no usable `Host`.
     fallback_authority: Authority,
     limits: Limits,
@@ -474,6 +491,11 @@ impl AppServer {
             allowed: Arc::new(app.allowed_outbound_hosts.clone()),
             outbound,
             variables: app.variables.clone(),
+            key_value: Arc::new(KeyValueStores::for_component(
+                &app.component_id,
+                &app.key_value_stores,
+            )?),
+            token_dir: TokenDir::for_app(app)?,
             fallback_authority,
             limits: Limits::default(),
             slots: Slots::new(
@@ -706,12 +728,16 @@ impl AppServer {
                 Some(pipe)
             }
         };
+        if let Some(dir) = &self.token_dir {
+            dir.preopen(&mut wasi)?;
+        }
         let state = RequestState::new(
             wasi.build(),
             self.allowed.clone(),
             self.outbound.clone(),
             self.variables.clone(),
         )
+        .with_key_value(self.key_value.instance())
         .with_memory_limit(self.limits.max_instance_memory)
         .with_metrics(self.metrics.clone());
         let mut store = Store::new(self.pre.engine(), state);

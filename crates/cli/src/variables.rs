@@ -10,7 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
-        world: "fermyon:spin/host",
+        world: "fermyon:spin/variables-host",
     });
 }
 

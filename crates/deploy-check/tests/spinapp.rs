@@ -198,6 +198,77 @@ fn every_spin_toml_variable_is_set_and_secrets_come_from_a_secret() {
     }
 }
 
+/// spin.toml's `[variables]` table.
+fn declared_variables() -> toml::Table {
+    let manifest: toml::Table = toml::from_str(&repo_file(SPIN_TOML)).expect("spin.toml parses");
+    manifest
+        .get("variables")
+        .and_then(|v| v.as_table())
+        .cloned()
+        .expect("spin.toml has [variables]")
+}
+
+/// The example sets each variable spin.toml has a default for to that default (the example
+/// shows the defaults; it is edited where the app differs), so the two cannot drift apart.
+#[test]
+fn literal_values_are_spin_tomls_defaults() {
+    let declared = declared_variables();
+    let mut checked = Vec::new();
+    for v in variables(&spinapp()) {
+        let name = v["name"].as_str().unwrap();
+        let (Some(value), Some(default)) = (
+            v["value"].as_str(),
+            declared
+                .get(name)
+                .and_then(|d| d.get("default"))
+                .and_then(|d| d.as_str()),
+        ) else {
+            continue;
+        };
+        assert_eq!(value, default, "variable `{name}`");
+        checked.push(name.to_owned());
+    }
+    for name in [
+        "cosmos_auth",
+        "entra_imds_endpoint",
+        "entra_federated_token_file",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == name),
+            "{name} is not set to its default"
+        );
+    }
+}
+
+/// Secrets that one way of authenticating needs and another does not are optional in the
+/// Secret: the account key (not with Entra ID), the client secret (only with
+/// `client-secret`), the continuation key; the webhook keys are always needed.
+#[test]
+fn secrets_needed_in_one_mode_only_are_optional() {
+    let app = spinapp();
+    let optional = |name: &str| {
+        let v = variables(&app)
+            .into_iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is set"));
+        v["valueFrom"]["secretKeyRef"]["optional"].as_bool() == Some(true)
+    };
+    for name in [
+        "cosmos_key",
+        "entra_client_secret",
+        "continuation_key",
+        "read_keys",
+    ] {
+        assert!(optional(name), "{name} must be optional");
+    }
+    assert!(!optional("webhook_keys"));
+    let declared = declared_variables();
+    for name in ["cosmos_key", "entra_client_secret", "continuation_key"] {
+        assert_eq!(declared[name]["secret"].as_bool(), Some(true), "{name}");
+        assert_eq!(declared[name]["default"].as_str(), Some(""), "{name}");
+    }
+}
+
 #[test]
 fn the_example_secret_has_every_referenced_key_and_only_placeholders() {
     let secret = document_of_kind(SECRET_EXAMPLE, "Secret");

@@ -31,9 +31,10 @@ const COMPONENT: &str = "acr-webhook";
 /// Custom sections the component does not need (`*` matches any text): the `wasi` crate's own
 /// worlds (34 KB; spin-sdk depends on the crate, which embeds them, and they only repeat
 /// interfaces other sections describe), and spin-sdk's description of the whole Spin platform
-/// (39 KB), of which the component imports only `fermyon:spin/variables`, described by its own
-/// small section (src/lib.rs, `spin_variables_world`). What is left describes every import the
-/// module has, so Spin still makes a component of it (crates/cli/tests/component.rs checks).
+/// (39 KB), of which the component imports only `fermyon:spin/variables` and
+/// `fermyon:spin/key-value`, described by its own small section (src/lib.rs,
+/// `spin_variables_world`, from `wit/`). What is left describes every import the module has, so
+/// Spin still makes a component of it (crates/cli/tests/component.rs checks).
 const REMOVED_SECTIONS: [&str; 2] = [
     "component-type:*rust-wasi-from-crates-io*",
     "component-type:*:spin:up@*:platform:*",

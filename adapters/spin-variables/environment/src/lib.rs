@@ -27,5 +27,7 @@ mod component {
         }
     }
 
+    spin_variables_adapter::no_key_value_stores!(Adapter);
+
     export!(Adapter);
 }
