@@ -132,7 +132,8 @@ pub enum Failure {
     Unauthorized(KeyKind),
     /// A read (`GET /events*`) with a `code` query parameter: read keys travel in headers only,
     /// since a URL is kept in browser and shell history and in proxy logs.
-    #[error("read keys are accepted only in a header (`Authorization: Bearer <key>` or `x-functions-key`), never in the URL: `?code=` is for webhook keys")]
+    // No `?` in the message: log lines never show one (they never carry a query string).
+    #[error("read keys are accepted only in a header (`Authorization: Bearer <key>` or `x-functions-key`), never in the URL: the `code` query parameter is for webhook keys")]
     ReadKeyInUrl,
     /// A read (`GET /events*`) while no read key is configured: reading is opt-in.
     #[error("reading the stored events is disabled: set the Spin variable `read_keys` to one or more keys of their own (never the webhook keys)")]

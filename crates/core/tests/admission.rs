@@ -499,6 +499,11 @@ fn read_keys_are_refused_in_the_url() {
             let message = json["message"].as_str().unwrap();
             assert!(message.contains("never in the URL"), "{message}");
             assert!(!message.contains(TEST_READ_KEY), "{message}");
+            // A log line never shows a `?` (it never carries a query string).
+            let h = head("GET", &uri, headers);
+            let outcome = block_on(handle(&h, vec![], Ok(config(&[])), &store, now()));
+            let line = log_line(&http::Method::GET, path, &outcome);
+            assert!(!line.contains('?'), "{line}");
             assert!(store.requests.borrow().is_empty(), "{uri}");
         }
     }
