@@ -224,10 +224,12 @@ mod spin_adapter {
             }
         }
 
-        /// A file the host mounted for the component (Spin's `files`, `wasmtime serve --dir`,
-        /// `acr-webhook up`): workload identity's federated token.
+        /// A file in a folder the host gives the component (Spin's `files`, `wasmtime serve
+        /// --dir`, `acr-webhook up`): workload identity's federated token. Read through
+        /// `wasi:filesystem/preopens`, not `std::fs`: the preview1 proxy adapter of `up` and
+        /// stock wasmtime shows `std::fs` no preopened folder.
         fn read_file(&self, path: &str) -> Result<String, String> {
-            std::fs::read_to_string(path).map_err(|e| format!("{path}: {}", e.kind()))
+            read_preopened(path)
         }
     }
 
@@ -321,6 +323,47 @@ mod spin_adapter {
             .map_err(|e| TransportError::outcome_unknown(format!("unusable answer: {e}")))
     }
 
+    /// The largest file [`read_preopened`] reads (a federated token is about 1 KB).
+    const MAX_FILE_BYTES: usize = 64 * 1024;
+
+    /// Reads `path` (absolute) from the preopened folder that holds it, following symbolic
+    /// links inside it (Kubernetes mounts projected tokens through `..data` links).
+    fn read_preopened(path: &str) -> Result<String, String> {
+        use wasi::filesystem::preopens::get_directories;
+        use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+        let folders = get_directories();
+        let (folder, inside) = folders
+            .iter()
+            .filter_map(|(folder, at)| {
+                let rest = path.strip_prefix(at.trim_end_matches('/'))?;
+                Some((folder, rest.strip_prefix('/')?))
+            })
+            .min_by_key(|(_, inside)| inside.len())
+            .ok_or_else(|| format!("{path}: in no folder the host gives the component"))?;
+        let file = folder
+            .open_at(
+                PathFlags::SYMLINK_FOLLOW,
+                inside,
+                OpenFlags::empty(),
+                DescriptorFlags::READ,
+            )
+            .map_err(|e| format!("{path}: {}", e.name()))?;
+        let mut bytes = Vec::new();
+        loop {
+            let (chunk, end) = file
+                .read(MAX_FILE_BYTES as u64, bytes.len() as u64)
+                .map_err(|e| format!("{path}: {}", e.name()))?;
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_FILE_BYTES {
+                return Err(format!("{path}: larger than {MAX_FILE_BYTES} bytes"));
+            }
+            if end || chunk.is_empty() {
+                break;
+            }
+        }
+        String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text"))
+    }
+
     fn write_response(response: http::Response<Vec<u8>>, out: ResponseOutparam) {
         let (parts, body) = response.into_parts();
         let headers: Vec<(String, Vec<u8>)> = parts
@@ -347,9 +390,11 @@ mod spin_adapter {
     }
 }
 
-/// The WIT description (`component-type` custom section) of the one import the component has
-/// beyond the `wasi:http` proxy world: `fermyon:spin/variables@2.0.0`, from `wit/` (a verbatim
-/// copy of spin-sdk 5.2.0's interface), encoded by the same wit-bindgen spin-sdk uses.
+/// The WIT description (`component-type` custom section) of the imports the component has
+/// beyond the `wasi:http` proxy world: `fermyon:spin/variables@2.0.0`,
+/// `fermyon:spin/key-value@2.0.0` and `wasi:filesystem/preopens@0.2.0`, from `wit/` (verbatim
+/// copies of spin-sdk 5.2.0's and the `wasi` crate's interfaces), encoded by the same
+/// wit-bindgen spin-sdk uses.
 ///
 /// spin-sdk also embeds a 39 KB description of the whole Spin platform (key-value, SQLite,
 /// Redis, MQTT, ...), of which the component uses only that one interface; `make wasm` drops
@@ -362,5 +407,14 @@ mod spin_variables_world {
         world: "fermyon:spin/host",
         path: "wit",
         runtime_path: "spin_sdk::wit_bindgen::rt",
+        // The WASI interfaces are the `wasi` crate's, which the adapter calls.
+        with: {
+            "wasi:io/error@0.2.0": wasi::io::error,
+            "wasi:io/poll@0.2.0": wasi::io::poll,
+            "wasi:io/streams@0.2.0": wasi::io::streams,
+            "wasi:clocks/wall-clock@0.2.0": wasi::clocks::wall_clock,
+            "wasi:filesystem/types@0.2.0": wasi::filesystem::types,
+            "wasi:filesystem/preopens@0.2.0": wasi::filesystem::preopens,
+        },
     });
 }

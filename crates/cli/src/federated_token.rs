@@ -9,14 +9,13 @@
 //! (README "Cosmos DB with Entra ID").
 
 use crate::manifest::App;
+use acr_webhook_core::config::{
+    VAR_COSMOS_AUTH as COSMOS_AUTH, VAR_ENTRA_FEDERATED_TOKEN_FILE as TOKEN_FILE,
+    VAR_ENTRA_TOKEN_SOURCE as TOKEN_SOURCE,
+};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-
-/// The variables that decide it (their names in `acr_webhook_core::config`).
-const COSMOS_AUTH: &str = "cosmos_auth";
-const TOKEN_SOURCE: &str = "entra_token_source";
-const TOKEN_FILE: &str = "entra_federated_token_file";
 
 /// A folder preopened read-only at the same path in the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,9 +11,9 @@
 
 use crate::componentize;
 use crate::connections::Connections;
+use crate::federated_token::TokenDir;
 use crate::guest_deadline::{GuestDeadline, StallClock};
 use crate::held_body::HeldBody;
-use crate::federated_token::TokenDir;
 use crate::key_value::{self, KeyValue, KeyValueStores};
 use crate::log::{self, Level, LogFormat};
 use crate::manifest::{App, ComponentVariables};

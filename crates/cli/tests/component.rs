@@ -1,8 +1,9 @@
 //! The component as `acr-webhook up` loads it, through the real binary and the real module:
 //! compiled in a child process (`acr-webhook precompile`) whose output the server serves, and
 //! what it asks of its host, as `make wasm` leaves it: WASI 0.2 (`wasi:http` at the 0.2.0 the
-//! module was built against, the rest from the preview1 proxy adapter) and
-//! `fermyon:spin/variables@2.0.0`, nothing else. (`make wasm` drops spin-sdk's description of
+//! module was built against, `wasi:filesystem` for workload identity's token file, the rest
+//! from the preview1 proxy adapter), `fermyon:spin/variables@2.0.0` and
+//! `fermyon:spin/key-value@2.0.0`, nothing else. (`make wasm` drops spin-sdk's description of
 //! the whole Spin platform from the module; the import test checks that what is left still
 //! describes every import and that the imports are the ones Spin, SpinKube and `up` provide.)
 
@@ -214,12 +215,15 @@ fn the_component_imports_wasi_0_2_and_spin_variables_only() {
     assert_eq!(
         unversioned,
         [
+            "fermyon:spin/key-value",
             "fermyon:spin/variables",
             "wasi:cli/stderr",
             "wasi:cli/stdin",
             "wasi:cli/stdout",
             "wasi:clocks/monotonic-clock",
             "wasi:clocks/wall-clock",
+            "wasi:filesystem/preopens",
+            "wasi:filesystem/types",
             "wasi:http/outgoing-handler",
             "wasi:http/types",
             "wasi:io/error",

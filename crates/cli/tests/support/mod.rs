@@ -257,7 +257,9 @@ impl Stack {
             }
             cmd.arg(composed_component("environment"));
         } else {
-            cmd.args(["-S", "config"]);
+            // `-S cli` for wasi:filesystem (the component reads workload identity's token
+            // file through it), which `serve` provides only with it.
+            cmd.args(["-S", "config", "-S", "cli"]);
             for (k, v) in &self.variables {
                 assert!(
                     !v.contains(','),
