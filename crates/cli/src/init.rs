@@ -98,23 +98,7 @@ pub fn run(args: InitArgs) -> Result<()> {
             etag,
             kept,
         } => {
-            let answer = cosmos.call(
-                "update the indexing policy",
-                store.replace_container_request(&container, etag.as_deref(), &date()),
-            )?;
-            match answer.status().as_u16() {
-                200 | 201 => {}
-                412 => bail!(
-                    "{} changed while init was reading it (its etag no longer matches), so \
-                     init did not overwrite that change: run init again",
-                    cosmos.link()
-                ),
-                _ => bail!(
-                    "updating the indexing policy of {}: {}",
-                    cosmos.link(),
-                    refusal(&answer)
-                ),
-            }
+            cosmos.replace_container("updating the indexing policy", &container, etag)?;
             println!(
                 "indexing policy of {}: added the composite index {READ_ORDER_INDEX} that GET \
                  /events orders by, and kept its {kept} as they were; Cosmos DB builds the new \
@@ -360,25 +344,7 @@ fn retention(cosmos: &Cosmos<'_>, wanted: Option<Retention>) -> Result<()> {
             from,
             to,
         } => {
-            let answer = cosmos.call(
-                "set the time to live",
-                cosmos
-                    .store
-                    .replace_container_request(&container, etag.as_deref(), &date()),
-            )?;
-            match answer.status().as_u16() {
-                200 | 201 => {}
-                412 => bail!(
-                    "{} changed while init was reading it (its etag no longer matches), so \
-                     init did not overwrite that change: run init again",
-                    cosmos.link()
-                ),
-                _ => bail!(
-                    "setting the time to live of {}: {}",
-                    cosmos.link(),
-                    refusal(&answer)
-                ),
-            }
+            cosmos.replace_container("setting the time to live", &container, etag)?;
             let after = in_force(cosmos, &cosmos.read_container()?)?;
             if after != to {
                 bail!(
@@ -453,6 +419,31 @@ impl Cosmos<'_> {
     /// `dbs/{db}/colls/{coll}`.
     fn link(&self) -> String {
         format!("dbs/{}/colls/{}", self.store.database, self.store.container)
+    }
+
+    /// The conditional replace of the container's properties with `container` (read with
+    /// `etag`): fails when Cosmos DB refuses it, or when the container changed since it was
+    /// read (412), so that no one else's change is overwritten.
+    fn replace_container(
+        &self,
+        doing: &str,
+        container: &Value,
+        etag: Option<String>,
+    ) -> Result<()> {
+        let answer = self.call(
+            doing,
+            self.store
+                .replace_container_request(container, etag.as_deref(), &date()),
+        )?;
+        match answer.status().as_u16() {
+            200 | 201 => Ok(()),
+            412 => bail!(
+                "{} changed while init was reading it (its etag no longer matches), so init did \
+                 not overwrite that change: run init again",
+                self.link()
+            ),
+            _ => bail!("{doing} of {}: {}", self.link(), refusal(&answer)),
+        }
     }
 
     /// The signed read of the container (the one a ping makes), which must answer 200 with
