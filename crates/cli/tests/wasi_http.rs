@@ -23,13 +23,16 @@ fn imports_of(variant: &str) -> (Vec<String>, Vec<String>) {
     (imports, exports)
 }
 
-/// What the app imports from its host besides the variables (crates/cli/tests/component.rs).
-const APP_WASI: [&str; 11] = [
+/// What the app imports from its host besides the Spin interfaces the adapter gives it
+/// (crates/cli/tests/component.rs); `wasi:filesystem` is for workload identity's token file.
+const APP_WASI: [&str; 13] = [
     "wasi:cli/stderr",
     "wasi:cli/stdin",
     "wasi:cli/stdout",
     "wasi:clocks/monotonic-clock",
     "wasi:clocks/wall-clock",
+    "wasi:filesystem/preopens",
+    "wasi:filesystem/types",
     "wasi:http/outgoing-handler",
     "wasi:http/types",
     "wasi:io/error",
