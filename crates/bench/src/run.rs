@@ -885,7 +885,7 @@ impl Report<'_> {
             ) {
                 let _ = writeln!(
                     s,
-                    "- Entra ID with a warm token cache vs the account key at concurrency {c}: p50 {:.3} vs {:.3} ms (+{:.3} ms per event), throughput {:.0} vs {:.0} req/s = {:.2}×; {} token(s) issued in the whole run",
+                    "- Entra ID with a warm token cache vs the account key at concurrency {c}: p50 {:.3} vs {:.3} ms ({:+.3} ms per event), throughput {:.0} vs {:.0} req/s = {:.2}×; {} token(s) issued in the whole run",
                     e.p50_us / 1000.0,
                     k.p50_us / 1000.0,
                     (e.p50_us - k.p50_us) / 1000.0,
