@@ -12,10 +12,11 @@
 //!   outbound host allowed (none is contacted), and the component's stderr line goes to a
 //!   sink, so nothing leaves the process.
 //!
-//! The engine is `up`'s (`server::new_engine_with`: pooling allocator when the machine allows
+//! The engine is `up`'s (`engine::new_engine_with`: pooling allocator when the machine allows
 //! it, 64 KiB kept resident), optionally with the profiler or another keep-resident size.
 
 use crate::componentize;
+use crate::engine;
 use crate::manifest::{ComponentVariables, DEFAULT_MANIFEST_FILE};
 use crate::outbound::AllowedHosts;
 use crate::outbound_pool::{OutboundPool, PoolSettings};
@@ -147,8 +148,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     // Pre-instantiation, phase by phase.
     let started = Instant::now();
-    let defaults = server::EngineOptions::default();
-    let (engine, allocation) = server::new_engine_with(server::EngineOptions {
+    let defaults = engine::EngineOptions::default();
+    let (engine, allocation) = engine::new_engine_with(engine::EngineOptions {
         perfmap: args.perfmap,
         keep_resident: args.keep_resident.unwrap_or(defaults.keep_resident),
         ..defaults

@@ -8,6 +8,7 @@
 //! - [`outbound_pool`]: the connection pool the component's outbound requests go through;
 //! - [`componentize`]: core module to component, with the preview1 proxy adapter;
 //! - [`compose`]: the Spin variables adapter plugged into the app, for stock wasi:http hosts;
+//! - [`engine`]: the wasmtime engine (pooling allocator when the machine allows it);
 //! - [`precompile`]: compiling the component in a child process (`up` never runs Cranelift);
 //! - [`variables`]: the host side of `fermyon:spin/variables@2.0.0`;
 //! - [`key_value`]: the host side of `fermyon:spin/key-value@2.0.0` (in memory, per server);
@@ -35,6 +36,7 @@ pub mod componentize;
 pub mod compose;
 pub mod connections;
 pub mod csv;
+pub mod engine;
 pub mod export;
 pub mod federated_token;
 pub mod guest_deadline;

@@ -18,7 +18,7 @@
 //! before.
 
 use crate::componentize;
-use crate::server::{new_engine_with, EngineOptions};
+use crate::engine::{new_engine_with, EngineOptions};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use std::io::Write;

@@ -11,6 +11,7 @@
 
 use crate::componentize;
 use crate::connections::Connections;
+use crate::engine::{new_engine_with, EngineOptions};
 use crate::federated_token::TokenDir;
 use crate::guest_deadline::{GuestDeadline, StallClock};
 use crate::held_body::HeldBody;
@@ -22,7 +23,7 @@ use crate::outbound::{AllowedHosts, Destination};
 use crate::outbound_pool::{OutboundPool, PoolSettings};
 use crate::precompile::{self, ChildCompileError};
 use crate::route::{Route, RouteMatch};
-use crate::slots::{Busy, RequestSlot, Slots};
+use crate::slots::{Busy, RequestSlot, Slots, DEFAULT_MAX_CONCURRENT_REQUESTS};
 use crate::variables;
 use anyhow::{anyhow, bail, Context, Result};
 use http::header::HOST;
@@ -44,7 +45,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -55,9 +56,6 @@ use wasmtime_wasi_http::{
 
 /// How long in-flight requests may run after SIGINT/SIGTERM before the process exits anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Bytes of each pooled instance's memory and table kept resident between requests.
-const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 
 /// The most a component may print while handling one request in JSON log mode.
 const COMPONENT_OUTPUT_LIMIT: usize = 64 * 1024;
@@ -76,10 +74,6 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 /// 30 s, three times longer than a connection sending half a head should hold a descriptor.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Address-space bits the pooling-allocator probe reserves, as `wasmtime serve` does: the
-/// default pool needs about this much virtual memory.
-const POOLING_PROBE_BITS: u32 = 42;
-
 /// Spin's request header with the full request URL.
 const SPIN_FULL_URL: &str = "spin-full-url";
 /// Spin's request header with the path below the matched route.
@@ -95,8 +89,6 @@ const SPIN_BASE_PATH: &str = "spin-base-path";
 /// Spin's request header with the client's socket address.
 const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
 
-/// Requests handled at once by default; beyond, 503 with `Retry-After` at once.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 /// Linear memory one instance may grow to by default (the component needs far less; a
 /// read answer is at most a few MiB).
 pub const DEFAULT_MAX_INSTANCE_MEMORY: usize = 128 << 20;
@@ -158,90 +150,6 @@ impl Limits {
             .map(|ms| Duration::from_millis(ms) + DEADLINE_MARGIN)
             .unwrap_or(DEFAULT_REQUEST_DEADLINE)
     }
-}
-
-/// How instances are allocated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allocation {
-    /// Pre-reserved slots reused (and zeroed) between requests.
-    Pooling,
-    /// Fresh mappings per instance; used when the pool cannot be reserved.
-    OnDemand,
-}
-
-/// Creates the engine: component model on, pooling allocator when possible, otherwise the
-/// on-demand allocator with a warning on stderr.
-pub fn new_engine() -> Result<(Engine, Allocation)> {
-    new_engine_with(EngineOptions::default())
-}
-
-/// What the benchmark may change in `up`'s engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EngineOptions {
-    /// Write /tmp/perf-<pid>.map so `perf report` names wasm functions.
-    pub perfmap: bool,
-    /// Bytes of each pooled memory and table kept resident between instances.
-    pub keep_resident: usize,
-    /// Instances the pool holds at once: `up`'s request slots (see [`crate::instance_pool`]).
-    pub instances: usize,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            perfmap: false,
-            keep_resident: KEEP_RESIDENT_BYTES,
-            instances: DEFAULT_MAX_CONCURRENT_REQUESTS,
-        }
-    }
-}
-
-/// [`new_engine`] with options (the benchmark's profiling and keep-resident experiments).
-pub fn new_engine_with(options: EngineOptions) -> Result<(Engine, Allocation)> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    // The guest deadline: every store gets one (a store without one traps at once).
-    config.epoch_interruption(true);
-    if options.perfmap {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-    }
-
-    if pooling_address_space_available() {
-        let mut pooled = config.clone();
-        let pool = crate::instance_pool::pooling_config(options.instances, options.keep_resident);
-        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        match Engine::new(&pooled) {
-            Ok(engine) => return Ok((engine, Allocation::Pooling)),
-            Err(e) => log::message(
-                Level::Warn,
-                None,
-                &format!("the pooling allocator is unavailable ({e}); using on-demand allocation"),
-            ),
-        }
-    } else {
-        log::message(
-            Level::Warn,
-            None,
-            "cannot reserve the virtual memory the pooling allocator needs; using on-demand allocation",
-        );
-    }
-    let engine = Engine::new(&config).map_err(|e| anyhow!("cannot create the wasm engine: {e}"))?;
-    Ok((engine, Allocation::OnDemand))
-}
-
-/// `wasmtime serve`'s test: can a 64-bit memory with a 2^42-byte static reservation be made?
-fn pooling_address_space_available() -> bool {
-    use wasmtime::{Memory, MemoryType};
-    let mut config = Config::new();
-    config.wasm_memory64(true);
-    config.memory_reservation(1 << POOLING_PROBE_BITS);
-    let Ok(engine) = Engine::new(&config) else {
-        return false;
-    };
-    let mut store = Store::new(&engine, ());
-    // The maximum is in 64 KiB wasm pages.
-    let ty = MemoryType::new64(0, Some(1 << (POOLING_PROBE_BITS - 16)));
-    Memory::new(&mut store, ty).is_ok()
 }
 
 /// Per-request store data: WASI, wasi:http and the Spin variables.

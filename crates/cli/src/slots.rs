@@ -10,6 +10,9 @@ use acr_webhook_core::webhook::HEALTH_ROUTE;
 use http::Method;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Requests handled at once by default; beyond, 503 with `Retry-After` at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
+
 /// The default share of the request slots reads may take: a quarter (at least one, and
 /// always fewer than the slots).
 pub fn default_max_reads(max_requests: usize) -> usize {

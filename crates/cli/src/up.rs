@@ -1,7 +1,7 @@
 //! `acr-webhook up`: serve the application described by a spin.toml, like `spin up`.
 
 use crate::manifest::{self, Manifest, DEFAULT_MANIFEST_FILE};
-use crate::{connections, server};
+use crate::{connections, engine, server, slots};
 use anyhow::{anyhow, Context, Result};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub struct UpArgs {
     pub log_format: crate::log::LogFormat,
 
     /// Requests handled at once (at least 2); beyond it, 503 with `Retry-After: 1` at once.
-    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONCURRENT_REQUESTS,
+    #[arg(long, value_name = "N", default_value_t = slots::DEFAULT_MAX_CONCURRENT_REQUESTS,
           value_parser = at_least_one::<usize>)]
     pub max_concurrent_requests: usize,
 
@@ -164,11 +164,11 @@ pub fn run(args: UpArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let limits = limits(&args, &app)?;
-    let options = server::EngineOptions {
+    let options = engine::EngineOptions {
         perfmap: args.perfmap,
         // The instance pool holds what the slots may run at once.
         instances: limits.max_concurrent_requests,
-        ..server::EngineOptions::default()
+        ..engine::EngineOptions::default()
     };
     let result = runtime.block_on(server::run(
         app,

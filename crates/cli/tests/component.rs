@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use acr_webhook_cli::componentize::read_component_bytes;
-use acr_webhook_cli::server::{self, new_engine, AppServer, EngineOptions};
+use acr_webhook_cli::engine::{self, new_engine, EngineOptions};
+use acr_webhook_cli::server::AppServer;
 use acr_webhook_cli::up;
 use acr_webhook_testkit::repo_root;
 use support::{fixture, Stack, EMULATOR_KEY, TEST_KEY};
@@ -74,7 +75,7 @@ fn the_child_writes_a_component_this_host_links_and_serves() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (engine, _) = server::new_engine_with(options).unwrap();
+    let (engine, _) = engine::new_engine_with(options).unwrap();
     // SAFETY: the bytes are this test's own build of `acr-webhook precompile`'s output.
     let component = unsafe { Component::deserialize(&engine, &out.stdout) }.unwrap();
     AppServer::with_component(&engine, &component, &app, "127.0.0.1:0".parse().unwrap())

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use acr_webhook_cli::outbound_pool::{OutboundPool, PoolSettings};
-use acr_webhook_cli::{server, up};
+use acr_webhook_cli::{engine, server, up};
 use acr_webhook_testkit::{repo_root, COSMOS_CLI_ENV};
 use serde_json::Value;
 use support::{fixture_json, Stack, EMULATOR_KEY, TEST_KEY};
@@ -186,7 +186,7 @@ fn sequential_events_over_https_share_one_tls_connection() {
     let listener = runtime.block_on(async { server::bind("127.0.0.1:0".parse().unwrap()) });
     let listener = listener.unwrap();
     let listen = listener.local_addr().unwrap();
-    let (engine, _) = server::new_engine().unwrap();
+    let (engine, _) = engine::new_engine().unwrap();
     let pool = OutboundPool::with_roots(PoolSettings::default(), roots).unwrap();
     let app_server = Arc::new(
         server::AppServer::new(&engine, &app, listen)

@@ -6,7 +6,7 @@
 mod support;
 
 use acr_webhook_cli::compose::compose;
-use acr_webhook_cli::server::new_engine;
+use acr_webhook_cli::engine::new_engine;
 use acr_webhook_testkit::repo_root;
 use support::composed_component;
 use wasmtime::component::Component;
