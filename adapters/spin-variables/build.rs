@@ -1,11 +1,14 @@
 //! Generates, from the repository's spin.toml, the variables the adapter knows: every
 //! `[variables]` entry (its `default`, whether it is `required`) and the component's
 //! `[component.<id>.variables]` with their `{{ name }}` templates split into parts. spin.toml
-//! stays the only place these are written; a change there rebuilds the adapter.
+//! stays the only place these are written; a change there rebuilds the adapter. The template
+//! syntax is `spin-manifest-rules`' (the same as `acr-webhook up`'s).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+
+use spin_manifest_rules::{parse_template, Part};
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -76,7 +79,7 @@ fn generate(table: &toml::Table) -> Result<String, String> {
     code.push_str(
         "/// `[component.<id>.variables]`: each name with its template's parts, in order.\n",
     );
-    code.push_str("pub const COMPONENT_VARIABLES: &[(&str, &[Part])] = &[\n");
+    code.push_str("pub const COMPONENT_VARIABLES: &[(&str, &[Part<&str>])] = &[\n");
     let empty = toml::Table::new();
     let vars = component
         .get("variables")
@@ -106,35 +109,4 @@ fn generate(table: &toml::Table) -> Result<String, String> {
     }
     code.push_str("];\n");
     Ok(code)
-}
-
-enum Part {
-    Literal(String),
-    Variable(String),
-}
-
-/// Splits `text {{ name }} text` into literal and variable parts (Spin's template syntax).
-fn parse_template(template: &str) -> Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find("{{") {
-        if open > 0 {
-            parts.push(Part::Literal(rest[..open].to_owned()));
-        }
-        let after = &rest[open + 2..];
-        let close = after.find("}}").ok_or("`{{` without `}}`")?;
-        let name = after[..close].trim();
-        if name.is_empty() {
-            return Err("empty `{{ }}`".into());
-        }
-        parts.push(Part::Variable(name.to_owned()));
-        rest = &after[close + 2..];
-    }
-    if rest.contains("}}") {
-        return Err("`}}` without `{{`".into());
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Literal(rest.to_owned()));
-    }
-    Ok(parts)
 }

@@ -9,8 +9,9 @@
 //!
 //! - the table build.rs generates from spin.toml ([`APP_VARIABLES`], [`COMPONENT_VARIABLES`]),
 //!   so names, defaults and `required` are written once, in spin.toml;
-//! - [`get`]: Spin's lookup. The name must follow Spin's rules (`invalid-name` otherwise) and be
-//!   one of the component's variables (`undefined` otherwise); its template is rendered with
+//! - [`get`]: Spin's lookup. The name must follow Spin's rules (`invalid-name` otherwise; the
+//!   rules are `spin-manifest-rules`', shared with `acr-webhook up`) and be one of the
+//!   component's variables (`undefined` otherwise); its template is rendered with
 //!   each application variable's value from the provider, or its `default`. A `required`
 //!   variable without a value is `undefined` with a message naming it: Spin refuses to start
 //!   such an app, but a wasi:http host has no start-up hook to refuse in, so the app sees no
@@ -23,16 +24,10 @@
 //!   wasi:keyvalue, in memory per request, and not in the pinned build). The app then does
 //!   without the store (it fetches an Entra ID token per request instead of caching it).
 
-include!(concat!(env!("OUT_DIR"), "/spin_toml.rs"));
+pub use spin_manifest_rules::Part;
+use spin_manifest_rules::{env_var_name, validate_variable_name};
 
-/// A piece of a component variable's template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// Text copied as is.
-    Literal(&'static str),
-    /// `{{ name }}`: an application variable's value.
-    Variable(&'static str),
-}
+include!(concat!(env!("OUT_DIR"), "/spin_toml.rs"));
 
 /// Why [`get`] has no value (the cases of `fermyon:spin/variables`' `error` variant).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,11 +48,6 @@ pub trait Provider {
     fn how_to_set(&self, name: &str) -> String;
 }
 
-/// Spin's environment provider's rule: `SPIN_VARIABLE_` and the name upper-cased.
-pub fn env_var_name(name: &str) -> String {
-    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
-}
-
 /// Values from environment variables `SPIN_VARIABLE_<NAME>` (Spin's environment provider).
 pub struct Environment(pub Vec<(String, String)>);
 
@@ -76,34 +66,9 @@ impl Provider for Environment {
     }
 }
 
-/// Checks a variable name against Spin's rules: lower-case ASCII letters, digits and single
-/// underscores, starting with a letter and not ending with an underscore (the same rules and
-/// words as `acr-webhook up`).
-pub fn validate_name(name: &str) -> Result<(), String> {
-    let reason = if name.is_empty() {
-        "may not be empty".to_string()
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(*c == '_' || c.is_ascii_lowercase() || c.is_ascii_digit()))
-    {
-        format!(
-            "invalid character {c:?}; variable names may contain only lower-case letters, digits and underscores"
-        )
-    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        "must start with a lower-case letter".to_string()
-    } else if name.ends_with('_') {
-        "must end with a lower-case letter or digit".to_string()
-    } else if name.contains("__") {
-        "must not contain consecutive underscores".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(format!("variable name {name:?}: {reason}"))
-}
-
 /// The value of the component's variable `name`, as Spin resolves it.
 pub fn get(name: &str, provider: &impl Provider) -> Result<String, VariableError> {
-    validate_name(name).map_err(VariableError::InvalidName)?;
+    validate_variable_name(name).map_err(VariableError::InvalidName)?;
     let (_, parts) = COMPONENT_VARIABLES
         .iter()
         .find(|(known, _)| *known == name)

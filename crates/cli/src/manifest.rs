@@ -17,6 +17,7 @@ use crate::route::Route;
 use crate::template::Template;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
+use spin_manifest_rules::{env_var_name, validate_variable_name};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -24,44 +25,8 @@ use std::path::{Path, PathBuf};
 /// The manifest file `--from` defaults to, and the one looked for when `--from` is a folder.
 pub const DEFAULT_MANIFEST_FILE: &str = "spin.toml";
 
-/// Prefix of the environment variables that set application variables (Spin's rule:
-/// `SPIN_VARIABLE_` + the variable name in upper case).
-pub const ENV_VARIABLE_PREFIX: &str = "SPIN_VARIABLE_";
-
 /// The only `spin_manifest_version` this host reads.
 pub const SUPPORTED_MANIFEST_VERSION: i64 = 2;
-
-/// Checks a variable name against Spin's rules: lower-case ASCII letters, digits and single
-/// underscores, starting with a letter and not ending with an underscore.
-///
-/// The error is a sentence naming the problem, suitable for the `invalid-name` error of
-/// `fermyon:spin/variables`.
-pub fn validate_variable_name(name: &str) -> Result<(), String> {
-    let reason = if name.is_empty() {
-        "may not be empty".to_string()
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(*c == '_' || c.is_ascii_lowercase() || c.is_ascii_digit()))
-    {
-        format!(
-            "invalid character {c:?}; variable names may contain only lower-case letters, digits and underscores"
-        )
-    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        "must start with a lower-case letter".to_string()
-    } else if name.ends_with('_') {
-        "must end with a lower-case letter or digit".to_string()
-    } else if name.contains("__") {
-        "must not contain consecutive underscores".to_string()
-    } else {
-        return Ok(());
-    };
-    Err(format!("variable name {name:?}: {reason}"))
-}
-
-/// The environment variable that sets application variable `name`.
-pub fn env_var_name(name: &str) -> String {
-    format!("{ENV_VARIABLE_PREFIX}{}", name.to_ascii_uppercase())
-}
 
 /// Parses a `--variable` argument `name=value` (the value may contain `=` and be empty).
 pub fn parse_variable_arg(arg: &str) -> Result<(String, String), String> {
@@ -909,16 +874,6 @@ command = "cargo build"
             vars.get("missing"),
             Err(LookupError::Undefined(_))
         ));
-    }
-
-    #[test]
-    fn variable_name_rules() {
-        for ok in ["a", "cosmos_key", "a1", "a_1_b"] {
-            assert!(validate_variable_name(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "A", "1a", "_a", "a_", "a__b", "a-b", "a.b", "é"] {
-            assert!(validate_variable_name(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -2,57 +2,25 @@
 //! `allowed_outbound_hosts` entries.
 //!
 //! A template is literal text with `{{ variable }}` expressions. Whitespace inside the braces
-//! is ignored; the name must be a valid Spin variable name (see
-//! [`crate::manifest::validate_variable_name`]). An unclosed `{{` is an error.
+//! is ignored; the name must be a valid Spin variable name. An unclosed `{{` is an error. The
+//! syntax is [`spin_manifest_rules::parse_template`]'s (shared with the Spin variables adapter).
 
 use anyhow::{bail, Result};
-
-/// Opens a template expression.
-const OPEN: &str = "{{";
-/// Closes a template expression.
-const CLOSE: &str = "}}";
-
-/// One parsed piece of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    /// Text copied as is.
-    Literal(String),
-    /// The value of the named application variable.
-    Variable(String),
-}
+use spin_manifest_rules::{parse_template, Part};
 
 /// A parsed template string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     raw: String,
-    parts: Vec<Part>,
+    parts: Vec<Part<String>>,
 }
 
 impl Template {
     /// Parses `raw`, checking that every expression is closed and names a well-formed variable.
     pub fn parse(raw: &str) -> Result<Self> {
-        let mut parts = Vec::new();
-        let mut rest = raw;
-        while let Some(start) = rest.find(OPEN) {
-            if start > 0 {
-                parts.push(Part::Literal(rest[..start].to_string()));
-            }
-            let after_open = &rest[start + OPEN.len()..];
-            let Some(end) = after_open.find(CLOSE) else {
-                bail!("template {raw:?} has an unclosed '{OPEN}'");
-            };
-            let name = after_open[..end].trim();
-            crate::manifest::validate_variable_name(name)
-                .map_err(|reason| anyhow::anyhow!("template {raw:?}: {reason}"))?;
-            parts.push(Part::Variable(name.to_string()));
-            rest = &after_open[end + CLOSE.len()..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_string()));
-        }
         Ok(Self {
             raw: raw.to_string(),
-            parts,
+            parts: parse_template(raw)?,
         })
     }
 
