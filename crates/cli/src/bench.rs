@@ -20,7 +20,7 @@ use crate::engine;
 use crate::manifest::{ComponentVariables, DEFAULT_MANIFEST_FILE};
 use crate::outbound::AllowedHosts;
 use crate::outbound_pool::{OutboundPool, PoolSettings};
-use crate::server::{self, RequestState};
+use crate::server::{self, IncomingCall, RequestState};
 use crate::up::load_app;
 use anyhow::{anyhow, bail, Context, Result};
 use http::{Request, StatusCode};
@@ -34,9 +34,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::pipe::SinkOutputStream;
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::WasiHttpView;
 
 /// Values for the required variables when neither `--variable` nor `SPIN_VARIABLE_*` sets
 /// them, so that the command runs on its own. Nothing is ever sent to this endpoint.
@@ -316,17 +314,11 @@ async fn measure(
                 None,
             ),
         );
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)
-            .map_err(|e| anyhow!("{e}"))?;
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(sender)
-            .map_err(|e| anyhow!("{e}"))?;
+        let IncomingCall {
+            request: req,
+            outparam: out,
+            response: receiver,
+        } = RequestState::incoming_call(&mut store, request)?;
         let proxy = pre.instantiate_async(&mut store).await?;
         let t1 = Instant::now();
         proxy

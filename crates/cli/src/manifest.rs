@@ -590,6 +590,12 @@ command = "cargo build"
             .collect()
     }
 
+    /// `m` resolved with `--variable` values `pairs` and no environment.
+    fn resolved(m: &Manifest, pairs: &[(&str, &str)]) -> App {
+        let res = resolve_variables(&m.variables, &cli(pairs), env_of(&[])).unwrap();
+        m.resolve(&res.variables).unwrap()
+    }
+
     #[test]
     fn parses_small_manifest() {
         let m = parse(SMALL).unwrap();
@@ -613,17 +619,14 @@ command = "cargo build"
         let m = parse(PROJECT_MANIFEST).unwrap();
         assert_eq!(m.component.id, "acr-webhook");
         assert!(m.variables["cosmos_key"].secret);
-        let res = resolve_variables(
-            &m.variables,
-            &cli(&[
+        let app = resolved(
+            &m,
+            &[
                 ("cosmos_endpoint", "https://acct.documents.azure.com:443/"),
                 ("cosmos_key", "k"),
                 ("webhook_keys", "w"),
-            ]),
-            env_of(&[]),
-        )
-        .unwrap();
-        let app = m.resolve(&res.variables).unwrap();
+            ],
+        );
         assert_eq!(app.variables.get("cosmos_database"), Ok("acr"));
         assert_eq!(app.variables.get("partition_key_path"), Ok("/id"));
         let d = crate::outbound::Destination::from_uri(
@@ -649,17 +652,14 @@ command = "cargo build"
         for secret in ["entra_client_secret", "continuation_key"] {
             assert!(m.variables[secret].secret, "{secret}");
         }
-        let res = resolve_variables(
-            &m.variables,
-            &cli(&[
+        let app = resolved(
+            &m,
+            &[
                 ("cosmos_endpoint", "https://acct.documents.azure.com:443/"),
                 ("cosmos_auth", "entra"),
                 ("webhook_keys", "w"),
-            ]),
-            env_of(&[]),
-        )
-        .unwrap();
-        let app = m.resolve(&res.variables).unwrap();
+            ],
+        );
         let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
         assert!(allows(
             "https://login.microsoftonline.com/tenant/oauth2/v2.0/token"
@@ -684,17 +684,14 @@ command = "cargo build"
         );
 
         // A sovereign cloud's authority replaces the public one in the allow-list.
-        let res = resolve_variables(
-            &m.variables,
-            &cli(&[
+        let app = resolved(
+            &m,
+            &[
                 ("cosmos_endpoint", "https://acct.documents.azure.us"),
                 ("entra_authority_host", "https://login.microsoftonline.us"),
                 ("webhook_keys", "w"),
-            ]),
-            env_of(&[]),
-        )
-        .unwrap();
-        let app = m.resolve(&res.variables).unwrap();
+            ],
+        );
         let allows = |url: &str| app.allowed_outbound_hosts.allows_uri(&url.parse().unwrap());
         assert!(allows(
             "https://login.microsoftonline.us/t/oauth2/v2.0/token"

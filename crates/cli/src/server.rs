@@ -44,12 +44,13 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::{
     RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
 };
@@ -224,6 +225,43 @@ impl RequestState {
             }
         });
     }
+    /// Hands `request` to `store` as a wasi:http incoming request, with the response outparam
+    /// the component answers through: what `incoming-handler.handle` takes, and the receiver
+    /// the component's response arrives on.
+    pub fn incoming_call<B>(
+        store: &mut Store<RequestState>,
+        request: Request<B>,
+    ) -> Result<IncomingCall>
+    where
+        B: hyper::body::Body<Data = hyper::body::Bytes, Error = hyper::Error> + Send + 'static,
+    {
+        let (sender, response) = tokio::sync::oneshot::channel();
+        let request = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .map_err(|e| anyhow!("{e}"))?;
+        let outparam = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(IncomingCall {
+            request,
+            outparam,
+            response,
+        })
+    }
+}
+
+/// One request handed to a store ([`RequestState::incoming_call`]).
+pub struct IncomingCall {
+    /// The request, for `incoming-handler.handle`.
+    pub request: Resource<HostIncomingRequest>,
+    /// Where the component sets its response, for `incoming-handler.handle`.
+    pub outparam: Resource<HostResponseOutparam>,
+    /// The component's response (or its error code) once it sets one.
+    pub response: tokio::sync::oneshot::Receiver<Result<Response<HyperOutgoingBody>, ErrorCode>>,
 }
 
 /// Links what the host provides (WASI, wasi:http, Spin variables) for `component` and
@@ -653,17 +691,11 @@ impl AppServer {
         let deadline = GuestDeadline::new(limit, stalls);
         RequestState::enforce(&mut store, deadline.clone());
 
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)
-            .map_err(|e| anyhow!("{e}"))?;
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(sender)
-            .map_err(|e| anyhow!("{e}"))?;
+        let IncomingCall {
+            request: req,
+            outparam: out,
+            response: receiver,
+        } = RequestState::incoming_call(&mut store, req)?;
         let pre = self.pre.clone();
 
         // The guest runs in its own task so it can keep streaming the body after the
