@@ -9,6 +9,7 @@ use std::time::Duration;
 use acr_webhook_testkit::{
     free_port, port_is_open, repo_root, ChildGuard, CosmosStore, FakeEntra, COSMOS_CLI_ENV,
 };
+use acr_webhook_wasm_build::wasm_opt_oz;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
@@ -519,18 +520,9 @@ fn wasm_opt(args: &RunArgs, wasm: &Path, out: &Path) -> Result<Option<Value>> {
         return Ok(None);
     }
     let optimized = out.join("acr_webhook.Oz.wasm");
-    // The features rustc's wasm32-wasip1 target enables by default (binaryen 108 needs them
-    // named); the component-type custom sections are kept as they are.
-    let status = Command::new("wasm-opt")
-        .arg("-Oz")
-        .args(WASM_FEATURES)
-        .arg(wasm)
-        .arg("-o")
-        .arg(&optimized)
-        .status()
-        .context("running wasm-opt")?;
-    if !status.success() {
-        eprintln!("bench: wasm-opt -Oz failed; skipped");
+    // The component-type custom sections are kept as they are.
+    if let Err(e) = wasm_opt_oz(wasm, &optimized) {
+        eprintln!("bench: {e}; skipped");
         return Ok(None);
     }
     eprintln!("bench: the wasm-opt -Oz module, 20000 requests...");
@@ -549,16 +541,6 @@ fn wasm_opt(args: &RunArgs, wasm: &Path, out: &Path) -> Result<Option<Value>> {
         }),
     }))
 }
-
-/// What `wasm-opt` must allow to read rustc's wasm32-wasip1 output.
-const WASM_FEATURES: [&str; 6] = [
-    "--enable-bulk-memory",
-    "--enable-sign-ext",
-    "--enable-mutable-globals",
-    "--enable-nontrapping-float-to-int",
-    "--enable-multivalue",
-    "--enable-reference-types",
-];
 
 /// `(name, median ns)` of each benchmark in divan's table.
 fn parse_divan(text: &str) -> Vec<(String, f64)> {

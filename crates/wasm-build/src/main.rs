@@ -21,6 +21,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
+use acr_webhook_wasm_build::{wasm_opt_oz, WASM_OPT_FEATURES};
+use glob::Pattern;
 use sha2::{Digest, Sha256};
 
 /// The package built for wasm32-wasip1 (the workspace root).
@@ -28,7 +30,7 @@ const PACKAGE: &str = "acr-webhook";
 /// The spin.toml component whose `source` receives the result.
 const COMPONENT: &str = "acr-webhook";
 
-/// Custom sections the component does not need (`*` matches any text): the `wasi` crate's own
+/// Custom sections the component does not need (glob patterns: `*` matches any text): the `wasi` crate's own
 /// worlds (34 KB; spin-sdk depends on the crate, which embeds them, and they only repeat
 /// interfaces other sections describe), and spin-sdk's description of the whole Spin platform
 /// (39 KB), of which the component imports only `fermyon:spin/variables` and
@@ -38,17 +40,6 @@ const COMPONENT: &str = "acr-webhook";
 const REMOVED_SECTIONS: [&str; 2] = [
     "component-type:*rust-wasi-from-crates-io*",
     "component-type:*:spin:up@*:platform:*",
-];
-
-/// The features rustc's wasm32-wasip1 output uses, which binaryen must be told about (binaryen
-/// 108, Debian's, enables fewer by default than rustc emits).
-const WASM_OPT_FEATURES: [&str; 6] = [
-    "--enable-bulk-memory",
-    "--enable-sign-ext",
-    "--enable-mutable-globals",
-    "--enable-nontrapping-float-to-int",
-    "--enable-multivalue",
-    "--enable-reference-types",
 ];
 
 fn main() -> ExitCode {
@@ -196,6 +187,10 @@ fn remove_custom_sections(module: &[u8], patterns: &[&str]) -> Result<(Vec<u8>, 
     if !module.starts_with(HEADER) {
         return Err("not a WebAssembly core module".into());
     }
+    let patterns = patterns
+        .iter()
+        .map(|p| Pattern::new(p).map_err(|e| format!("section pattern {p:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut out = HEADER.to_vec();
     let mut removed = Vec::new();
     let mut pos = HEADER.len();
@@ -215,7 +210,7 @@ fn remove_custom_sections(module: &[u8], patterns: &[&str]) -> Result<(Vec<u8>, 
                 .filter(|&e| e <= end)
                 .map(|e| String::from_utf8_lossy(&module[at..e]).into_owned())
                 .ok_or_else(truncated)?;
-            if patterns.iter().any(|p| glob_match(p, &name)) {
+            if patterns.iter().any(|p| p.matches(&name)) {
                 removed.push((name, end - start));
                 pos = end;
                 continue;
@@ -225,26 +220,6 @@ fn remove_custom_sections(module: &[u8], patterns: &[&str]) -> Result<(Vec<u8>, 
         pos = end;
     }
     Ok((out, removed))
-}
-
-/// Whether `text` matches `pattern`, where `*` matches any run of characters (also none).
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty(); // no `*`: the whole text must equal the pattern
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// `wasm-opt --version`'s output, `None` when there is no working wasm-opt on the PATH.
@@ -276,18 +251,9 @@ fn optimize_cached(module: &[u8], wasm_opt: &str, cache: &Path) -> Result<Vec<u8
     let input = cache.join(format!("{digest}.in.wasm"));
     std::fs::write(&input, module).map_err(|e| format!("{}: {e}", input.display()))?;
     let optimized = cache.join(format!("{digest}.opt.wasm"));
-    let status = Command::new("wasm-opt")
-        .arg("-Oz")
-        .args(WASM_OPT_FEATURES)
-        .arg(&input)
-        .arg("-o")
-        .arg(&optimized)
-        .status()
-        .map_err(|e| format!("cannot run wasm-opt: {e}"))?;
+    let optimizing = wasm_opt_oz(&input, &optimized);
     let _ = std::fs::remove_file(&input);
-    if !status.success() {
-        return Err(format!("wasm-opt failed ({status})"));
-    }
+    optimizing?;
     let bytes = std::fs::read(&optimized).map_err(|e| format!("{}: {e}", optimized.display()))?;
     // Only the latest result is kept.
     if let Ok(entries) = std::fs::read_dir(cache) {
@@ -329,25 +295,22 @@ mod tests {
     }
 
     #[test]
-    fn globs_match_like_fnmatch_stars() {
-        assert!(glob_match("a*b", "ab"));
-        assert!(glob_match("a*b", "a-x-b"));
-        assert!(!glob_match("a*b", "a-x-bc"));
-        assert!(glob_match("*x*", "x"));
-        assert!(glob_match("exact", "exact"));
-        assert!(!glob_match("exact", "exactly"));
-        assert!(glob_match(
-            REMOVED_SECTIONS[1],
+    fn the_removed_sections_are_the_wasi_crates_worlds_and_spins_platform() {
+        let removed = |name: &str| {
+            REMOVED_SECTIONS
+                .iter()
+                .any(|p| Pattern::new(p).unwrap().matches(name))
+        };
+        assert!(removed(
             "component-type:wit-bindgen:0.51.0:spin:up@3.6.0:platform:encoded world"
         ));
-        assert!(glob_match(
-            REMOVED_SECTIONS[0],
+        assert!(removed(
             "component-type:wit-bindgen:0.24.0:bindings:encoded worldrust-wasi-from-crates-io"
         ));
-        assert!(!glob_match(
-            REMOVED_SECTIONS[1],
+        assert!(!removed(
             "component-type:wit-bindgen:0.51.0:fermyon:spin@2.0.0:host:encoded world"
         ));
+        assert!(!removed("component-type:spin:up@3.6.0:platform"));
     }
 
     #[test]
