@@ -86,12 +86,11 @@ impl Receiver {
         self.key.is_some()
     }
 
-    /// True when the URL carries a non-empty `?code=` (a key in the query string).
+    /// True when the URL carries a non-empty `?code=` (a key in the query string), read
+    /// percent-decoded as the receiver reads it.
     pub fn has_code(&self) -> bool {
-        self.uri.query().unwrap_or_default().split('&').any(|pair| {
-            pair.split_once('=')
-                .is_some_and(|(k, v)| k == "code" && !v.is_empty())
-        })
+        let query = self.uri.query().unwrap_or_default();
+        form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "code" && !v.is_empty())
     }
 
     /// `text` with every secret replaced, control characters replaced, and at most `max`
@@ -181,6 +180,9 @@ mod tests {
     fn unusable_urls_and_keys_are_refused_without_echo() {
         assert!(!receiver("http://h/acr", Some("  ")).unwrap().has_key());
         assert!(!receiver("http://h/acr?code=", None).unwrap().has_code());
+        // Percent-decoded, as the receiver reads it (crates/core's auth.rs).
+        assert!(receiver("http://h/acr?%63ode=k", None).unwrap().has_code());
+        assert!(!receiver("http://h/acr?a=1&code", None).unwrap().has_code());
         let err = receiver("http://h/acr", Some("k\nX-Injected: 1"))
             .err()
             .unwrap()
