@@ -2,12 +2,15 @@
 //! real webhook notifications, and image pushes and deletes through `skopeo`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -580,7 +583,7 @@ fn write_oci_layout(
     }
     let tar = tar_one_file(&format!("testkit/{seed:016x}.bin"), &content);
     let diff_id = sha256_digest(&tar);
-    let layer = gzip_stored(&tar);
+    let layer = gzip(&tar);
     let layer_digest = write_blob(layout, &layer)?;
 
     let config = json!({
@@ -671,47 +674,28 @@ fn tar_one_file(name: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A valid gzip member holding `data` in stored (uncompressed) deflate blocks.
-fn gzip_stored(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-    let mut chunks = data.chunks(65_535).peekable();
-    if chunks.peek().is_none() {
-        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
-    }
-    while let Some(chunk) = chunks.next() {
-        out.push(u8::from(chunks.peek().is_none()));
-        let len = chunk.len() as u16;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out.extend_from_slice(&crc32(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// `data` as one gzip member.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder
+        .write_all(data)
+        .and_then(|()| encoder.finish())
+        .expect("gzip into memory")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read as _;
 
     #[test]
-    fn crc32_known_answer() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    fn the_layer_is_the_tar_gzipped() {
+        let tar = tar_one_file("a/b.txt", b"hello");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(gzip(&tar).as_slice())
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, tar);
     }
 
     #[test]
