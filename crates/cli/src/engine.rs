@@ -56,7 +56,7 @@ impl Default for EngineOptions {
 pub fn new_engine_with(options: EngineOptions) -> Result<(Engine, Allocation)> {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    // The guest deadline: every store gets one (a store without one traps at once).
+    // The guest deadline: every wasmtime store gets one (a store without one traps at once).
     config.epoch_interruption(true);
     if options.perfmap {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -94,8 +94,8 @@ fn pooling_address_space_available() -> bool {
     let Ok(engine) = Engine::new(&config) else {
         return false;
     };
-    let mut store = Store::new(&engine, ());
+    let mut wasm_store = Store::new(&engine, ());
     // The maximum is in 64 KiB wasm pages.
     let ty = MemoryType::new64(0, Some(1 << (POOLING_PROBE_BITS - 16)));
-    Memory::new(&mut store, ty).is_ok()
+    Memory::new(&mut wasm_store, ty).is_ok()
 }

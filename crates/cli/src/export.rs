@@ -23,8 +23,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use http::Uri;
 use serde_json::Value;
 
+use crate::native_host::NativeHost;
 use crate::receiver::{Receiver, SHOWN_ANSWER_CHARS};
-use crate::store_client::NativeHost;
 
 /// Environment variable holding the read key.
 pub const READ_KEY_ENV: &str = "ACR_WEBHOOK_READ_KEY";

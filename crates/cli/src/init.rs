@@ -21,7 +21,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use crate::manifest::DEFAULT_MANIFEST_FILE;
-use crate::store_client::{block_on, NativeHost};
+use crate::native_host::{block_on, NativeHost};
 
 /// Timeout of each call to Cosmos DB.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);

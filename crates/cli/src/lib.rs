@@ -26,12 +26,13 @@
 //! - [`log`]: the host's log lines (text or JSON);
 //! - [`replay`]: the `replay` subcommand: failed deliveries from `az acr webhook list-events`
 //!   sent again;
-//! - [`bench`]: `acr-webhook bench-instantiate`, the in-process timing `make bench` reports;
+//! - [`instantiate_timing`]: `acr-webhook bench-instantiate`, the in-process timing of
+//!   instantiating the component and handling one request that `make bench` reports;
 //! - [`receiver`]: the receiver `replay` and `export` talk to (URL, key, what is never shown);
 //! - [`export`]: the `export` subcommand, and [`csv`] its CSV rules;
-//! - [`store_client`]: the core's host for the CLI's own Cosmos calls.
+//! - [`native_host`]: the core's `Host` for the CLI's own HTTP calls (`init` to Cosmos,
+//!   `replay` and `export` to the receiver).
 
-pub mod bench;
 pub mod componentize;
 pub mod compose;
 pub mod connections;
@@ -43,10 +44,12 @@ pub mod guest_deadline;
 pub mod held_body;
 pub mod init;
 pub mod instance_pool;
+pub mod instantiate_timing;
 pub mod key_value;
 pub mod log;
 pub mod manifest;
 pub mod metrics;
+pub mod native_host;
 pub mod outbound;
 pub mod outbound_pool;
 pub mod precompile;
@@ -56,7 +59,6 @@ pub mod replay;
 pub mod route;
 pub mod server;
 pub mod slots;
-pub mod store_client;
 pub mod template;
 pub mod up;
 pub mod variables;

@@ -4,7 +4,7 @@
 //! struct and a `run` function; to add one, add a variant to [`Command`] and an arm to
 //! [`run`].
 
-use acr_webhook_cli::{bench, compose, export, init, precompile, replay, up};
+use acr_webhook_cli::{compose, export, init, instantiate_timing, precompile, replay, up};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ enum Command {
     Export(export::ExportArgs),
     /// Time pre-instantiation and per-request instantiate + handle without I/O (benchmarks).
     #[command(hide = true)]
-    BenchInstantiate(bench::BenchArgs),
+    BenchInstantiate(instantiate_timing::InstantiateTimingArgs),
     /// Compile a component and write wasmtime's serialized form to stdout (`up` runs it as a
     /// child process so that the server never holds the compiler's memory).
     #[command(name = precompile::SUBCOMMAND, hide = true)]
@@ -49,7 +49,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Init(args) => init::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Export(args) => export::run(args),
-        Command::BenchInstantiate(args) => bench::run(args),
+        Command::BenchInstantiate(args) => instantiate_timing::run(args),
         Command::Precompile(args) => precompile::run(args),
         Command::Compose(args) => compose::run(args),
     }

@@ -20,8 +20,8 @@ use std::time::Duration;
 use acr_webhook_core::replay::{parse_list_events, select, Delivery};
 use anyhow::{bail, Context, Result};
 
+use crate::native_host::NativeHost;
 use crate::receiver::{Receiver, SHOWN_ANSWER_CHARS};
-use crate::store_client::NativeHost;
 
 /// Environment variable holding the webhook key when `--key` is not given.
 pub const KEY_ENV: &str = "ACR_WEBHOOK_KEY";

@@ -7,7 +7,7 @@
 //! served by hyper's HTTP/1 server; SIGINT/SIGTERM stop accepting and let in-flight
 //! requests finish for up to [`SHUTDOWN_GRACE`]. The component's outbound requests (to the
 //! hosts `allowed_outbound_hosts` lists) go through one [`OutboundPool`] per server, so
-//! connections to the store (and their TLS sessions) outlive the instance that opened them.
+//! connections to Cosmos DB (and their TLS sessions) outlive the instance that opened them.
 
 use crate::componentize;
 use crate::connections::Connections;
@@ -153,7 +153,7 @@ impl Limits {
     }
 }
 
-/// Per-request store data: WASI, wasi:http and the Spin variables.
+/// Per-request wasmtime store data: WASI, wasi:http and the Spin variables.
 pub struct RequestState {
     table: ResourceTable,
     wasi: WasiCtx,
@@ -210,12 +210,12 @@ impl RequestState {
         self
     }
 
-    /// Makes `store` enforce the memory limit and stop its guest at `deadline` (epoch
+    /// Makes `wasm_store` enforce the memory limit and stop its guest at `deadline` (epoch
     /// interruption: checked every [`EPOCH_TICK`], yielding to other tasks in between).
-    pub fn enforce(store: &mut Store<RequestState>, deadline: GuestDeadline) {
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+    pub fn enforce(wasm_store: &mut Store<RequestState>, deadline: GuestDeadline) {
+        wasm_store.limiter(|state| &mut state.limits);
+        wasm_store.set_epoch_deadline(1);
+        wasm_store.epoch_deadline_callback(move |_| {
             if deadline.passed(Instant::now()) {
                 Err(wasmtime::Error::msg(
                     "the guest ran past the request deadline and was stopped",
@@ -225,23 +225,23 @@ impl RequestState {
             }
         });
     }
-    /// Hands `request` to `store` as a wasi:http incoming request, with the response outparam
+    /// Hands `request` to `wasm_store` as a wasi:http incoming request, with the response outparam
     /// the component answers through: what `incoming-handler.handle` takes, and the receiver
     /// the component's response arrives on.
     pub fn incoming_call<B>(
-        store: &mut Store<RequestState>,
+        wasm_store: &mut Store<RequestState>,
         request: Request<B>,
     ) -> Result<IncomingCall>
     where
         B: hyper::body::Body<Data = hyper::body::Bytes, Error = hyper::Error> + Send + 'static,
     {
         let (sender, response) = tokio::sync::oneshot::channel();
-        let request = store
+        let request = wasm_store
             .data_mut()
             .http()
             .new_incoming_request(Scheme::Http, request)
             .map_err(|e| anyhow!("{e}"))?;
-        let outparam = store
+        let outparam = wasm_store
             .data_mut()
             .http()
             .new_response_outparam(sender)
@@ -254,7 +254,7 @@ impl RequestState {
     }
 }
 
-/// One request handed to a store ([`RequestState::incoming_call`]).
+/// One request handed to a wasmtime store ([`RequestState::incoming_call`]).
 pub struct IncomingCall {
     /// The request, for `incoming-handler.handle`.
     pub request: Resource<HostIncomingRequest>,
@@ -647,7 +647,7 @@ impl AppServer {
         response
     }
 
-    /// Instantiates the component in a fresh store and hands it the request.
+    /// Instantiates the component in a fresh wasmtime store and hands it the request.
     async fn call_component(
         &self,
         req: Request<Incoming>,
@@ -686,16 +686,16 @@ impl AppServer {
         .with_key_value(self.key_value.instance())
         .with_memory_limit(self.limits.max_instance_memory)
         .with_metrics(self.metrics.clone());
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut wasm_store = Store::new(self.pre.engine(), state);
         let limit = self.limits.request_deadline;
         let deadline = GuestDeadline::new(limit, stalls);
-        RequestState::enforce(&mut store, deadline.clone());
+        RequestState::enforce(&mut wasm_store, deadline.clone());
 
         let IncomingCall {
             request: req,
             outparam: out,
             response: receiver,
-        } = RequestState::incoming_call(&mut store, req)?;
+        } = RequestState::incoming_call(&mut wasm_store, req)?;
         let pre = self.pre.clone();
 
         // The guest runs in its own task so it can keep streaming the body after the
@@ -709,10 +709,10 @@ impl AppServer {
             let _slot = guest_slot;
             // Wasm code is stopped by the epoch callback; this bounds its waits on the host too.
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = pre.instantiate_async(&mut wasm_store).await?;
                 proxy
                     .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
+                    .call_handle(&mut wasm_store, req, out)
                     .await
             };
             let result = tokio::select! {
@@ -723,7 +723,7 @@ impl AppServer {
             };
             // The instance goes back to the pool before the slot is given back, so that the
             // pool, sized from the slots, never runs out.
-            drop(store);
+            drop(wasm_store);
             if let Some(pipe) = captured {
                 log::component_output(&request_id, &pipe.contents());
             }

@@ -817,7 +817,7 @@ fn read_keys_read_and_do_not_write(host: Host) {
 /// timestamp, image, tag}`, no `receivedAt`) may share the container: they are listed after
 /// every event this receiver stored, by id descending, and paging goes through them.
 fn documents_left_by_the_old_function_are_listed_last(host: Host) {
-    use acr_webhook_cli::store_client::NativeHost;
+    use acr_webhook_cli::native_host::NativeHost;
     use acr_webhook_core::cosmos::x_ms_date;
 
     let stack = Stack::start_on(host, &[]);

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use acr_webhook_cli::store_client::NativeHost;
+use acr_webhook_cli::native_host::NativeHost;
 use acr_webhook_core::cosmos::x_ms_date;
 use acr_webhook_core::StoreConfig;
 use acr_webhook_testkit::{free_port, http, repo_root, ChildGuard, CosmosStore};

@@ -1,5 +1,5 @@
 //! The core's [`Host`] for the native CLI: blocking HTTP(S) with `ureq`, the process clock.
-//! `init` and `replay` drive the same host-independent core code the component runs.
+//! `init`, `replay` and `export` drive the same host-independent core code the component runs.
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};

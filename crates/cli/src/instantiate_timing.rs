@@ -8,7 +8,7 @@
 //! - **Per request**, `--requests` times in one thread: a fresh `Store` (as `up` makes per
 //!   request), `ProxyPre::instantiate_async`, and the `wasi:http/incoming-handler` call for
 //!   a `POST /acr` without a key, which the component answers 401 before reading the body
-//!   or touching the store. The store data is `up`'s (`server::RequestState`) with no
+//!   or touching Cosmos DB. The wasmtime store data is `up`'s (`server::RequestState`) with no
 //!   outbound host allowed (none is contacted), and the component's stderr line goes to a
 //!   sink, so nothing leaves the process.
 //!
@@ -56,7 +56,7 @@ const PUSH_EVENT: &[u8] = include_bytes!("../../../tests/fixtures/acr/push.json"
 
 /// Arguments of `acr-webhook bench-instantiate`.
 #[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+pub struct InstantiateTimingArgs {
     /// The application manifest: a spin.toml file, or a folder that contains one.
     #[arg(long = "from", short = 'f', value_name = "MANIFEST", default_value = DEFAULT_MANIFEST_FILE)]
     pub from: PathBuf,
@@ -125,7 +125,7 @@ fn summarize(values: &mut [u64]) -> Summary {
 }
 
 /// Runs the measurement and prints the report.
-pub fn run(args: BenchArgs) -> Result<()> {
+pub fn run(args: InstantiateTimingArgs) -> Result<()> {
     if args.requests == 0 {
         bail!("--requests must be at least 1");
     }
@@ -305,10 +305,10 @@ async fn measure(
             variables.clone(),
         )
         .with_memory_limit(crate::server::DEFAULT_MAX_INSTANCE_MEMORY);
-        let mut store = Store::new(engine, state);
+        let mut wasm_store = Store::new(engine, state);
         // As `up` (its epoch ticker does not run here: the deadline never fires).
         RequestState::enforce(
-            &mut store,
+            &mut wasm_store,
             crate::guest_deadline::GuestDeadline::new(
                 crate::server::DEFAULT_REQUEST_DEADLINE,
                 None,
@@ -318,19 +318,19 @@ async fn measure(
             request: req,
             outparam: out,
             response: receiver,
-        } = RequestState::incoming_call(&mut store, request)?;
-        let proxy = pre.instantiate_async(&mut store).await?;
+        } = RequestState::incoming_call(&mut wasm_store, request)?;
+        let proxy = pre.instantiate_async(&mut wasm_store).await?;
         let t1 = Instant::now();
         proxy
             .wasi_http_incoming_handler()
-            .call_handle(&mut store, req, out)
+            .call_handle(&mut wasm_store, req, out)
             .await?;
         let response = receiver
             .await
             .context("the component set no response")?
             .map_err(|code| anyhow!("the component answered an error: {code:?}"))?;
         let t2 = Instant::now();
-        drop(store);
+        drop(wasm_store);
         let t3 = Instant::now();
         if response.status() != StatusCode::UNAUTHORIZED {
             bail!(
