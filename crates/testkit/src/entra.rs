@@ -927,6 +927,22 @@ impl Refusal {
             description,
         }
     }
+
+    /// A refusal whose AADSTS code, if any, is the one its description starts with (IMDS
+    /// passes Entra's descriptions on).
+    fn described(status: u16, error: &'static str, description: impl Into<String>) -> Refusal {
+        let description = description.into();
+        let aadsts = description
+            .strip_prefix("AADSTS")
+            .and_then(|d| d.split(':').next())
+            .and_then(|c| c.parse().ok());
+        Refusal {
+            status,
+            error,
+            aadsts,
+            description,
+        }
+    }
 }
 
 /// IMDS: `GET /metadata/identity/oauth2/token?api-version=…&resource=…[&client_id=…]`.
@@ -956,94 +972,70 @@ fn serve_imds(state: &State, req: &Request) -> (Reply, Option<TokenRequest>) {
         error: None,
         aadsts: None,
     };
-    let refuse = |record: &mut TokenRequest, status: u16, error: &str, description: String| {
-        record.status = status;
-        record.error = Some(error.to_string());
-        record.aadsts = description
-            .strip_prefix("AADSTS")
-            .and_then(|d| d.split(':').next())
-            .and_then(|c| c.parse().ok());
-        Reply::json(
-            status,
-            &json!({ "error": error, "error_description": description }),
-        )
+    // The checks in IMDS's order; the first that fails is the answer.
+    let checked = (|| -> Result<(Principal, String), Refusal> {
+        if !req.method.eq_ignore_ascii_case("GET") {
+            return Err(Refusal::described(
+                405,
+                "invalid_request",
+                "The requested method is not supported.",
+            ));
+        }
+        if req.header("metadata") != Some("true") {
+            return Err(Refusal::described(
+                400,
+                "bad_request_102",
+                "Required metadata header not specified",
+            ));
+        }
+        if get("api-version").is_none() {
+            return Err(Refusal::described(
+                400,
+                "invalid_request",
+                "Required query variable 'api-version' is missing",
+            ));
+        }
+        let Some(audience) = audience.clone() else {
+            return Err(Refusal::described(
+                400,
+                "invalid_request",
+                "Required query variable 'resource' is missing",
+            ));
+        };
+        let known = [&state.system_identity, &state.user_identity];
+        let identity = match (&client_id, get("object_id")) {
+            (None, None) => Some(&state.system_identity),
+            (Some(id), _) => known.into_iter().find(|p| &p.client_id == id),
+            (None, Some(oid)) => known.into_iter().find(|p| p.object_id == oid),
+        };
+        let Some(identity) = identity else {
+            return Err(Refusal::described(
+                400,
+                "invalid_request",
+                "Identity not found",
+            ));
+        };
+        if let Some(description) = unknown_resource(state, &audience) {
+            // IMDS passes Entra's refusal on as 400 invalid_resource (same article, Error
+            // handling: "400 Bad Request | invalid_resource | AADSTS50001: The application named
+            // <URI> was not found in the tenant named <TENANT-ID>...").
+            return Err(Refusal::described(400, "invalid_resource", description));
+        }
+        Ok((identity.clone(), audience))
+    })();
+    let (identity, audience) = match checked {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            record.status = refusal.status;
+            record.error = Some(refusal.error.to_string());
+            record.aadsts = refusal.aadsts;
+            let reply = Reply::json(
+                refusal.status,
+                &json!({ "error": refusal.error, "error_description": refusal.description }),
+            );
+            return (reply, Some(record));
+        }
     };
-    if !req.method.eq_ignore_ascii_case("GET") {
-        let r = refuse(
-            &mut record,
-            405,
-            "invalid_request",
-            "The requested method is not supported.".into(),
-        );
-        return (r, Some(record));
-    }
-    if req.header("metadata") != Some("true") {
-        let r = refuse(
-            &mut record,
-            400,
-            "bad_request_102",
-            "Required metadata header not specified".into(),
-        );
-        return (r, Some(record));
-    }
-    if get("api-version").is_none() {
-        let r = refuse(
-            &mut record,
-            400,
-            "invalid_request",
-            "Required query variable 'api-version' is missing".into(),
-        );
-        return (r, Some(record));
-    }
-    let Some(audience) = audience else {
-        let r = refuse(
-            &mut record,
-            400,
-            "invalid_request",
-            "Required query variable 'resource' is missing".into(),
-        );
-        return (r, Some(record));
-    };
-    let identity = match (&client_id, get("object_id")) {
-        (None, None) => state.system_identity.clone(),
-        (Some(id), _) => match [&state.system_identity, &state.user_identity]
-            .into_iter()
-            .find(|p| &p.client_id == id)
-        {
-            Some(p) => p.clone(),
-            None => {
-                let r = refuse(
-                    &mut record,
-                    400,
-                    "invalid_request",
-                    "Identity not found".into(),
-                );
-                return (r, Some(record));
-            }
-        },
-        (None, Some(oid)) => match [&state.system_identity, &state.user_identity]
-            .into_iter()
-            .find(|p| p.object_id == oid)
-        {
-            Some(p) => p.clone(),
-            None => {
-                let r = refuse(
-                    &mut record,
-                    400,
-                    "invalid_request",
-                    "Identity not found".into(),
-                );
-                return (r, Some(record));
-            }
-        },
-    };
-    if let Some(description) = unknown_resource(state, &audience) {
-        // IMDS passes Entra's refusal on as 400 invalid_resource (same article, Error
-        // handling: "400 Bad Request | invalid_resource | AADSTS50001: The application named
-        // <URI> was not found in the tenant named <TENANT-ID>...").
-        let r = refuse(&mut record, 400, "invalid_resource", description);
-        return (r, Some(record));
-    }
     let lifetime = state.lock().lifetime;
     let (token, claims) = state.mint(&identity, &audience, unix(SystemTime::now()), lifetime, "2");
     record.status = 200;
