@@ -530,17 +530,31 @@ fn serve(shared: &Shared, req: &Request) -> Reply {
     reply
 }
 
+/// The reply, the principal (a token's `oid`, once known), the substatus and the outcome.
 type Decision = (Reply, Option<String>, Option<u32>, Outcome);
 
+/// A refusal ([`refusal`]) as a [`Decision`].
+fn refuse(
+    status: u16,
+    substatus: u32,
+    message: &str,
+    outcome: Outcome,
+    principal: Option<String>,
+) -> Decision {
+    (
+        refusal(status, substatus, message),
+        principal,
+        Some(substatus),
+        outcome,
+    )
+}
+
+/// What Cosmos DB answers for an `Authorization` header it cannot read (substatus 5001).
+const UNREADABLE_AUTHORIZATION: &str =
+    "The input authorization token can't serve the request. The wrong key is being used or \
+     the expected payload is not built as per the protocol.";
+
 fn decide(shared: &Shared, req: &Request) -> Decision {
-    let refuse = |status, substatus, message: &str, outcome| {
-        (
-            refusal(status, substatus, message),
-            None,
-            Some(substatus),
-            outcome,
-        )
-    };
     let Some(header) = req.header("authorization") else {
         // Wording as in Azure/azure-sdk-for-js#9980.
         return refuse(
@@ -549,15 +563,16 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
             "Required Header authorization is missing. Ensure a valid Authorization token is \
              passed.",
             Outcome::MissingAuthorization,
+            None,
         );
     };
     let Some((kind, version, signature)) = parse_authorization(header) else {
         return refuse(
             401,
             5001,
-            "The input authorization token can't serve the request. The wrong key is being \
-             used or the expected payload is not built as per the protocol.",
+            UNREADABLE_AUTHORIZATION,
             Outcome::BadAuthorization,
+            None,
         );
     };
     if kind.eq_ignore_ascii_case("master") || kind.eq_ignore_ascii_case("resource") {
@@ -571,15 +586,16 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
             5202,
             "Local Authorization is disabled. Use an AAD token to authorize all requests.",
             Outcome::LocalAuthDisabled,
+            None,
         );
     }
     if !kind.eq_ignore_ascii_case("aad") || version != "1.0" {
         return refuse(
             401,
             5001,
-            "The input authorization token can't serve the request. The wrong key is being \
-             used or the expected payload is not built as per the protocol.",
+            UNREADABLE_AUTHORIZATION,
             Outcome::BadAuthorization,
+            None,
         );
     }
     let audiences = shared.lock().audiences.clone();
@@ -588,7 +604,13 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
         Ok(c) => c,
         Err(rejection) => {
             let (substatus, message) = token_refusal(&shared.account, &rejection, &audiences);
-            return refuse(401, substatus, &message, Outcome::TokenRejected(rejection));
+            return refuse(
+                401,
+                substatus,
+                &message,
+                Outcome::TokenRejected(rejection),
+                None,
+            );
         }
     };
     let principal = Some(claims.oid.clone());
@@ -605,8 +627,7 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
                 req.method.to_ascii_uppercase(),
                 req.path()
             );
-            let (reply, _, substatus, outcome) = refuse(403, 5300, &message, Outcome::ControlPlane);
-            (reply, principal, substatus, outcome)
+            refuse(403, 5300, &message, Outcome::ControlPlane, principal)
         }
         Operation::Data { action, resource } => {
             let role = {
@@ -630,8 +651,7 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
                 let outcome = Outcome::MissingRole {
                     action: action.to_string(),
                 };
-                let (reply, _, substatus, outcome) = refuse(403, substatus, &message, outcome);
-                return (reply, principal, substatus, outcome);
+                return refuse(403, substatus, &message, outcome, principal);
             }
             let start = format!("{} {} HTTP/1.1", req.method, req.target);
             match forward(
@@ -659,15 +679,13 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
                     };
                     (reply, principal, None, Outcome::Forwarded { status })
                 }
-                Err(e) => {
-                    let (reply, _, substatus, outcome) = refuse(
-                        503,
-                        0,
-                        &format!("The store behind the test front did not answer: {e}"),
-                        Outcome::UpstreamError,
-                    );
-                    (reply, principal, substatus, outcome)
-                }
+                Err(e) => refuse(
+                    503,
+                    0,
+                    &format!("The store behind the test front did not answer: {e}"),
+                    Outcome::UpstreamError,
+                    principal,
+                ),
             }
         }
     }
