@@ -1,15 +1,13 @@
 //! A tiny HTTP/1.1 server that records every request and answers a configurable status:
 //! a stand-in notification endpoint for checking what the registry really sends.
 
-use std::io::{self, BufReader, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::http::{find_header, read_body, read_head};
-use crate::http_server::StopAware;
+use crate::http::find_header;
+use crate::http_server::{Action, HttpServer, Reply, Request};
 
 /// One request received by a [`CaptureServer`].
 #[derive(Debug, Clone)]
@@ -71,23 +69,20 @@ struct Shared {
     arrived: Condvar,
     status: AtomicU16,
     delay_ms: AtomicU64,
-    stop: AtomicBool,
-    connections: AtomicUsize,
 }
 
 /// An HTTP/1.1 server on a free 127.0.0.1 port that records every request and answers a
 /// status that can be changed at any time (e.g. 500 first, then 200, to watch a client
 /// retry). Keep-alive connections are supported (Go's client reuses them). Stopped on drop.
 pub struct CaptureServer {
-    addr: SocketAddr,
+    server: HttpServer,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for CaptureServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureServer")
-            .field("addr", &self.addr)
+            .field("addr", &self.addr())
             .finish()
     }
 }
@@ -96,40 +91,28 @@ impl CaptureServer {
     /// Starts the server; every request is answered with `status` (with an empty body) until
     /// [`CaptureServer::set_status`] changes it. Panics if it cannot bind.
     pub fn start(status: u16) -> CaptureServer {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("testkit: cannot bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(Shared {
             requests: Mutex::new(Vec::new()),
             arrived: Condvar::new(),
             status: AtomicU16::new(status),
             delay_ms: AtomicU64::new(0),
-            stop: AtomicBool::new(false),
-            connections: AtomicUsize::new(0),
         });
-        let acceptor = {
+        let server = {
             let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("testkit-capture".into())
-                .spawn(move || accept_loop(listener, shared))
-                .expect("spawn capture acceptor")
+            HttpServer::bind("capture", 0, Arc::new(move |req| answer(&shared, req)))
         };
-        CaptureServer {
-            addr,
-            shared,
-            acceptor: Some(acceptor),
-        }
+        CaptureServer { server, shared }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT/events` — the URL to configure as a notification endpoint
     /// (any path is accepted and recorded).
     pub fn url(&self) -> String {
-        format!("http://{}/events", self.addr)
+        format!("http://{}/events", self.addr())
     }
 
     /// Changes the status answered from the next request on.
@@ -152,7 +135,7 @@ impl CaptureServer {
 
     /// How many TCP connections were accepted so far.
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.server.connections()
     }
 
     /// Every request received so far, in arrival order.
@@ -212,7 +195,7 @@ impl CaptureServer {
             Some(r) => r,
             None => panic!(
                 "testkit: the expected requests did not reach {} within {timeout:?}; received:\n{}",
-                self.addr,
+                self.addr(),
                 summarize(&self.received())
             ),
         }
@@ -245,17 +228,6 @@ impl CaptureServer {
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Drop for CaptureServer {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
-        if let Some(h) = self.acceptor.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -296,90 +268,30 @@ pub fn describe_event(e: &serde_json::Value) -> String {
     )
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        let id = shared.connections.fetch_add(1, Ordering::SeqCst);
-        let shared = shared.clone();
-        let _ = std::thread::Builder::new()
-            .name(format!("testkit-capture-{id}"))
-            .spawn(move || {
-                let _ = serve_connection(stream, id, &shared);
-            });
+/// Records `req` on arrival (so the list is in arrival order even with a response delay),
+/// with the status answered after the delay, and answers it with an empty body.
+fn answer(shared: &Shared, req: &Request) -> Action {
+    let status = shared.status.load(Ordering::SeqCst);
+    {
+        let mut reqs = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
+        reqs.push(CapturedRequest {
+            method: req.method.clone(),
+            path: req.target.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            received_at: Instant::now(),
+            answered_status: status,
+            connection: req.connection,
+        });
+        shared.arrived.notify_all();
     }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Status",
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        std::thread::sleep(Duration::from_millis(delay));
     }
-}
-
-fn serve_connection(stream: TcpStream, id: usize, shared: &Shared) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(StopAware {
-        stream,
-        stop: &shared.stop,
-    });
-    loop {
-        let Some((start, headers)) = read_head(&mut reader)? else {
-            return Ok(());
-        };
-        let body = read_body(&mut reader, &headers, false)?;
-        let mut parts = start.split_whitespace();
-        let method = parts.next().unwrap_or_default().to_string();
-        let path = parts.next().unwrap_or_default().to_string();
-        let version = parts.next().unwrap_or("HTTP/1.1").to_string();
-        let close = find_header(&headers, "connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-            || version == "HTTP/1.0";
-
-        // Recorded on arrival (so the list is in arrival order even with a response delay),
-        // with the status that is answered after the delay.
-        let status = shared.status.load(Ordering::SeqCst);
-        {
-            let mut reqs = shared.requests.lock().unwrap_or_else(|e| e.into_inner());
-            reqs.push(CapturedRequest {
-                method,
-                path,
-                headers,
-                body,
-                received_at: Instant::now(),
-                answered_status: status,
-                connection: id,
-            });
-            shared.arrived.notify_all();
-        }
-        let delay = shared.delay_ms.load(Ordering::SeqCst);
-        if delay > 0 {
-            std::thread::sleep(Duration::from_millis(delay));
-        }
-        let answer = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Length: 0\r\n{}\r\n",
-            reason(status),
-            if close { "Connection: close\r\n" } else { "" }
-        );
-        writer.write_all(answer.as_bytes())?;
-        writer.flush()?;
-        if close || shared.stop.load(Ordering::SeqCst) {
-            let _ = writer.shutdown(Shutdown::Both);
-            return Ok(());
-        }
-    }
+    Action::Reply(Reply {
+        status,
+        headers: Vec::new(),
+        body: Vec::new(),
+    })
 }

@@ -1,5 +1,5 @@
 //! A keep-alive HTTP/1.1 server loop for the peers that answer in Rust ([`crate::FakeEntra`],
-//! [`crate::LockedStore`]): a listener on 127.0.0.1, one thread per connection, requests read
+//! [`crate::LockedStore`], [`crate::CaptureServer`]): a listener on 127.0.0.1, one thread per connection, requests read
 //! in order (pipelined requests are answered in the order they were sent), each handed to a
 //! handler that answers, closes or resets. Stopped on drop, or by [`HttpServer::stop`], after
 //! which connections to its port are refused and its open connections end within 100 ms.
@@ -16,6 +16,8 @@ use crate::http::{find_header, read_body, read_head};
 /// One request, fully read.
 #[derive(Clone)]
 pub(crate) struct Request {
+    /// Which TCP connection (numbered from 0 in accept order) carried the request.
+    pub(crate) connection: usize,
     pub(crate) method: String,
     /// The request target as sent, query included.
     pub(crate) target: String,
@@ -156,16 +158,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, handler: Handler, nam
         let _ = std::thread::Builder::new()
             .name(format!("testkit-{name}-{id}"))
             .spawn(move || {
-                let _ = serve_connection(stream, &shared.stop, &*handler);
+                let _ = serve_connection(stream, id, &shared.stop, &*handler);
             });
     }
 }
 
 /// Reads from the socket, retrying read timeouts until `stop` is set, so that idle
 /// keep-alive connections do not keep their thread alive after the server stops.
-pub(crate) struct StopAware<'a> {
-    pub(crate) stream: TcpStream,
-    pub(crate) stop: &'a AtomicBool,
+struct StopAware<'a> {
+    stream: TcpStream,
+    stop: &'a AtomicBool,
 }
 
 impl Read for StopAware<'_> {
@@ -190,6 +192,7 @@ impl Read for StopAware<'_> {
 
 fn serve_connection(
     stream: TcpStream,
+    connection: usize,
     stop: &AtomicBool,
     handler: &(dyn Fn(&Request) -> Action + Send + Sync),
 ) -> io::Result<()> {
@@ -210,6 +213,7 @@ fn serve_connection(
             .is_some_and(|v| v.eq_ignore_ascii_case("close"))
             || version == "HTTP/1.0";
         let request = Request {
+            connection,
             method,
             target,
             headers,
@@ -257,6 +261,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted",
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",

@@ -697,6 +697,7 @@ mod tests {
 
     fn req(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
         Request {
+            connection: 0,
             method: method.into(),
             target: target.into(),
             headers: headers
