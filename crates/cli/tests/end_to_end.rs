@@ -58,7 +58,7 @@ fn assert_document_matches_event(doc: &Value, event: &Value) {
     );
 }
 
-fn every_fixture_action_is_answered_and_stored_right(host: Host) {
+fn every_fixture_action_is_answered_and_stored_right(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     for name in [
         "push",
@@ -91,7 +91,7 @@ fn every_fixture_action_is_answered_and_stored_right(host: Host) {
     assert!(!log.contains(TEST_KEY), "{log}");
 }
 
-fn the_same_event_twice_is_one_document(host: Host) {
+fn the_same_event_twice_is_one_document(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let first = stack.post_acr(&fixture("acr/push.json"));
     let second = stack.post_acr(&fixture("acr/push.json"));
@@ -109,7 +109,7 @@ fn the_same_event_twice_is_one_document(host: Host) {
     assert_eq!(stack.count(), 4);
 }
 
-fn refusals_write_nothing(host: Host) {
+fn refusals_write_nothing(host: Runtime) {
     let stack = Stack::start_on(
         host,
         &[("webhook_keys", &format!("{TEST_KEY},{TEST_KEY_2}"))],
@@ -176,7 +176,7 @@ fn refusals_write_nothing(host: Host) {
     assert!(!stack.app_log().contains(TEST_KEY_2), "no key in the log");
 }
 
-fn ping_and_writes_follow_the_store_down_and_back(host: Host) {
+fn ping_and_writes_follow_the_store_down_and_back(host: Runtime) {
     let mut stack = Stack::start_on(host, &[("write_budget_ms", "1500")]);
     assert_eq!(stack.post_acr(&fixture("acr/ping.json")).status, 204);
 
@@ -198,14 +198,14 @@ fn ping_and_writes_follow_the_store_down_and_back(host: Host) {
     assert_eq!(stack.count(), 1);
 }
 
-fn healthz_answers_without_the_store(host: Host) {
+fn healthz_answers_without_the_store(host: Runtime) {
     let mut stack = Stack::start_on(host, &[]);
     stack.store.stop();
     let r = acr_webhook_testkit::http::request("GET", &stack.url("/healthz"), &[], None).unwrap();
     assert_eq!(r.status, 200);
 }
 
-fn a_real_registry_push_is_stored_with_its_real_digest(host: Host) {
+fn a_real_registry_push_is_stored_with_its_real_digest(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let hook = CaptureServer::start(200);
     let registry = Registry::start(Some(NotifyEndpoint::new(hook.url())));

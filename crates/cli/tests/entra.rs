@@ -30,7 +30,7 @@ const AUDIENCE: &str = "https://testkit.documents.azure.com";
 /// Store + init (with the key, against the store), then the app on `host` with
 /// `cosmos_auth=entra` and `source`'s variables, against the locked front. `cosmos_key` is
 /// not given to the app at all.
-fn start(host: Host, source: &str, extra: &[(&str, &str)]) -> EntraStack {
+fn start(host: Runtime, source: &str, extra: &[(&str, &str)]) -> EntraStack {
     let mut stack = Stack::start_store_only(&[]);
     stack.host = host;
     let entra = FakeEntra::start();
@@ -105,7 +105,7 @@ fn assert_no_credentials(e: &EntraStack, answers: &[String]) {
 /// Every sender and the read API, signed with Entra ID tokens. On `acr-webhook up` the token
 /// is cached (key-value store `default`): one token for the whole test. Stock `wasmtime
 /// serve` keeps nothing between requests: one token per request that reaches the store.
-fn every_sender_and_the_read_api(host: Host) {
+fn every_sender_and_the_read_api(host: Runtime) {
     let e = start(host, "client-secret", &[]);
     let s = &e.stack;
     let mut answers = Vec::new();
@@ -176,7 +176,7 @@ fn every_sender_and_the_read_api(host: Host) {
 
     let issued = e.entra.stats().total_issued();
     match host {
-        Host::Up => assert_eq!(
+        Runtime::Up => assert_eq!(
             issued, 1,
             "one token, cached, for {store_requests} requests"
         ),
@@ -192,7 +192,7 @@ fn every_sender_and_the_read_api(host: Host) {
 
 /// Credentials Entra refuses: 500 `configuration_error` naming the variable and Entra's code,
 /// never the secret; nothing written.
-fn a_wrong_secret_names_the_variable_and_entra_s_code(host: Host) {
+fn a_wrong_secret_names_the_variable_and_entra_s_code(host: Runtime) {
     let e = start(
         host,
         "client-secret",
@@ -217,7 +217,7 @@ on_every_host!(
 /// A token Cosmos DB refuses (revoked) is replaced once, and the event stored.
 #[test]
 fn a_revoked_token_is_refreshed_once_and_the_event_stored() {
-    let e = start(Host::Up, "client-secret", &[]);
+    let e = start(Runtime::Up, "client-secret", &[]);
     assert_eq!(e.stack.post_acr(&push("before-revocation")).status, 201);
     e.entra.revoke_all();
     let answer = e.stack.post_acr(&push("after-revocation"));
@@ -234,7 +234,7 @@ fn a_revoked_token_is_refreshed_once_and_the_event_stored() {
 /// redelivery, once it is back, stores the event once.
 #[test]
 fn the_token_endpoint_down_gives_503_and_the_redelivery_is_stored_once() {
-    let e = start(Host::Up, "client-secret", &[]);
+    let e = start(Runtime::Up, "client-secret", &[]);
     e.entra.go_down();
     let answer = e.stack.post_acr(&push("while-entra-is-down"));
     assert_eq!(answer.status, 503, "{}", answer.text());
@@ -252,7 +252,7 @@ fn the_token_endpoint_down_gives_503_and_the_redelivery_is_stored_once() {
 /// Managed identity through IMDS (the system-assigned identity), `Metadata: true` and all.
 #[test]
 fn managed_identity_through_imds() {
-    let e = start(Host::Up, "managed-identity", &[]);
+    let e = start(Runtime::Up, "managed-identity", &[]);
     let answer = e.stack.post_acr(&push("by-managed-identity"));
     assert_eq!(
         answer.status,
@@ -273,7 +273,7 @@ fn managed_identity_through_imds() {
 /// does not know it (AADSTS500011) is asked for `https://cosmos.azure.com`.
 #[test]
 fn an_unknown_account_audience_falls_back_to_cosmos_azure_com() {
-    let e = start(Host::Up, "client-secret", &[("entra_audience", "")]);
+    let e = start(Runtime::Up, "client-secret", &[("entra_audience", "")]);
     let answer = e.stack.post_acr(&push("after-fallback"));
     assert_eq!(
         answer.status,
@@ -315,7 +315,7 @@ fn the_account_key_against_a_locked_account_says_set_cosmos_auth_entra() {
 /// role assignment that fixes it.
 #[test]
 fn a_token_without_the_data_role_names_the_role_assignment() {
-    let e = start(Host::Up, "client-secret", &[]);
+    let e = start(Runtime::Up, "client-secret", &[]);
     e.locked.set_default_role(None);
     let answer = e.stack.post_acr(&push("no-role"));
     assert_eq!(answer.status, 502, "{}", answer.text());
@@ -334,7 +334,7 @@ fn a_token_without_the_data_role_names_the_role_assignment() {
 /// rotated file is used.
 #[test]
 fn workload_identity_reads_the_rotated_file() {
-    let e = start(Host::Up, "workload-identity", &[]);
+    let e = start(Runtime::Up, "workload-identity", &[]);
     let answer = e.stack.post_acr(&push("by-workload-identity"));
     assert_eq!(
         answer.status,
@@ -367,7 +367,7 @@ fn workload_identity_reads_the_rotated_file() {
 /// one exits non-zero with the `az` commands that create it and grant the role.
 #[test]
 fn init_under_entra_checks_and_prints_the_az_commands() {
-    let mut e = start(Host::Up, "client-secret", &[]);
+    let mut e = start(Runtime::Up, "client-secret", &[]);
     let endpoint = e.locked.endpoint();
     e.stack.set_variable("cosmos_endpoint", &endpoint);
     let out = e.stack.init_with(&[]);

@@ -92,7 +92,7 @@ fn read(path: &Path) -> String {
     String::from_utf8(std::fs::read(path).unwrap()).unwrap()
 }
 
-fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Host) {
+fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     for n in 0..EVENTS {
         let r = stack.post_acr(event(n).to_string().as_bytes());

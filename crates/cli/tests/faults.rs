@@ -213,7 +213,7 @@ fn deliver(stack: &Stack, event: &Value, deadline: Instant, tally: &Tally) {
     tally.problem(format!("{id}: not accepted after {MAX_ATTEMPTS} attempts"));
 }
 
-fn two_thousand_events_through_a_faulty_store_are_stored_exactly_once(host: Host) {
+fn two_thousand_events_through_a_faulty_store_are_stored_exactly_once(host: Runtime) {
     let started = Instant::now();
     let seed = seed();
     eprintln!("faults: seed={seed:#x} (replay with {SEED_ENV}={seed:#x})");
@@ -322,8 +322,8 @@ fn answered(stack: &Stack, log: &str, path: &str, status: u16) -> usize {
     let component_line = format!("acr-webhook: {needle}");
     log.lines()
         .filter(|l| match stack.host {
-            Host::Up => l.contains(&needle) && !l.contains("acr-webhook:"),
-            Host::Wasmtime | Host::WasmtimeConfig => l.contains(&component_line),
+            Runtime::Up => l.contains(&needle) && !l.contains("acr-webhook:"),
+            Runtime::Wasmtime | Runtime::WasmtimeConfig => l.contains(&component_line),
         })
         .count()
 }
@@ -339,7 +339,7 @@ fn wait_until(what: &str, bound: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn a_real_registry_delivers_every_push_once_through_a_faulty_store(host: Host) {
+fn a_real_registry_delivers_every_push_once_through_a_faulty_store(host: Runtime) {
     const IMAGES: usize = 30;
     const FIRST: usize = 3;
     let started = Instant::now();

@@ -650,7 +650,7 @@ fn same(got: &Value, want: &Value) -> bool {
     }
 }
 
-fn hostile_and_broken_bodies_get_the_right_answer_and_never_a_bad_write(host: Host) {
+fn hostile_and_broken_bodies_get_the_right_answer_and_never_a_bad_write(host: Runtime) {
     let started = Instant::now();
     let stack = Stack::start_on(host, &[("write_budget_ms", BUDGET_MS)]);
     let rows = table();
@@ -774,7 +774,7 @@ fn one_byte_changed(key: &str, i: usize) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-fn every_wrong_key_is_refused_and_both_rotated_keys_work(host: Host) {
+fn every_wrong_key_is_refused_and_both_rotated_keys_work(host: Runtime) {
     let keys = format!("{TEST_KEY},{TEST_KEY_2}");
     let stack = Stack::start_on(
         host,
@@ -1091,7 +1091,7 @@ fn answer_within(stream: &mut TcpStream, since: Instant) -> Timed {
     }
 }
 
-fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver(host: Host) {
+fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver(host: Runtime) {
     let stack = Stack::start_on(host, &[("write_budget_ms", BUDGET_MS)]);
     let half = BUDGET / 2;
     let slack = Duration::from_millis(400);
@@ -1235,7 +1235,7 @@ fn slow_and_endless_bodies_end_in_408_or_413_without_hanging_the_receiver(host: 
 // ---------------------------------------------------------------------------------------
 // Query strings and keys never reach the log, whatever the route.
 
-fn no_answer_and_no_log_line_carries_a_key_a_signature_or_a_query_string(host: Host) {
+fn no_answer_and_no_log_line_carries_a_key_a_signature_or_a_query_string(host: Runtime) {
     let keys = format!("{TEST_KEY},{TEST_KEY_2}");
     let stack = Stack::start_on(
         host,

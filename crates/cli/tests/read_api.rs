@@ -192,7 +192,7 @@ fn offsets_are_computed_right() {
     );
 }
 
-fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
+fn every_event_exactly_once_in_order_for_each_filter(host: Runtime) {
     let started = Instant::now();
     let stack = Stack::start_on(host, &[]);
     // Three groups, received apart, to make time windows meaningful.
@@ -489,7 +489,7 @@ fn every_event_exactly_once_in_order_for_each_filter(host: Host) {
     );
 }
 
-fn a_container_partitioned_by_image_pages_the_same(host: Host) {
+fn a_container_partitioned_by_image_pages_the_same(host: Runtime) {
     let stack = Stack::start_on(host, &[("partition_key_path", "/image")]);
     for n in 0..60 {
         let answer = stack.post_acr(&serde_json::to_vec(&event(n)).unwrap());
@@ -526,7 +526,7 @@ fn a_container_partitioned_by_image_pages_the_same(host: Host) {
     assert_eq!(json(&answer), without_system_properties(one));
 }
 
-fn one_event_by_id_including_ids_made_safe(host: Host) {
+fn one_event_by_id_including_ids_made_safe(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let mut stored = Vec::new();
     for name in ["push", "push_id_with_slashes", "push_long_id"] {
@@ -617,7 +617,7 @@ fn acr_event(id: &str, repository: &str, tag: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
-fn include_and_exclude_answer_202_and_write_nothing(host: Host) {
+fn include_and_exclude_answer_202_and_write_nothing(host: Runtime) {
     let stack = Stack::start_on(
         host,
         &[
@@ -744,7 +744,7 @@ fn reads_are_disabled_without_read_keys() {
 
 /// `read_keys` set: reads take only the read keys, writes only the webhook keys (the
 /// webhook key no longer reads: `read_keys` replaces the webhook keys for the read API).
-fn read_keys_read_and_do_not_write(host: Host) {
+fn read_keys_read_and_do_not_write(host: Runtime) {
     let stack = Stack::start_on(host, &[("read_keys", &format!("{READ_KEY}, {READ_KEY_2}"))]);
     let push = fixture("acr/push.json");
     let by_reader = stack.post(
@@ -816,7 +816,7 @@ fn read_keys_read_and_do_not_write(host: Host) {
 /// Documents written by the Azure Function this receiver replaces (`{id, loginServer, action,
 /// timestamp, image, tag}`, no `receivedAt`) may share the container: they are listed after
 /// every event this receiver stored, by id descending, and paging goes through them.
-fn documents_left_by_the_old_function_are_listed_last(host: Host) {
+fn documents_left_by_the_old_function_are_listed_last(host: Runtime) {
     use acr_webhook_cli::native_host::NativeHost;
     use acr_webhook_core::cosmos::x_ms_date;
 

@@ -80,7 +80,7 @@ fn assert_no_secret(out: &Output, secrets: &[&str]) {
     }
 }
 
-fn replay_stores_exactly_the_failed_deliveries_once(host: Host) {
+fn replay_stores_exactly_the_failed_deliveries_once(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let file = list_events();
     let file = file.to_str().unwrap();
@@ -176,7 +176,7 @@ fn replay_stores_exactly_the_failed_deliveries_once(host: Host) {
     assert!(!stack.app_log().contains(TEST_KEY));
 }
 
-fn replay_fails_when_a_delivery_is_not_accepted(host: Host) {
+fn replay_fails_when_a_delivery_is_not_accepted(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let file = list_events();
     let file = file.to_str().unwrap();

@@ -135,7 +135,7 @@ fn assert_push_document(doc: &Value, image: &PushedImage) {
     assert!(doc["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
 }
 
-fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once(host: Host) {
+fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once(host: Runtime) {
     let started = Instant::now();
     // A short write budget: with the store down the app answers 503 in about a second.
     let mut stack = Stack::start_on(host, &[("write_budget_ms", "1000")]);
@@ -209,7 +209,7 @@ fn a_real_registry_notifies_directly_and_every_push_and_delete_is_stored_once(ho
     eprintln!("registry test: {:?}", started.elapsed());
 }
 
-fn a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored(host: Host) {
+fn a_registry_with_a_wrong_key_is_refused_and_nothing_is_stored(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let registry = Registry::start(Some(notify(&stack, "not-the-key")));
     registry.push_image("team/app", "v1");
@@ -287,7 +287,7 @@ fn assert_event_grid_document(doc: &Value, event: &Value) {
     );
 }
 
-fn event_grid_handshakes_a_batch_of_ten_and_redeliveries(host: Host) {
+fn event_grid_handshakes_a_batch_of_ten_and_redeliveries(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
     let auth = bearer(TEST_KEY);
 
@@ -424,7 +424,7 @@ fn event_grid_handshakes_a_batch_of_ten_and_redeliveries(host: Host) {
     assert!(!stack.app_log().contains(TEST_KEY));
 }
 
-fn one_registry_event_by_two_routes_is_one_document(host: Host) {
+fn one_registry_event_by_two_routes_is_one_document(host: Runtime) {
     let stack = Stack::start_on(host, &[]);
 
     // Event Grid first, then the same event as an ACR webhook body (the event is `data`).
@@ -491,7 +491,7 @@ fn distribution_event(id: &str, digest: &str) -> Value {
 /// and the redelivery is 200: before, the batch answered 503 on every redelivery, and a
 /// Distribution registry (which resends a batch until it is taken) never delivered the events
 /// after it.
-fn an_event_whose_ids_are_taken_never_blocks_its_batch(host: Host) {
+fn an_event_whose_ids_are_taken_never_blocks_its_batch(host: Runtime) {
     use acr_webhook_core::document::{EventDocument, EventSource};
     use acr_webhook_core::store::{candidates, MAX_CONFLICTS};
 

@@ -12,7 +12,7 @@ use acr_webhook_testkit::http::HttpResponse;
 use serde_json::Value;
 use support::*;
 
-const HOSTS: [Host; 3] = [Host::Up, Host::Wasmtime, Host::WasmtimeConfig];
+const HOSTS: [Runtime; 3] = [Runtime::Up, Runtime::Wasmtime, Runtime::WasmtimeConfig];
 
 /// A push with the right key: it needs the whole configuration.
 fn push(stack: &Stack) -> HttpResponse {
@@ -33,7 +33,7 @@ type Answer = Result<(u16, Value), String>;
 /// Starts the app on each host in turn with one variable changed (the store and `init` ran
 /// with a working configuration), and returns each answer to a push, or the log of an app
 /// that did not start.
-fn answers_with((name, value): Change) -> Vec<(Host, Answer)> {
+fn answers_with((name, value): Change) -> Vec<(Runtime, Answer)> {
     let mut stack = Stack::start_store_only(&[]);
     match value {
         Some(value) => stack.set_variable(name, value),
@@ -151,7 +151,7 @@ fn the_config_adapter_serves_writes_and_reads_with_spin_toml_defaults() {
     // No cosmos_database or cosmos_container given: spin.toml's defaults ("acr", "events"),
     // which `init` created, come from the adapter.
     let stack = Stack::start_on(
-        Host::WasmtimeConfig,
+        Runtime::WasmtimeConfig,
         &[("read_keys", "config-adapter-read-key-0042")],
     );
     let response = push(&stack);

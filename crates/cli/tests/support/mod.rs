@@ -1,9 +1,9 @@
 //! The local stack for end-to-end tests: the Cosmos-compatible store, `acr-webhook init`, and
-//! the app on a [`Host`]: `acr-webhook up` serving the repository's spin.toml with the real
+//! the app on a [`Runtime`]: `acr-webhook up` serving the repository's spin.toml with the real
 //! component, or stock `wasmtime serve` serving the composed component (`make wasi-http`), each
 //! on a free 127.0.0.1 port and stopped on drop (also when a test fails).
 //!
-//! One suite for every host: a test written as `fn name(host: Host)` that starts its stack with
+//! One suite for every host: a test written as `fn name(host: Runtime)` that starts its stack with
 //! [`Stack::start_on`] is listed in [`on_every_host!`], which makes one `#[test]` of it per host.
 #![allow(dead_code)]
 
@@ -56,9 +56,10 @@ fn manifest() -> PathBuf {
     root.join("spin.toml")
 }
 
-/// Where the app runs.
+/// The runtime that serves the app (named apart from the core's `Host` trait, the I/O the
+/// component is given).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Host {
+pub enum Runtime {
     /// `acr-webhook up --from spin.toml` (the Spin module; variables as `SPIN_VARIABLE_<NAME>`).
     Up,
     /// Stock `wasmtime serve` (the pinned wasmtime-cli) serving the component composed with the
@@ -70,16 +71,16 @@ pub enum Host {
     WasmtimeConfig,
 }
 
-/// Makes two `#[test]`s of each listed `fn name(host: Host)`: `up::name` on [`Host::Up`] and
-/// `wasmtime::name` on [`Host::Wasmtime`].
+/// Makes two `#[test]`s of each listed `fn name(host: Runtime)`: `up::name` on [`Runtime::Up`] and
+/// `wasmtime::name` on [`Runtime::Wasmtime`].
 #[macro_export]
 macro_rules! on_every_host {
     ($($name:ident),* $(,)?) => {
         mod up {
-            $(#[test] fn $name() { super::$name($crate::support::Host::Up) })*
+            $(#[test] fn $name() { super::$name($crate::support::Runtime::Up) })*
         }
         mod wasmtime {
-            $(#[test] fn $name() { super::$name($crate::support::Host::Wasmtime) })*
+            $(#[test] fn $name() { super::$name($crate::support::Runtime::Wasmtime) })*
         }
     };
 }
@@ -114,7 +115,7 @@ pub fn composed_component(variant: &str) -> PathBuf {
 
 /// The store, the app, and the variables they were started with.
 pub struct Stack {
-    pub host: Host,
+    pub host: Runtime,
     pub store: CosmosStore,
     app: Option<ChildGuard>,
     pub addr: std::net::SocketAddr,
@@ -165,12 +166,12 @@ impl Stack {
 
     /// As [`Stack::start`], with more (or other) app variables.
     pub fn start_with(extra: &[(&str, &str)]) -> Self {
-        Self::start_on(Host::Up, extra)
+        Self::start_on(Runtime::Up, extra)
     }
 
     /// Store + init + the app on `host`, with the webhook key [`TEST_KEY`] and `extra`
     /// variables (a variable given twice takes the later value).
-    pub fn start_on(host: Host, extra: &[(&str, &str)]) -> Self {
+    pub fn start_on(host: Runtime, extra: &[(&str, &str)]) -> Self {
         let mut stack = Self::start_store_only(extra);
         stack.host = host;
         stack.start_app();
@@ -208,7 +209,7 @@ impl Stack {
         let port = free_port();
         self.addr = format!("127.0.0.1:{port}").parse().unwrap();
         let (name, mut cmd) = match self.host {
-            Host::Up => {
+            Runtime::Up => {
                 let mut cmd = self.command(&["up", "--listen", &self.addr.to_string()]);
                 cmd.args(&self.app_flags);
                 if let Some(limit) = self.app_open_files {
@@ -216,7 +217,9 @@ impl Stack {
                 }
                 ("acr-webhook up", cmd)
             }
-            Host::Wasmtime | Host::WasmtimeConfig => ("wasmtime serve", self.wasmtime_serve()),
+            Runtime::Wasmtime | Runtime::WasmtimeConfig => {
+                ("wasmtime serve", self.wasmtime_serve())
+            }
         };
         cmd.env_remove("RUST_LOG");
         cmd.envs(self.app_env.iter().map(|(k, v)| (k, v)));
@@ -249,7 +252,7 @@ impl Stack {
     fn wasmtime_serve(&self) -> Command {
         let mut cmd = Command::new(wasmtime_binary());
         cmd.arg("serve").arg("--addr").arg(self.addr.to_string());
-        if self.host == Host::Wasmtime {
+        if self.host == Runtime::Wasmtime {
             cmd.args(["-S", "cli"]);
             for (k, v) in &self.variables {
                 let name = format!("SPIN_VARIABLE_{}", k.to_uppercase());
@@ -436,7 +439,7 @@ impl Stack {
         })
         .unwrap();
         Stack {
-            host: Host::Up,
+            host: Runtime::Up,
             store,
             app: None,
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -471,7 +474,7 @@ impl Stack {
     /// Starts (or restarts) `acr-webhook up` with these flags added (its limits, in the flood
     /// test).
     pub fn start_app_with_flags(&mut self, flags: &[&str]) {
-        assert_eq!(self.host, Host::Up, "flags are `acr-webhook up`'s");
+        assert_eq!(self.host, Runtime::Up, "flags are `acr-webhook up`'s");
         self.app_flags = flags.iter().map(|f| f.to_string()).collect();
         self.start_app();
     }
@@ -479,7 +482,7 @@ impl Stack {
     /// Starts (or restarts) `acr-webhook up` with its open-file limit, soft and hard, set to
     /// `limit` (the usual 1,024 of a shell, in the connection tests).
     pub fn start_app_with_open_files(&mut self, limit: u64) {
-        assert_eq!(self.host, Host::Up, "the limit is `acr-webhook up`'s");
+        assert_eq!(self.host, Runtime::Up, "the limit is `acr-webhook up`'s");
         self.app_open_files = Some(limit);
         self.start_app();
     }
