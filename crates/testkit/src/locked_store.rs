@@ -94,24 +94,28 @@ impl DataRole {
 
 /// `Microsoft.DocumentDB/databaseAccounts/readMetadata`.
 pub const READ_METADATA: &str = "Microsoft.DocumentDB/databaseAccounts/readMetadata";
+
+/// A data action on a container: `Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/`
+/// and the action's own part.
+macro_rules! container_action {
+    ($action:literal) => {
+        concat!(
+            "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/",
+            $action
+        )
+    };
+}
+
 /// `Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/create`.
-pub const ITEMS_CREATE: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/create";
-const ITEMS_READ: &str = "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/read";
-const EXECUTE_QUERY: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeQuery";
-const READ_CHANGE_FEED: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/readChangeFeed";
-const ITEMS_UPSERT: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/upsert";
-const ITEMS_REPLACE: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/replace";
-const ITEMS_DELETE: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/items/delete";
-const EXECUTE_STORED_PROCEDURE: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/executeStoredProcedure";
-const MANAGE_CONFLICTS: &str =
-    "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers/manageConflicts";
+pub const ITEMS_CREATE: &str = container_action!("items/create");
+const ITEMS_READ: &str = container_action!("items/read");
+const EXECUTE_QUERY: &str = container_action!("executeQuery");
+const READ_CHANGE_FEED: &str = container_action!("readChangeFeed");
+const ITEMS_UPSERT: &str = container_action!("items/upsert");
+const ITEMS_REPLACE: &str = container_action!("items/replace");
+const ITEMS_DELETE: &str = container_action!("items/delete");
+const EXECUTE_STORED_PROCEDURE: &str = container_action!("executeStoredProcedure");
+const MANAGE_CONFLICTS: &str = container_action!("manageConflicts");
 
 /// What the front did with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
