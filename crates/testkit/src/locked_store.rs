@@ -553,12 +553,18 @@ fn refuse(
     )
 }
 
-/// What Cosmos DB answers for an `Authorization` header it cannot read (substatus 5001).
-const UNREADABLE_AUTHORIZATION: &str =
-    "The input authorization token can't serve the request. The wrong key is being used or \
-     the expected payload is not built as per the protocol.";
-
 fn decide(shared: &Shared, req: &Request) -> Decision {
+    // What Cosmos DB answers for an `Authorization` header it cannot read.
+    let unreadable = || {
+        refuse(
+            401,
+            5001,
+            "The input authorization token can't serve the request. The wrong key is being used \
+             or the expected payload is not built as per the protocol.",
+            Outcome::BadAuthorization,
+            None,
+        )
+    };
     let Some(header) = req.header("authorization") else {
         // Wording as in Azure/azure-sdk-for-js#9980.
         return refuse(
@@ -571,13 +577,7 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
         );
     };
     let Some((kind, version, signature)) = parse_authorization(header) else {
-        return refuse(
-            401,
-            5001,
-            UNREADABLE_AUTHORIZATION,
-            Outcome::BadAuthorization,
-            None,
-        );
+        return unreadable();
     };
     if kind.eq_ignore_ascii_case("master") || kind.eq_ignore_ascii_case("resource") {
         // Status and message as in Azure/azure-cosmosdb-ads-extension#120 and
@@ -594,13 +594,7 @@ fn decide(shared: &Shared, req: &Request) -> Decision {
         );
     }
     if !kind.eq_ignore_ascii_case("aad") || version != "1.0" {
-        return refuse(
-            401,
-            5001,
-            UNREADABLE_AUTHORIZATION,
-            Outcome::BadAuthorization,
-            None,
-        );
+        return unreadable();
     }
     let audiences = shared.lock().audiences.clone();
     let now = SystemTime::now();
