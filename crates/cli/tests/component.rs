@@ -17,7 +17,7 @@ use acr_webhook_cli::engine::{self, new_engine, EngineOptions};
 use acr_webhook_cli::server::AppServer;
 use acr_webhook_cli::up;
 use acr_webhook_testkit::repo_root;
-use support::{fixture, Stack, EMULATOR_KEY, TEST_KEY};
+use support::{fixture, Stack, APP_WASI, EMULATOR_KEY, TEST_KEY};
 use wasmtime::component::Component;
 
 fn host_binary() -> PathBuf {
@@ -213,27 +213,9 @@ fn the_component_imports_wasi_0_2_and_spin_variables_only() {
         .iter()
         .map(|name| name.split('@').next().unwrap())
         .collect();
-    assert_eq!(
-        unversioned,
-        [
-            "fermyon:spin/key-value",
-            "fermyon:spin/variables",
-            "wasi:cli/stderr",
-            "wasi:cli/stdin",
-            "wasi:cli/stdout",
-            "wasi:clocks/monotonic-clock",
-            "wasi:clocks/wall-clock",
-            "wasi:filesystem/preopens",
-            "wasi:filesystem/types",
-            "wasi:http/outgoing-handler",
-            "wasi:http/types",
-            "wasi:io/error",
-            "wasi:io/poll",
-            "wasi:io/streams",
-            "wasi:random/random",
-        ],
-        "{imports:?}"
-    );
+    let mut want = vec!["fermyon:spin/key-value", "fermyon:spin/variables"];
+    want.extend(APP_WASI);
+    assert_eq!(unversioned, want, "{imports:?}");
     assert!(imports.contains(&"fermyon:spin/variables@2.0.0".to_string()));
     assert!(
         imports.contains(&"wasi:http/types@0.2.0".to_string()),

@@ -8,7 +8,7 @@ mod support;
 use acr_webhook_cli::compose::compose;
 use acr_webhook_cli::engine::new_engine;
 use acr_webhook_testkit::repo_root;
-use support::composed_component;
+use support::{composed_component, APP_WASI};
 use wasmtime::component::Component;
 
 /// The composed component's imports, sorted.
@@ -22,24 +22,6 @@ fn imports_of(variant: &str) -> (Vec<String>, Vec<String>) {
     let exports: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_owned()).collect();
     (imports, exports)
 }
-
-/// What the app imports from its host besides the Spin interfaces the adapter gives it
-/// (crates/cli/tests/component.rs); `wasi:filesystem` is for workload identity's token file.
-const APP_WASI: [&str; 13] = [
-    "wasi:cli/stderr",
-    "wasi:cli/stdin",
-    "wasi:cli/stdout",
-    "wasi:clocks/monotonic-clock",
-    "wasi:clocks/wall-clock",
-    "wasi:filesystem/preopens",
-    "wasi:filesystem/types",
-    "wasi:http/outgoing-handler",
-    "wasi:http/types",
-    "wasi:io/error",
-    "wasi:io/poll",
-    "wasi:io/streams",
-    "wasi:random/random",
-];
 
 fn assert_imports(variant: &str, value_interface: &str) {
     let (imports, exports) = imports_of(variant);

@@ -85,6 +85,25 @@ macro_rules! on_every_host {
     };
 }
 
+/// What the app imports from its host besides the Spin interfaces the adapter gives it
+/// (component.rs checks the app, wasi_http.rs the composed components); `wasi:filesystem` is
+/// for workload identity's token file.
+pub const APP_WASI: [&str; 13] = [
+    "wasi:cli/stderr",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:filesystem/preopens",
+    "wasi:filesystem/types",
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:random/random",
+];
+
 /// The pinned stock wasmtime CLI (`make setup-wasmtime` installs it; `make test` passes its
 /// path in ACR_WEBHOOK_WASMTIME).
 pub fn wasmtime_binary() -> PathBuf {
