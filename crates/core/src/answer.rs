@@ -10,6 +10,7 @@ use crate::config::ConfigError;
 use crate::cosmos::CosmosFailure;
 use crate::distribution::DistributionError;
 use crate::eventgrid::EventGridError;
+use crate::page::{PageAnswer, PageRefusal};
 
 /// A request that was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub enum Success {
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
     /// One of the audit-trail page's files (200 or 304).
-    Page(crate::page::PageAnswer),
+    Page(PageAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -243,6 +244,15 @@ pub enum Failure {
     NotAcceptable,
 }
 
+impl From<PageRefusal> for Failure {
+    fn from(refusal: PageRefusal) -> Self {
+        match refusal {
+            PageRefusal::MethodNotAllowed { allow } => Failure::MethodNotAllowed { allow },
+            PageRefusal::NotAcceptable => Failure::NotAcceptable,
+        }
+    }
+}
+
 impl Failure {
     /// The HTTP status for this failure.
     pub fn status(&self) -> StatusCode {
@@ -316,7 +326,7 @@ impl Failure {
     /// key refused by an account with local authorization disabled (401/5202) names
     /// `cosmos_auth=entra`; a valid Entra ID token whose principal lacks a data-plane role
     /// (403/5301) names the role assignment.
-    pub fn store_refused(store: &crate::config::StoreConfig, failure: CosmosFailure) -> Self {
+    pub fn store_refused(store: &crate::cosmos::Container, failure: CosmosFailure) -> Self {
         if failure.is_missing_composite_index() {
             return Failure::IndexMissing {
                 database: store.database.clone(),
@@ -627,7 +637,7 @@ mod tests {
         assert!(r.body().is_empty());
     }
 
-    fn store() -> crate::config::StoreConfig {
+    fn store() -> crate::cosmos::Container {
         crate::config::tests::test_config(&[]).store
     }
 

@@ -33,7 +33,7 @@ mod text;
 pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};
-pub use config::{Config, ConfigError, ConfigSource, StoreConfig, VariableSource};
+pub use config::{Config, ConfigError, ConfigSource, VariableSource};
 pub use host::{
     known_header, BodyError, Host, RequestBody, TransportError, ANSWER_HEADERS, REQUEST_HEADERS,
 };

@@ -17,8 +17,6 @@
 use acr_webhook_ui_assets::Asset;
 use http::{header, request::Parts, HeaderMap, Method, Response, StatusCode};
 
-use crate::answer::{Failure, Success};
-
 /// The page's Content-Security-Policy.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
@@ -40,20 +38,32 @@ pub struct PageAnswer {
     pub head_only: bool,
 }
 
+/// Why a request for one of the page's files is refused (the statuses are in `crate::answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageRefusal {
+    /// Neither `GET` nor `HEAD`: 405 with the methods named here.
+    MethodNotAllowed {
+        /// The `Allow` header.
+        allow: &'static str,
+    },
+    /// The client refuses gzip, the only form the files are stored in: 406.
+    NotAcceptable,
+}
+
 /// Answers `GET`/`HEAD` for `asset`: 200 with the gzip bytes, or 304 when the client's copy
 /// is current; 406 when the client refuses gzip.
-pub fn serve(head: &Parts, asset: &'static Asset) -> Result<Success, Failure> {
+pub fn serve(head: &Parts, asset: &'static Asset) -> Result<PageAnswer, PageRefusal> {
     if !matches!(head.method, Method::GET | Method::HEAD) {
-        return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
+        return Err(PageRefusal::MethodNotAllowed { allow: "GET, HEAD" });
     }
     if !accepts_gzip(&head.headers) {
-        return Err(Failure::NotAcceptable);
+        return Err(PageRefusal::NotAcceptable);
     }
-    Ok(Success::Page(PageAnswer {
+    Ok(PageAnswer {
         asset,
         not_modified: etag_matches(&head.headers, asset.etag),
         head_only: head.method == Method::HEAD,
-    }))
+    })
 }
 
 impl PageAnswer {
@@ -152,7 +162,10 @@ mod tests {
 
     fn answer(method: &str, path: &str, headers: &[(&str, &str)]) -> Response<Vec<u8>> {
         let asset = asset(path).unwrap();
-        crate::respond(&serve(&head(method, path, headers), asset))
+        let answer = serve(&head(method, path, headers), asset)
+            .map(crate::Success::Page)
+            .map_err(crate::Failure::from);
+        crate::respond(&answer)
     }
 
     #[test]

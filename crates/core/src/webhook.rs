@@ -135,7 +135,9 @@ where
             }
         }
         _ => match page::asset(path) {
-            Some(asset) => page::serve(head, asset),
+            Some(asset) => page::serve(head, asset)
+                .map(Success::Page)
+                .map_err(Failure::from),
             None => Err(Failure::NotFound),
         },
     }

@@ -21,8 +21,30 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, Method, Request, StatusCode};
 
-use super::credential::AccessToken;
 use super::token::url_encode_component;
+
+/// A bearer access token for Cosmos DB issued by Microsoft Entra ID. A credential: its
+/// `Debug` never shows it, and it is never logged or answered.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token as the token endpoint issued it.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself (for the header and the cache only).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([REDACTED])")
+    }
+}
 
 /// The audience every account accepts, asked for when the account's own is unknown to the
 /// tenant (`AADSTS500011`).

@@ -6,15 +6,13 @@ use std::time::SystemTime;
 
 use http::{header, HeaderName, Method, Request};
 
-use super::credential::SigningTarget;
+use super::container::Container;
+use super::credential::{SigningTarget, X_MS_DATE};
 use super::token::url_encode_component;
-use crate::config::StoreConfig;
 
 /// The REST API version sent with every request (the newest in the REST reference).
 pub const API_VERSION: &str = "2018-12-31";
 
-/// Header: request date, RFC 1123 in GMT.
-pub const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 /// Header: REST API version.
 pub const X_MS_VERSION: HeaderName = HeaderName::from_static("x-ms-version");
 /// Header: the partition key of a document operation, as a JSON array.
@@ -41,7 +39,7 @@ pub enum QueryScope<'a> {
     /// In one logical partition: the `x-ms-documentdb-partitionkey` value.
     Partition(&'a str),
     /// In one partition key range (a physical partition), by its id from
-    /// [`StoreConfig::read_partition_key_ranges_request`]. The gateway serves `ORDER BY`
+    /// [`Container::read_partition_key_ranges_request`]. The gateway serves `ORDER BY`
     /// queries scoped this way; the caller merges the ranges' answers.
     PartitionKeyRange(&'a str),
     /// Across every partition. The gateway refuses `ORDER BY`, `TOP` and aggregates here.
@@ -66,7 +64,7 @@ pub fn x_ms_date(now: SystemTime) -> String {
 
 /// A request being built: the signing scope is derived once from verb, type and link.
 struct Signed<'a> {
-    store: &'a StoreConfig,
+    store: &'a Container,
     method: Method,
     resource_type: &'static str,
     resource_link: String,
@@ -94,7 +92,7 @@ impl Signed<'_> {
     }
 }
 
-impl StoreConfig {
+impl Container {
     fn database_link(&self) -> String {
         format!("dbs/{}", self.database)
     }
