@@ -144,7 +144,7 @@ impl EventDocument {
             id,
             action: action.to_owned(),
             timestamp: non_empty(event.timestamp.clone()),
-            received_at: humantime::format_rfc3339_millis(received_at).to_string(),
+            received_at: crate::time::received_at(received_at),
             login_server: non_empty(request.host),
             image: non_empty(target.repository),
             tag: non_empty(target.tag),
@@ -252,7 +252,7 @@ pub fn content_hash(document: &EventDocument, sent_id: Option<&str>) -> String {
 /// An RFC 3339 time as one string per instant: UTC milliseconds, then the further fraction
 /// digits without trailing zeros; a text that is not such a time, as sent.
 fn canonical_time(text: &str) -> String {
-    match crate::read_api::normalise_time(text) {
+    match crate::time::normalise_time(text) {
         Ok(millis) => {
             let further: String = text
                 .split_once('.')

@@ -30,6 +30,8 @@ pub mod signer;
 pub mod store;
 pub mod summary;
 mod text;
+pub mod time;
+pub mod url;
 pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};

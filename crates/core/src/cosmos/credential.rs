@@ -12,7 +12,8 @@
 use http::{header, HeaderName, HeaderValue, Request};
 
 use super::entra::{AccessToken, EntraSettings};
-use super::token::{authorization, url_encode_component, MasterKey, SigningScope};
+use super::token::{authorization, MasterKey, SigningScope};
+use crate::url::encode_component;
 
 /// Header: request date, RFC 1123 in GMT; part of what a master-key signature covers.
 pub const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
@@ -70,7 +71,7 @@ impl Credential {
                 },
             ),
             Credential::Token(token) => {
-                url_encode_component(&format!("type=aad&ver=1.0&sig={}", token.secret()))
+                encode_component(&format!("type=aad&ver=1.0&sig={}", token.secret()))
             }
         }
     }

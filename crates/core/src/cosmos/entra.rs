@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, Method, Request, StatusCode};
 
-use super::token::url_encode_component;
+use crate::url::encode_component;
 
 /// A bearer access token for Cosmos DB issued by Microsoft Entra ID. A credential: its
 /// `Debug` never shows it, and it is never logged or answered.
@@ -184,11 +184,11 @@ impl TokenSource {
                 let mut uri = format!(
                     "{}/metadata/identity/oauth2/token?api-version={IMDS_API_VERSION}&resource={}",
                     imds_endpoint.trim_end_matches('/'),
-                    url_encode_component(audience)
+                    encode_component(audience)
                 );
                 if let Some(id) = client_id {
                     uri.push_str("&client_id=");
-                    uri.push_str(&url_encode_component(id));
+                    uri.push_str(&encode_component(id));
                 }
                 Request::builder()
                     .method(Method::GET)
@@ -243,21 +243,21 @@ fn v2_request(
     let scope = format!("{}/.default", audience.trim_end_matches('/'));
     let mut form = format!(
         "grant_type=client_credentials&client_id={}&scope={}",
-        url_encode_component(client_id),
-        url_encode_component(&scope)
+        encode_component(client_id),
+        encode_component(&scope)
     );
     for (name, value) in proof {
         form.push('&');
         form.push_str(name);
         form.push('=');
-        form.push_str(&url_encode_component(value));
+        form.push_str(&encode_component(value));
     }
     Request::builder()
         .method(Method::POST)
         .uri(format!(
             "{}/{}/oauth2/v2.0/token",
             authority_host.trim_end_matches('/'),
-            url_encode_component(tenant_id)
+            encode_component(tenant_id)
         ))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json")

@@ -8,7 +8,7 @@ use http::{header, HeaderName, Method, Request};
 
 use super::container::Container;
 use super::credential::{SigningTarget, X_MS_DATE};
-use super::token::url_encode_component;
+use crate::url::encode_component;
 
 /// The REST API version sent with every request (the newest in the REST reference).
 pub const API_VERSION: &str = "2018-12-31";
@@ -59,7 +59,7 @@ pub fn at_low_priority(mut request: Request<Vec<u8>>) -> Request<Vec<u8>> {
 
 /// The `x-ms-date` value for `now` (`Thu, 27 Apr 2017 00:51:12 GMT`).
 pub fn x_ms_date(now: SystemTime) -> String {
-    httpdate::fmt_http_date(now)
+    crate::time::http_date(now)
 }
 
 /// A request being built: the signing scope is derived once from verb, type and link.
@@ -104,8 +104,8 @@ impl Container {
     fn container_path(&self) -> String {
         format!(
             "dbs/{}/colls/{}",
-            url_encode_component(&self.database),
-            url_encode_component(&self.container)
+            encode_component(&self.database),
+            encode_component(&self.container)
         )
     }
 
@@ -229,11 +229,7 @@ impl Container {
             method: Method::GET,
             resource_type: "docs",
             resource_link: format!("{}/docs/{id}", self.container_link()),
-            path: format!(
-                "{}/docs/{}",
-                self.container_path(),
-                url_encode_component(id)
-            ),
+            path: format!("{}/docs/{}", self.container_path(), encode_component(id)),
         }
         .build(date, &[(X_MS_PARTITION_KEY, partition_key)], Vec::new())
     }
@@ -274,7 +270,7 @@ impl Container {
             method: Method::GET,
             resource_type: "dbs",
             resource_link: self.database_link(),
-            path: format!("dbs/{}", url_encode_component(&self.database)),
+            path: format!("dbs/{}", encode_component(&self.database)),
         }
         .build(date, &[], Vec::new())
     }
@@ -323,7 +319,7 @@ impl Container {
             method: Method::POST,
             resource_type: "colls",
             resource_link: self.database_link(),
-            path: format!("dbs/{}/colls", url_encode_component(&self.database)),
+            path: format!("dbs/{}/colls", encode_component(&self.database)),
         }
         .build(
             date,
@@ -372,7 +368,7 @@ mod tests {
         assert_eq!(h["x-ms-documentdb-partitionkey"], r#"["x"]"#);
         assert_eq!(
             h["authorization"],
-            url_encode_component(
+            encode_component(
                 "type=master&ver=1.0&sig=MlPO83gCEkMzq3THhsZvfZcS2Kr9+G3Jwa1rBsaW4mU="
             )
             .as_str()
@@ -391,14 +387,17 @@ mod tests {
         assert!(db.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(
+            .ends_with(&encode_component(
                 "CHjhNtQltyEuPdWLf2/f+hSkSlYg+7UuFlwMyv8L7mI="
             )));
         let coll = signed(store.create_container_request(DATE));
         assert_eq!(coll.uri(), "http://127.0.0.1:8081/dbs/acr/colls");
-        assert!(coll.headers()["authorization"].to_str().unwrap().ends_with(
-            &url_encode_component("HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40=")
-        ));
+        assert!(coll.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .ends_with(&encode_component(
+                "HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40="
+            )));
         let body: serde_json::Value = serde_json::from_slice(coll.body()).unwrap();
         assert_eq!(body["partitionKey"]["paths"][0], "/id");
         assert_eq!(body["partitionKey"]["kind"], "Hash");
@@ -417,7 +416,7 @@ mod tests {
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(
+            .ends_with(&encode_component(
                 "VIHZFg2dW/qEoVTH999K8xwTrV8uHEtg3059jSJt5QA="
             )));
 
@@ -439,7 +438,7 @@ mod tests {
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+            .ends_with(&encode_component(&sig)));
     }
 
     #[test]
@@ -455,7 +454,7 @@ mod tests {
         assert_eq!(h["x-ms-continuation"], "tok");
         assert_eq!(
             h["authorization"],
-            url_encode_component(
+            encode_component(
                 "type=master&ver=1.0&sig=MlPO83gCEkMzq3THhsZvfZcS2Kr9+G3Jwa1rBsaW4mU="
             )
             .as_str()
@@ -528,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             req.headers()["authorization"],
-            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+            encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
         );
         let next = signed(store.read_partition_key_ranges_request(Some("page-2"), DATE));
         assert_eq!(next.headers()[X_MS_CONTINUATION], "page-2");
@@ -556,7 +555,7 @@ mod tests {
         );
         assert_eq!(
             req.headers()["authorization"],
-            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+            encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
         );
         let unconditional = signed(store.replace_container_request(&body, None, DATE));
         assert!(unconditional.headers().get("if-match").is_none());
@@ -580,7 +579,7 @@ mod tests {
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+            .ends_with(&encode_component(&sig)));
     }
 
     #[test]
@@ -601,6 +600,6 @@ mod tests {
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+            .ends_with(&encode_component(&sig)));
     }
 }

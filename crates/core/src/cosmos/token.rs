@@ -16,6 +16,8 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::url::encode_component;
+
 /// A Cosmos DB account key (primary or secondary), already base64-decoded.
 ///
 /// HMAC-SHA256 under the key is keyed once, at its first use (the key schedule is one SHA-256
@@ -113,25 +115,7 @@ pub fn signature(key: &MasterKey, scope: &SigningScope<'_>) -> String {
 /// The `Authorization` header value: `type=master&ver=1.0&sig=...`, URL-encoded as a whole.
 pub fn authorization(key: &MasterKey, scope: &SigningScope<'_>) -> String {
     let token = format!("type=master&ver=1.0&sig={}", signature(key, scope));
-    url_encode_component(&token)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (upper-case hex).
-///
-/// Used for the token (where `=`, `&`, `+`, `/` must be encoded) and for path segments.
-pub(crate) fn url_encode_component(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(text.len() + text.len() / 2);
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(byte >> 4) as usize] as char);
-            out.push(HEX[(byte & 0x0f) as usize] as char);
-        }
-    }
-    out
+    encode_component(&token)
 }
 
 #[cfg(test)]
