@@ -41,6 +41,8 @@ impl EventSource {
 enum Property<'a> {
     Text(Option<&'a str>),
     Integer(Option<i64>),
+    /// A flag written only when set.
+    Flag(bool),
 }
 
 /// One stored event.
@@ -273,17 +275,21 @@ fn canonical_time(text: &str) -> String {
 
 impl EventDocument {
     /// The `x-ms-documentdb-partitionkey` header for this document in a container partitioned
-    /// by `path`, read from the document's own fields when `path` names one of its properties
-    /// (the same value as `path.header_for` on the serialized document); `None` for any other
-    /// path (nested, or a property documents do not have), which the caller reads from the
-    /// serialized document instead.
-    pub fn partition_key_header(&self, path: &PartitionKeyPath) -> Option<String> {
-        let property = self.property(path.top_level_property()?)?;
-        Some(match property {
-            Property::Text(Some(text)) => partition_key_header_for_str(text),
-            Property::Integer(Some(n)) => format!("[{n}]"),
-            Property::Text(None) | Property::Integer(None) => PARTITION_KEY_UNDEFINED.to_owned(),
-        })
+    /// by `path`, read from the document's own fields: the same value as `path.header_for` on
+    /// the serialized document, without serializing it. Documents are flat (strings, integers
+    /// and one flag), so a nested path or a property they do not have is undefined (`[{}]`).
+    pub fn partition_key_header(&self, path: &PartitionKeyPath) -> String {
+        match path
+            .top_level_property()
+            .and_then(|name| self.property(name))
+        {
+            Some(Property::Text(Some(text))) => partition_key_header_for_str(text),
+            Some(Property::Integer(Some(n))) => format!("[{n}]"),
+            Some(Property::Flag(true)) => "[true]".to_owned(),
+            Some(Property::Text(None) | Property::Integer(None) | Property::Flag(false)) | None => {
+                PARTITION_KEY_UNDEFINED.to_owned()
+            }
+        }
     }
 
     /// The top-level property `name` (its serialized, camelCase name); `None` when documents
@@ -309,6 +315,7 @@ impl EventDocument {
             "source" => Property::Text(Some(self.source.as_str())),
             "contentHash" => Property::Text(Some(&self.content_hash)),
             "conflictsWith" => Property::Text(Option::as_deref(&self.conflicts_with)),
+            "conflictIdsExhausted" => Property::Flag(self.conflict_ids_exhausted),
             _ => return None,
         })
     }
@@ -428,17 +435,17 @@ mod tests {
     }
 
     /// The partition key read from the fields is the one read from the serialized document,
-    /// for every property a document can have (present and absent); every serialized property
-    /// is read from its field, and only other paths are left to the serialized document.
+    /// for every property a document can have (present and absent) and for other paths.
     #[test]
     fn partition_key_from_fields_equals_the_serialized_document() {
-        let full = full_document();
+        let mut full = full_document();
+        full.conflict_ids_exhausted = true;
         let sparse = doc(r#"{"action":"push"}"#);
         let full_value = serde_json::to_value(&full).unwrap();
         let names: Vec<String> = full_value.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             names.len(),
-            19,
+            20,
             "every field of the full document is present"
         );
         for document in [&full, &sparse] {
@@ -447,26 +454,31 @@ mod tests {
                 let path = PartitionKeyPath::parse(&format!("/{name}")).unwrap();
                 assert_eq!(
                     document.partition_key_header(&path),
-                    Some(path.header_for(&value)),
+                    path.header_for(&value),
                     "{path:?}"
                 );
             }
             for other in ["/nope", "/image/x", "/id/x", "/nope/x", "/Image"] {
                 let path = PartitionKeyPath::parse(other).unwrap();
-                assert_eq!(document.partition_key_header(&path), None, "{other}");
+                assert_eq!(
+                    document.partition_key_header(&path),
+                    path.header_for(&value),
+                    "{other}"
+                );
+                assert_eq!(
+                    document.partition_key_header(&path),
+                    PARTITION_KEY_UNDEFINED
+                );
             }
         }
         let image = PartitionKeyPath::parse("/image").unwrap();
         assert_eq!(
-            full.partition_key_header(&image).unwrap(),
+            full.partition_key_header(&image),
             r#"["h\u00e9llo \"w\\\ud83d\ude00"]"#
         );
-        assert_eq!(
-            sparse.partition_key_header(&image).unwrap(),
-            PARTITION_KEY_UNDEFINED
-        );
+        assert_eq!(sparse.partition_key_header(&image), PARTITION_KEY_UNDEFINED);
         let size = PartitionKeyPath::parse("/size").unwrap();
-        assert_eq!(full.partition_key_header(&size).unwrap(), "[-524]");
+        assert_eq!(full.partition_key_header(&size), "[-524]");
     }
 
     #[test]

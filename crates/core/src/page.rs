@@ -67,6 +67,15 @@ pub fn serve(head: &Parts, asset: &'static Asset) -> Result<PageAnswer, PageRefu
 }
 
 impl PageAnswer {
+    /// 304 when the client's copy is current, else 200.
+    pub fn status(&self) -> StatusCode {
+        if self.not_modified {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        }
+    }
+
     /// The HTTP answer.
     pub fn response(&self) -> Response<Vec<u8>> {
         let asset = self.asset;
@@ -75,21 +84,20 @@ impl PageAnswer {
             .header(header::CACHE_CONTROL, "no-cache")
             .header(header::VARY, "accept-encoding");
         builder = with_security_headers(builder);
-        let (status, body) = if self.not_modified {
-            (StatusCode::NOT_MODIFIED, Vec::new())
+        let body = if self.not_modified {
+            Vec::new()
         } else {
             builder = builder
                 .header(header::CONTENT_TYPE, asset.content_type)
                 .header(header::CONTENT_ENCODING, "gzip");
-            let body = if self.head_only {
+            if self.head_only {
                 Vec::new()
             } else {
                 asset.gzip.to_vec()
-            };
-            (StatusCode::OK, body)
+            }
         };
         builder
-            .status(status)
+            .status(self.status())
             .body(body)
             .expect("the page's headers are valid")
     }

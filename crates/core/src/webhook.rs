@@ -248,7 +248,7 @@ async fn receive_distribution<H: Host>(
             batch.notes.push(unknown_action_note(&action));
         }
         documents.push(EventDocument::from_event(
-            &event.to_acr_event(),
+            &event.event,
             &action,
             EventSource::Distribution,
             now,
@@ -394,7 +394,7 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
 /// The one log line for a request: method, path (never the query string), status, and what
 /// happened (the error code and message for failures).
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
-    let status = crate::answer::respond(outcome).status().as_u16();
+    let status = crate::answer::status(outcome).as_u16();
     let what = match outcome {
         Ok(Success::Stored {
             id,
