@@ -100,12 +100,18 @@ where
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            match path {
-                ACR_ROUTE => receive_acr_event(&config, host, &body, now).await,
+            let delivery = match path {
+                ACR_ROUTE => return receive_acr_event(&config, host, &body, now).await,
                 DISTRIBUTION_ROUTE => {
-                    receive_distribution(&config, host, content_type, &body, now).await
+                    distribution_delivery(config.keep_pulls_and_blobs, content_type, &body, now)?
                 }
-                _ => receive_event_grid(&config, host, content_type, &body, now).await,
+                _ => event_grid_delivery(content_type, &body, now)?,
+            };
+            match delivery {
+                Delivery::Answer(answer) => Ok(answer),
+                Delivery::Documents(documents, batch) => {
+                    store_batch(&config, host, documents, batch, now).await
+                }
             }
         }
         _ if path == read_api::EVENTS_ROUTE || path.starts_with(read_api::EVENT_ROUTE_PREFIX) => {
@@ -224,19 +230,26 @@ fn decide(config: &Config, document: &EventDocument) -> FilterDecision {
         .decide(document.image.as_deref(), document.tag.as_deref())
 }
 
-/// A Distribution envelope: every event to keep is stored before the answer is 2xx.
-async fn receive_distribution<H: Host>(
-    config: &Config,
-    host: &H,
+/// What a batch delivery (Distribution, Event Grid) asks for: an answer without storing
+/// anything (Event Grid's validation handshake), or documents to store.
+enum Delivery {
+    Answer(Success),
+    Documents(Vec<EventDocument>, BatchOutcome),
+}
+
+/// A Distribution envelope's documents: every event to keep (pulls, mounts and blobs only
+/// with `keep_pulls_and_blobs`); the others are counted as skipped.
+fn distribution_delivery(
+    keep_pulls_and_blobs: bool,
     content_type: Option<&str>,
     body: &[u8],
     now: SystemTime,
-) -> Result<Success, Failure> {
+) -> Result<Delivery, Failure> {
     let events = distribution::parse_envelope(content_type, body)?;
     let mut batch = BatchOutcome::default();
     let mut documents = Vec::new();
     for event in &events {
-        if !distribution::should_store(event, config.keep_pulls_and_blobs) {
+        if !distribution::should_store(event, keep_pulls_and_blobs) {
             batch.skipped += 1;
             continue;
         }
@@ -254,25 +267,24 @@ async fn receive_distribution<H: Host>(
             now,
         ));
     }
-    store_batch(config, host, documents, batch, now).await
+    Ok(Delivery::Documents(documents, batch))
 }
 
-/// An Event Grid delivery: the validation handshake, or ACR events to store.
-async fn receive_event_grid<H: Host>(
-    config: &Config,
-    host: &H,
+/// An Event Grid delivery: the validation handshake's answer, or the ACR events' documents.
+fn event_grid_delivery(
     content_type: Option<&str>,
     body: &[u8],
     now: SystemTime,
-) -> Result<Success, Failure> {
-    match eventgrid::parse_delivery(content_type, body)? {
-        eventgrid::Delivery::Validation { code, .. } => Ok(Success::ValidationAccepted { code }),
+) -> Result<Delivery, Failure> {
+    Ok(match eventgrid::parse_delivery(content_type, body)? {
+        eventgrid::Delivery::Validation { code, .. } => {
+            Delivery::Answer(Success::ValidationAccepted { code })
+        }
         eventgrid::Delivery::Events { events, skipped } => {
-            let batch = BatchOutcome {
+            let mut batch = BatchOutcome {
                 skipped: skipped.len(),
                 ..BatchOutcome::default()
             };
-            let mut batch = batch;
             let documents = events
                 .iter()
                 .map(|e| {
@@ -287,9 +299,9 @@ async fn receive_event_grid<H: Host>(
                     )
                 })
                 .collect();
-            store_batch(config, host, documents, batch, now).await
+            Delivery::Documents(documents, batch)
         }
-    }
+    })
 }
 
 /// Stores documents one after the other; the first failure fails the delivery (the sender

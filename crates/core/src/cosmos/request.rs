@@ -342,6 +342,21 @@ mod tests {
         crate::cosmos::MasterKey::from_base64(crate::config::tests::TEST_COSMOS_KEY).unwrap()
     }
 
+    /// `req` carries the test key's signature over this verb, resource type and link.
+    fn assert_signed_for(req: &Request<Vec<u8>>, verb: &str, resource_type: &str, link: &str) {
+        let sig = signature(
+            &test_key(),
+            &SigningScope {
+                verb,
+                resource_type,
+                resource_link: link,
+                date: DATE,
+            },
+        );
+        let header = req.headers()["authorization"].to_str().unwrap();
+        assert!(header.ends_with(&encode_component(&sig)), "{header}");
+    }
+
     /// The request as sent: signed with the test account key.
     fn signed(mut request: Request<Vec<u8>>) -> Request<Vec<u8>> {
         crate::cosmos::Credential::Key(test_key()).sign(&mut request);
@@ -426,19 +441,7 @@ mod tests {
             req.uri(),
             "http://127.0.0.1:8081/dbs/acr/colls/events/docs/a%20b%2B%C3%A9"
         );
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "docs",
-                resource_link: "dbs/acr/colls/events/docs/a b+é",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(&sig)));
+        assert_signed_for(&req, "GET", "docs", "dbs/acr/colls/events/docs/a b+é");
     }
 
     #[test]
@@ -567,19 +570,7 @@ mod tests {
         let req = signed(store.read_database_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr");
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "dbs",
-                resource_link: "dbs/acr",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(&sig)));
+        assert_signed_for(&req, "GET", "dbs", "dbs/acr");
     }
 
     #[test]
@@ -588,18 +579,6 @@ mod tests {
         let req = signed(store.read_container_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "colls",
-                resource_link: "dbs/acr/colls/events",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(&sig)));
+        assert_signed_for(&req, "GET", "colls", "dbs/acr/colls/events");
     }
 }

@@ -161,41 +161,39 @@ mod tests {
         );
     }
 
-    /// azure-sdk-for-rust `generate_authorization_for_primary_key_0`.
+    /// azure-sdk-for-rust `generate_authorization_for_primary_key_0` and `_1` (a truncated
+    /// key): (key, resource type, link, date, signature).
     #[test]
-    fn azure_sdk_for_rust_vector_colls() {
-        let key = MasterKey::from_base64(
-            "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==",
-        )
-        .unwrap();
-        let s = scope(
-            "GET",
-            "colls",
-            "dbs/MyDatabase/colls/MyCollection",
-            "Mon, 01 Jan 1900 01:00:00 GMT",
-        );
+    fn azure_sdk_for_rust_vectors() {
+        for (key, ty, link, date, want) in [
+            (
+                "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==",
+                "colls",
+                "dbs/MyDatabase/colls/MyCollection",
+                "Mon, 01 Jan 1900 01:00:00 GMT",
+                "vrHmd02almbIg1e4htVWH+Eg/OhEHip3VTwFivZLH0A=",
+            ),
+            (
+                "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxL",
+                "dbs",
+                "dbs/ToDoList",
+                "Thu, 27 Apr 2017 00:51:12 GMT",
+                "KvBM8vONofkv3yKm/8zD9MEGlbu6jjHDJBp4E9c2ZZI=",
+            ),
+        ] {
+            let key = MasterKey::from_base64(key).unwrap();
+            let s = scope("GET", ty, link, date);
+            assert_eq!(signature(&key, &s), want, "{link}");
+            assert_eq!(
+                authorization(&key, &s),
+                encode_component(&format!("type=master&ver=1.0&sig={want}"))
+            );
+        }
         assert_eq!(
-            authorization(&key, &s),
+            encode_component(
+                "type=master&ver=1.0&sig=vrHmd02almbIg1e4htVWH+Eg/OhEHip3VTwFivZLH0A="
+            ),
             "type%3Dmaster%26ver%3D1.0%26sig%3DvrHmd02almbIg1e4htVWH%2BEg%2FOhEHip3VTwFivZLH0A%3D"
-        );
-    }
-
-    /// azure-sdk-for-rust `generate_authorization_for_primary_key_1` (a truncated key).
-    #[test]
-    fn azure_sdk_for_rust_vector_truncated_key() {
-        let key = MasterKey::from_base64(
-            "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxL",
-        )
-        .unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
-        assert_eq!(
-            signature(&key, &s),
-            "KvBM8vONofkv3yKm/8zD9MEGlbu6jjHDJBp4E9c2ZZI="
         );
     }
 
