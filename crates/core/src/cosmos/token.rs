@@ -125,6 +125,9 @@ mod tests {
     const DOCS_KEY: &str =
         "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
 
+    /// The date of Microsoft's published example.
+    const DOCS_DATE: &str = "Thu, 27 Apr 2017 00:51:12 GMT";
+
     fn scope<'a>(verb: &'a str, ty: &'a str, link: &'a str, date: &'a str) -> SigningScope<'a> {
         SigningScope {
             verb,
@@ -139,12 +142,7 @@ mod tests {
     #[test]
     fn microsoft_published_vector() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let s = scope("GET", "dbs", "dbs/ToDoList", DOCS_DATE);
         assert_eq!(
             s.string_to_sign(),
             "get\ndbs\ndbs/ToDoList\nthu, 27 apr 2017 00:51:12 gmt\n\n"
@@ -177,7 +175,7 @@ mod tests {
                 "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxL",
                 "dbs",
                 "dbs/ToDoList",
-                "Thu, 27 Apr 2017 00:51:12 GMT",
+                DOCS_DATE,
                 "KvBM8vONofkv3yKm/8zD9MEGlbu6jjHDJBp4E9c2ZZI=",
             ),
         ] {
@@ -202,12 +200,7 @@ mod tests {
     #[test]
     fn date_is_lowercased_in_string_to_sign() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let upper = scope(
-            "GET",
-            "DBS",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let upper = scope("GET", "DBS", "dbs/ToDoList", DOCS_DATE);
         let lower = scope(
             "get",
             "dbs",
@@ -240,12 +233,7 @@ mod tests {
     #[test]
     fn keyed_state_is_reused_unchanged() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let s = scope("GET", "dbs", "dbs/ToDoList", DOCS_DATE);
         let first = signature(&key, &s);
         let _ = signature(&key, &scope("POST", "docs", "dbs/a/colls/b", "x"));
         let _ = key.derive(b"label");
