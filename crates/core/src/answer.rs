@@ -10,7 +10,7 @@ use crate::config::ConfigError;
 use crate::cosmos::CosmosFailure;
 use crate::distribution::DistributionError;
 use crate::eventgrid::EventGridError;
-use crate::page::{PageAnswer, PageRefusal};
+use crate::ui::{FileAnswer, FileRefusal};
 
 /// A request that was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub enum Success {
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
     /// One of the audit-trail page's files (200 or 304).
-    Page(PageAnswer),
+    UiFile(FileAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -244,11 +244,11 @@ pub enum Failure {
     NotAcceptable,
 }
 
-impl From<PageRefusal> for Failure {
-    fn from(refusal: PageRefusal) -> Self {
+impl From<FileRefusal> for Failure {
+    fn from(refusal: FileRefusal) -> Self {
         match refusal {
-            PageRefusal::MethodNotAllowed { allow } => Failure::MethodNotAllowed { allow },
-            PageRefusal::NotAcceptable => Failure::NotAcceptable,
+            FileRefusal::MethodNotAllowed { allow } => Failure::MethodNotAllowed { allow },
+            FileRefusal::NotAcceptable => Failure::NotAcceptable,
         }
     }
 }
@@ -384,7 +384,7 @@ pub fn status(outcome: &Result<Success, Failure>) -> StatusCode {
         Ok(Success::Pong | Success::PongWithWarning(_)) => StatusCode::NO_CONTENT,
         Ok(Success::Filtered { .. }) => StatusCode::ACCEPTED,
         Ok(Success::Batch(batch)) => batch.status(),
-        Ok(Success::Page(page)) => page.status(),
+        Ok(Success::UiFile(file)) => file.status(),
         Ok(
             Success::AlreadyStored { .. }
             | Success::Healthy
@@ -441,7 +441,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             }
             builder.body(Vec::new())
         }
-        Ok(Success::Page(page)) => return page.response(),
+        Ok(Success::UiFile(file)) => return file.response(),
         Ok(Success::Json(body)) => json_answer(status).body(body.clone()),
         Err(failure) => {
             let mut response = json(
@@ -476,7 +476,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
 
 /// The head of every JSON answer: its type, and neither cached (stored events and answers
 /// naming ids are for the key holder who asked, not for a browser's or proxy's cache) nor
-/// sniffed as another type. The page's files have their own caching ([`crate::page`]).
+/// sniffed as another type. The page's files have their own caching ([`crate::ui`]).
 fn json_answer(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)

@@ -21,7 +21,6 @@ pub mod filter;
 pub mod host;
 pub mod indexing;
 mod json;
-pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retention;
@@ -31,6 +30,7 @@ pub mod store;
 pub mod summary;
 mod text;
 pub mod time;
+pub mod ui;
 pub mod url;
 pub mod webhook;
 

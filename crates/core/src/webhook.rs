@@ -21,7 +21,7 @@ use crate::signer::SigningHost;
 use crate::store::{
     candidates, check_store, standing, stored_keys, write_candidates, write_document, Standing,
 };
-use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
+use crate::{distribution, event_reads, eventgrid, read_api, summary, ui};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -48,7 +48,7 @@ pub fn route_template(path: &str) -> &'static str {
         read_api::EVENTS_ROUTE => read_api::EVENTS_ROUTE,
         summary::SUMMARY_ROUTE => summary::SUMMARY_ROUTE,
         _ if path.starts_with(read_api::EVENT_ROUTE_PREFIX) => "/events/{id}",
-        _ if page::asset(path).is_some() => "/",
+        _ if ui::asset(path).is_some() => "/",
         _ => "other",
     }
 }
@@ -140,9 +140,9 @@ where
                 None => event_reads::list_events(&config, host, query, now).await,
             }
         }
-        _ => match page::asset(path) {
-            Some(asset) => page::serve(head, asset)
-                .map(Success::Page)
+        _ => match ui::asset(path) {
+            Some(asset) => ui::serve(head, asset)
+                .map(Success::UiFile)
                 .map_err(Failure::from),
             None => Err(Failure::NotFound),
         },
@@ -457,8 +457,8 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
         Ok(Success::ValidationAccepted { .. }) => "event grid subscription validated".into(),
         Ok(Success::DeliveryAllowed { .. }) => "cloudevents delivery allowed".into(),
         Ok(Success::Json(body)) => format!("{} bytes", body.len()),
-        Ok(Success::Page(page)) if page.not_modified => "not modified".into(),
-        Ok(Success::Page(page)) => format!("{} gzip bytes", page.asset.gzip.len()),
+        Ok(Success::UiFile(file)) if file.not_modified => "not modified".into(),
+        Ok(Success::UiFile(file)) => format!("{} gzip bytes", file.asset.gzip.len()),
         Err(f) => format!("{}: {f}", f.code()),
     };
     format!("{method} {path} {status} {what}")

@@ -1,4 +1,4 @@
-//! The audit-trail page's routes: `GET /` and the files it loads (`/ui/app.js`,
+//! The audit-trail page's files (the `ui/` folder) and their routes: `GET /` and the files it loads (`/ui/app.js`,
 //! `/ui/app.css`). The page is data (the `acr-webhook-ui-assets` crate embeds `ui/`,
 //! gzip-compressed at build time); this module only decides how to answer a request for it:
 //!
@@ -29,7 +29,7 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 
 /// The answer to a request for one of the page's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageAnswer {
+pub struct FileAnswer {
     /// The file.
     pub asset: &'static Asset,
     /// The client's copy is current (`If-None-Match`): 304 without a body.
@@ -40,7 +40,7 @@ pub struct PageAnswer {
 
 /// Why a request for one of the page's files is refused (the statuses are in `crate::answer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageRefusal {
+pub enum FileRefusal {
     /// Neither `GET` nor `HEAD`: 405 with the methods named here.
     MethodNotAllowed {
         /// The `Allow` header.
@@ -52,21 +52,21 @@ pub enum PageRefusal {
 
 /// Answers `GET`/`HEAD` for `asset`: 200 with the gzip bytes, or 304 when the client's copy
 /// is current; 406 when the client refuses gzip.
-pub fn serve(head: &Parts, asset: &'static Asset) -> Result<PageAnswer, PageRefusal> {
+pub fn serve(head: &Parts, asset: &'static Asset) -> Result<FileAnswer, FileRefusal> {
     if !matches!(head.method, Method::GET | Method::HEAD) {
-        return Err(PageRefusal::MethodNotAllowed { allow: "GET, HEAD" });
+        return Err(FileRefusal::MethodNotAllowed { allow: "GET, HEAD" });
     }
     if !accepts_gzip(&head.headers) {
-        return Err(PageRefusal::NotAcceptable);
+        return Err(FileRefusal::NotAcceptable);
     }
-    Ok(PageAnswer {
+    Ok(FileAnswer {
         asset,
         not_modified: etag_matches(&head.headers, asset.etag),
         head_only: head.method == Method::HEAD,
     })
 }
 
-impl PageAnswer {
+impl FileAnswer {
     /// 304 when the client's copy is current, else 200.
     pub fn status(&self) -> StatusCode {
         if self.not_modified {
@@ -171,7 +171,7 @@ mod tests {
     fn answer(method: &str, path: &str, headers: &[(&str, &str)]) -> Response<Vec<u8>> {
         let asset = asset(path).unwrap();
         let answer = serve(&head(method, path, headers), asset)
-            .map(crate::Success::Page)
+            .map(crate::Success::UiFile)
             .map_err(crate::Failure::from);
         crate::respond(&answer)
     }
