@@ -332,7 +332,7 @@ fn non_empty(value: Option<String>) -> Option<String> {
 pub fn safe_id(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for c in id.chars() {
-        if matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control() {
+        if escaped_by_safe_id(c) {
             let mut buf = [0u8; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{byte:02X}"));
@@ -355,6 +355,92 @@ pub fn safe_id(id: &str) -> String {
         out.push_str(&hash);
     }
     out
+}
+
+/// Characters [`safe_id`] escapes.
+fn escaped_by_safe_id(c: char) -> bool {
+    matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control()
+}
+
+/// True when `id` has the form of a [`safe_id`] result (the read API takes such an id as it is): at most [`MAX_ID_LEN`] bytes, no raw
+/// character safe_id escapes, and every `%` part of an upper-case `%XX` escape whose decoded
+/// run consists of characters safe_id escapes. A shortened id (prefix, `~`, 64 hex digits)
+/// may end its prefix in the middle of an escape, where safe_id cut it.
+pub(crate) fn is_safe_id(id: &str) -> bool {
+    if id.len() > MAX_ID_LEN {
+        return false;
+    }
+    let (body, shortened) = match shortened_prefix(id) {
+        Some(prefix) => (prefix, true),
+        None => (id, false),
+    };
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            let Some(c) = body[i..].chars().next() else {
+                return false;
+            };
+            if escaped_by_safe_id(c) {
+                return false;
+            }
+            i += c.len_utf8();
+            continue;
+        }
+        // A run of escapes, decoded together (a control character may take several bytes).
+        let mut run = Vec::new();
+        while bytes.get(i) == Some(&b'%') {
+            let high = bytes.get(i + 1).copied().and_then(upper_hex_value);
+            let low = bytes.get(i + 2).copied().and_then(upper_hex_value);
+            match (high, low) {
+                (Some(h), Some(l)) => {
+                    run.push(h << 4 | l);
+                    i += 3;
+                }
+                // safe_id's cut can leave `%` or `%X` at the very end of the prefix.
+                _ if shortened
+                    && (i + 1 == bytes.len() || (i + 2 == bytes.len() && high.is_some())) =>
+                {
+                    i = bytes.len();
+                }
+                _ => return false,
+            }
+        }
+        let text = match std::str::from_utf8(&run) {
+            Ok(text) => text,
+            // The cut can also fall between the escapes of one multi-byte character.
+            Err(e) if shortened && i == bytes.len() && e.error_len().is_none() => {
+                match std::str::from_utf8(&run[..e.valid_up_to()]) {
+                    Ok(text) => text,
+                    Err(_) => return false,
+                }
+            }
+            Err(_) => return false,
+        };
+        if !text.chars().all(escaped_by_safe_id) {
+            return false;
+        }
+    }
+    true
+}
+
+fn upper_hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The prefix of an id shortened by [`safe_id`] (`prefix~<64 lower-case hex>`), if `id` has
+/// that form.
+fn shortened_prefix(id: &str) -> Option<&str> {
+    let split = id.len().checked_sub(65)?;
+    let (prefix, tail) = (id.get(..split)?, id.get(split..)?);
+    let hash = tail.strip_prefix('~')?;
+    (prefix.len() <= MAX_ID_LEN - 65
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then_some(prefix)
 }
 
 /// An id for an event that has none: a SHA-256 over every field the event carries, in a fixed

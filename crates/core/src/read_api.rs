@@ -55,7 +55,7 @@ use subtle::ConstantTimeEq;
 use crate::acr::Action;
 use crate::auth::CODE_QUERY_PARAMETER;
 use crate::cosmos::{partition_key_header_for_str, PartitionKeyPath};
-use crate::document::{safe_id, MAX_ID_LEN};
+use crate::document::{is_safe_id, safe_id};
 use crate::text::printable;
 use crate::time::{normalise_time, TimeError};
 use crate::url::{decode_strict, encode_component, query_pairs};
@@ -666,7 +666,7 @@ pub fn document_path_id(segment: &str) -> Result<String, IdError> {
     if decoded.is_empty() {
         return Err(IdError::Empty);
     }
-    if is_safe_id_output(&decoded) {
+    if is_safe_id(&decoded) {
         Ok(decoded)
     } else {
         Ok(safe_id(&decoded))
@@ -719,95 +719,10 @@ pub fn document_path_segment(id: &str) -> String {
     encode_component(id)
 }
 
-/// Characters [`safe_id`] escapes.
-fn escaped_by_safe_id(c: char) -> bool {
-    matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control()
-}
-
-/// True when `id` has the form of a [`safe_id`] result: at most [`MAX_ID_LEN`] bytes, no raw
-/// character safe_id escapes, and every `%` part of an upper-case `%XX` escape whose decoded
-/// run consists of characters safe_id escapes. A shortened id (prefix, `~`, 64 hex digits)
-/// may end its prefix in the middle of an escape, where safe_id cut it.
-fn is_safe_id_output(id: &str) -> bool {
-    if id.len() > MAX_ID_LEN {
-        return false;
-    }
-    let (body, shortened) = match shortened_prefix(id) {
-        Some(prefix) => (prefix, true),
-        None => (id, false),
-    };
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
-            let Some(c) = body[i..].chars().next() else {
-                return false;
-            };
-            if escaped_by_safe_id(c) {
-                return false;
-            }
-            i += c.len_utf8();
-            continue;
-        }
-        // A run of escapes, decoded together (a control character may take several bytes).
-        let mut run = Vec::new();
-        while bytes.get(i) == Some(&b'%') {
-            let high = bytes.get(i + 1).copied().and_then(upper_hex_value);
-            let low = bytes.get(i + 2).copied().and_then(upper_hex_value);
-            match (high, low) {
-                (Some(h), Some(l)) => {
-                    run.push(h << 4 | l);
-                    i += 3;
-                }
-                // safe_id's cut can leave `%` or `%X` at the very end of the prefix.
-                _ if shortened
-                    && (i + 1 == bytes.len() || (i + 2 == bytes.len() && high.is_some())) =>
-                {
-                    i = bytes.len();
-                }
-                _ => return false,
-            }
-        }
-        let text = match std::str::from_utf8(&run) {
-            Ok(text) => text,
-            // The cut can also fall between the escapes of one multi-byte character.
-            Err(e) if shortened && i == bytes.len() && e.error_len().is_none() => {
-                match std::str::from_utf8(&run[..e.valid_up_to()]) {
-                    Ok(text) => text,
-                    Err(_) => return false,
-                }
-            }
-            Err(_) => return false,
-        };
-        if !text.chars().all(escaped_by_safe_id) {
-            return false;
-        }
-    }
-    true
-}
-
-fn upper_hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// The prefix of an id shortened by [`safe_id`] (`prefix~<64 lower-case hex>`), if `id` has
-/// that form.
-fn shortened_prefix(id: &str) -> Option<&str> {
-    let split = id.len().checked_sub(65)?;
-    let (prefix, tail) = (id.get(..split)?, id.get(split..)?);
-    let hash = tail.strip_prefix('~')?;
-    (prefix.len() <= MAX_ID_LEN - 65
-        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-    .then_some(prefix)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::document::MAX_ID_LEN;
 
     const SECRET: &[u8] = b"test-continuation-secret-32-bytes!!";
 
@@ -1405,7 +1320,7 @@ mod tests {
     fn every_safe_id_round_trips_through_the_path() {
         for original in awkward_ids() {
             let id = safe_id(&original);
-            assert!(is_safe_id_output(&id), "{id:?} from {original:?}");
+            assert!(is_safe_id(&id), "{id:?} from {original:?}");
             // The contract: the listed id, percent-encoded once.
             let segment = document_path_segment(&id);
             assert_eq!(
@@ -1447,10 +1362,10 @@ mod tests {
         ] {
             assert_eq!(document_path_id(segment).as_deref(), Ok(want), "{segment}");
         }
-        assert!(!is_safe_id_output("x%41"));
-        assert!(!is_safe_id_output("x%2f"), "safe_id writes upper-case hex");
-        assert!(!is_safe_id_output("a/b"));
-        assert!(!is_safe_id_output(&"y".repeat(MAX_ID_LEN + 1)));
+        assert!(!is_safe_id("x%41"));
+        assert!(!is_safe_id("x%2f"), "safe_id writes upper-case hex");
+        assert!(!is_safe_id("a/b"));
+        assert!(!is_safe_id(&"y".repeat(MAX_ID_LEN + 1)));
         assert_eq!(document_path_id(""), Err(IdError::Empty));
         assert_eq!(document_path_id("%zz"), Err(IdError::BadEncoding));
         assert_eq!(document_path_id("%C3"), Err(IdError::BadEncoding));
