@@ -115,6 +115,9 @@ run: setup-node build
 
 lint: setup-rust
 	cargo fmt --all -- --check
+	@# Files depend one way: no import cycle between the files of any crate.
+	python3 scripts/import_cycles.py --self-test
+	python3 scripts/import_cycles.py crates/*/src adapters/spin-variables/src src
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --target wasm32-wasip1 --release -p acr-webhook -p spin-variables-environment -p spin-variables-config -- -D warnings
 	# The fuzz targets and their examples are a workspace of their own (run with nightly by

@@ -103,15 +103,15 @@ fn distribution(content_type: Option<&str>, data: &[u8]) {
                     event.action == distribution::DistributionAction::Other
                 );
                 let action = action.as_deref().unwrap_or("unknown");
-                let acr_event = event.to_acr_event();
+                let acr_event = &event.event;
                 let document =
-                    EventDocument::from_event(&acr_event, action, EventSource::Distribution, now());
+                    EventDocument::from_event(acr_event, action, EventSource::Distribution, now());
                 let stored_somewhere = distribution::should_store(event, true);
                 if distribution::should_store(event, false) {
                     assert!(stored_somewhere);
                 }
                 if stored_somewhere {
-                    check_document(&document, &acr_event, action, EventSource::Distribution);
+                    check_document(&document, acr_event, action, EventSource::Distribution);
                 } else {
                     assert_eq!(event.action, distribution::DistributionAction::Other);
                     check_id(&document.id);

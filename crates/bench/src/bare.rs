@@ -19,9 +19,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use acr_webhook_core::acr::parse_event;
 use acr_webhook_core::cosmos::x_ms_date;
+use acr_webhook_core::cosmos::Container;
 use acr_webhook_core::document::EventDocument;
 use acr_webhook_core::store::create_body;
-use acr_webhook_core::StoreConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use http::header::HOST;
 use http_body_util::{BodyExt, Full};
@@ -70,7 +70,7 @@ pub struct BareArgs {
 }
 
 struct Shared {
-    store: StoreConfig,
+    store: Container,
     addr: SocketAddr,
     authority: String,
     template: Value,
@@ -91,7 +91,7 @@ pub fn run(args: BareArgs) -> Result<()> {
     }
     // The account key comes from the environment so that it never shows in `ps`.
     let key = std::env::var(KEY_ENV).map_err(|_| anyhow!("{KEY_ENV} is not set"))?;
-    let store = StoreConfig::from_lookup(|name| match name {
+    let store = acr_webhook_core::config::container_from_lookup(|name| match name {
         "cosmos_endpoint" => Some(args.endpoint.clone()),
         "cosmos_key" => Some(key.clone()),
         "cosmos_database" => Some(args.database.clone()),

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use acr_webhook_core::cosmos::entra::{account_name, role_assignment_command};
+use acr_webhook_core::cosmos::Container;
 use acr_webhook_core::cosmos::{x_ms_date, CosmosAuth, CosmosFailure, Credential};
 use acr_webhook_core::indexing::{self, PolicyPlan, POLICY_FILE, READ_ORDER_INDEX};
 use acr_webhook_core::retention::{self, Retention, RetentionPlan};
 use acr_webhook_core::retry::RetryBudget;
 use acr_webhook_core::signer::{self, Fetch};
-use acr_webhook_core::StoreConfig;
 use anyhow::{bail, Context, Result};
 use http::StatusCode;
 use serde_json::Value;
@@ -54,8 +54,10 @@ pub struct InitArgs {
 /// checks the container answers a signed read.
 pub fn run(args: InitArgs) -> Result<()> {
     let app = crate::up::load_app(&args.from, &args.variables)?;
-    let store = StoreConfig::from_lookup(|name| app.variables.get(name).ok().map(str::to_owned))
-        .context("the app's Cosmos DB variables are not usable")?;
+    let store = acr_webhook_core::config::container_from_lookup(|name| {
+        app.variables.get(name).ok().map(str::to_owned)
+    })
+    .context("the app's Cosmos DB variables are not usable")?;
     let host = NativeHost::new();
     let budget = RetryBudget {
         total: CALL_TIMEOUT,
@@ -395,7 +397,7 @@ fn in_force(cosmos: &Cosmos<'_>, container: &Value) -> Result<retention::Ttl> {
 /// The store's signed REST calls, with errors that say what was being done.
 struct Cosmos<'a> {
     host: NativeHost,
-    store: &'a StoreConfig,
+    store: &'a Container,
     credential: Credential,
 }
 
@@ -465,7 +467,7 @@ fn container_json(answer: &http::Response<Vec<u8>>) -> Result<Value> {
     serde_json::from_slice(answer.body()).context("the container's properties are not JSON")
 }
 
-fn plan(store: &StoreConfig, container: &Value) -> Result<PolicyPlan> {
+fn plan(store: &Container, container: &Value) -> Result<PolicyPlan> {
     indexing::plan(container)
         .with_context(|| format!("dbs/{}/colls/{}", store.database, store.container))
 }

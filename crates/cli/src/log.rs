@@ -120,7 +120,7 @@ pub fn new_request_id() -> String {
 static START_NANOS: OnceLock<u64> = OnceLock::new();
 
 fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+    acr_webhook_core::time::received_at(SystemTime::now())
 }
 
 fn write(level: Level, text: String, json: serde_json::Value) {

@@ -10,6 +10,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use acr_webhook_core::time;
 use acr_webhook_testkit::http;
 use serde_json::{json, Value};
 use support::*;
@@ -141,43 +142,12 @@ fn event(n: u64) -> Value {
     })
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// `2024-05-01T23:30:00.123Z` written as the same instant at `+02:00`, with a 7-digit
 /// fraction: `2024-05-02T01:30:00.1230000+02:00`.
 fn at_plus_two(received_at: &str) -> String {
-    let n = |r: std::ops::Range<usize>| received_at[r].parse::<i64>().unwrap();
-    let days = days_from_civil(n(0..4), n(5..7), n(8..10));
-    let minutes = days * 1440 + n(11..13) * 60 + n(14..16) + 120;
-    let (y, m, d) = civil_from_days(minutes.div_euclid(1440));
-    let minute_of_day = minutes.rem_euclid(1440);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{}.{}0000+02:00",
-        minute_of_day / 60,
-        minute_of_day % 60,
-        &received_at[17..19],
-        &received_at[20..23]
-    )
+    let millis = time::parse_millis(received_at).unwrap() + 2 * 3_600_000;
+    let shifted = time::format_millis(millis).unwrap();
+    format!("{}0000+02:00", shifted.strip_suffix('Z').unwrap())
 }
 
 #[test]

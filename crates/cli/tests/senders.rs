@@ -505,7 +505,7 @@ fn an_event_whose_ids_are_taken_never_blocks_its_batch(host: Runtime) {
         )
         .unwrap();
         let document = EventDocument::from_event(
-            &parsed[0].to_acr_event(),
+            &parsed[0].event,
             &parsed[0].action_name().unwrap(),
             EventSource::Distribution,
             SystemTime::now(),

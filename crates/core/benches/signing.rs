@@ -22,9 +22,9 @@ use std::hint::black_box;
 use std::time::{Duration, UNIX_EPOCH};
 
 use acr_webhook_core::acr::parse_event;
+use acr_webhook_core::cosmos::Container;
 use acr_webhook_core::cosmos::{authorization, signature, x_ms_date, MasterKey, SigningScope};
 use acr_webhook_core::document::EventDocument;
-use acr_webhook_core::StoreConfig;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
@@ -44,8 +44,8 @@ fn scope() -> SigningScope<'static> {
     }
 }
 
-fn store() -> StoreConfig {
-    StoreConfig::from_lookup(|name| match name {
+fn store() -> Container {
+    acr_webhook_core::config::container_from_lookup(|name| match name {
         "cosmos_endpoint" => Some("https://myaccount.documents.azure.com:443".into()),
         "cosmos_key" => Some(KEY.into()),
         _ => None,
@@ -125,12 +125,12 @@ fn push_document() -> EventDocument {
 }
 
 /// What `store::write_document` does before sending.
-fn body_one_pass(store: &StoreConfig, document: &EventDocument) -> (Vec<u8>, String) {
+fn body_one_pass(store: &Container, document: &EventDocument) -> (Vec<u8>, String) {
     acr_webhook_core::store::create_body(document, &store.partition_key_path)
 }
 
 /// What it did before.
-fn body_two_passes(store: &StoreConfig, document: &EventDocument) -> (Vec<u8>, String) {
+fn body_two_passes(store: &Container, document: &EventDocument) -> (Vec<u8>, String) {
     let value = serde_json::to_value(document).unwrap();
     let partition_key = store.partition_key_path.header_for(&value);
     (value.to_string().into_bytes(), partition_key)

@@ -10,6 +10,7 @@ use crate::config::ConfigError;
 use crate::cosmos::CosmosFailure;
 use crate::distribution::DistributionError;
 use crate::eventgrid::EventGridError;
+use crate::ui::{FileAnswer, FileRefusal};
 
 /// A request that was handled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub enum Success {
     /// A read API answer: a JSON body (200).
     Json(Vec<u8>),
     /// One of the audit-trail page's files (200 or 304).
-    Page(crate::page::PageAnswer),
+    UiFile(FileAnswer),
 }
 
 /// What happened to each event of a delivery (every event was handled; none failed).
@@ -243,6 +244,15 @@ pub enum Failure {
     NotAcceptable,
 }
 
+impl From<FileRefusal> for Failure {
+    fn from(refusal: FileRefusal) -> Self {
+        match refusal {
+            FileRefusal::MethodNotAllowed { allow } => Failure::MethodNotAllowed { allow },
+            FileRefusal::NotAcceptable => Failure::NotAcceptable,
+        }
+    }
+}
+
 impl Failure {
     /// The HTTP status for this failure.
     pub fn status(&self) -> StatusCode {
@@ -316,7 +326,7 @@ impl Failure {
     /// key refused by an account with local authorization disabled (401/5202) names
     /// `cosmos_auth=entra`; a valid Entra ID token whose principal lacks a data-plane role
     /// (403/5301) names the role assignment.
-    pub fn store_refused(store: &crate::config::StoreConfig, failure: CosmosFailure) -> Self {
+    pub fn store_refused(store: &crate::cosmos::Container, failure: CosmosFailure) -> Self {
         if failure.is_missing_composite_index() {
             return Failure::IndexMissing {
                 database: store.database.clone(),
@@ -366,35 +376,47 @@ fn stored_body(id: &str, status: &str, conflicts_with: &Option<String>) -> serde
     body
 }
 
+/// The status of an outcome: what [`respond`] answers and the log line names, decided here
+/// without building the answer.
+pub fn status(outcome: &Result<Success, Failure>) -> StatusCode {
+    match outcome {
+        Ok(Success::Stored { .. }) => StatusCode::CREATED,
+        Ok(Success::Pong | Success::PongWithWarning(_)) => StatusCode::NO_CONTENT,
+        Ok(Success::Filtered { .. }) => StatusCode::ACCEPTED,
+        Ok(Success::Batch(batch)) => batch.status(),
+        Ok(Success::UiFile(file)) => file.status(),
+        Ok(
+            Success::AlreadyStored { .. }
+            | Success::Healthy
+            | Success::ValidationAccepted { .. }
+            | Success::DeliveryAllowed { .. }
+            | Success::Json(_),
+        ) => StatusCode::OK,
+        Err(failure) => failure.status(),
+    }
+}
+
 /// The HTTP answer for an outcome: JSON `{"error": code, "message": ...}` for failures, a small
 /// JSON body naming the id for stored events, empty for a ping.
 pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
-    let json = |status: StatusCode, value: serde_json::Value| {
-        json_answer(status).body(value.to_string().into_bytes())
-    };
+    let status = status(outcome);
+    let json = |value: serde_json::Value| json_answer(status).body(value.to_string().into_bytes());
     let response = match outcome {
         Ok(Success::Stored {
             id, conflicts_with, ..
-        }) => json(
-            StatusCode::CREATED,
-            stored_body(id, "stored", conflicts_with),
-        ),
-        Ok(Success::AlreadyStored { id, conflicts_with }) => json(
-            StatusCode::OK,
-            stored_body(id, "already_stored", conflicts_with),
-        ),
-        Ok(Success::Pong) => Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .body(Vec::new()),
+        }) => json(stored_body(id, "stored", conflicts_with)),
+        Ok(Success::AlreadyStored { id, conflicts_with }) => {
+            json(stored_body(id, "already_stored", conflicts_with))
+        }
+        Ok(Success::Pong) => Response::builder().status(status).body(Vec::new()),
         Ok(Success::PongWithWarning(warning)) => Response::builder()
-            .status(StatusCode::NO_CONTENT)
+            .status(status)
             .header(header::WARNING, warning_header(warning))
             .body(Vec::new()),
-        Ok(Success::Healthy) => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
-        Ok(Success::Filtered { reason }) => json(
-            StatusCode::ACCEPTED,
-            serde_json::json!({ "status": "filtered", "reason": reason }),
-        ),
+        Ok(Success::Healthy) => json(serde_json::json!({ "status": "ok" })),
+        Ok(Success::Filtered { reason }) => {
+            json(serde_json::json!({ "status": "filtered", "reason": reason }))
+        }
         Ok(Success::Batch(batch)) => {
             let mut body = serde_json::json!({
                 "stored": batch.stored,
@@ -405,26 +427,24 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
             if !batch.refused.is_empty() {
                 body["refused"] = refused_body(&batch.refused);
             }
-            json(batch.status(), body)
+            json(body)
         }
-        Ok(Success::ValidationAccepted { code }) => json(
-            StatusCode::OK,
-            serde_json::json!({ "validationResponse": code }),
-        ),
+        Ok(Success::ValidationAccepted { code }) => {
+            json(serde_json::json!({ "validationResponse": code }))
+        }
         Ok(Success::DeliveryAllowed { headers }) => {
             let mut builder = Response::builder()
-                .status(StatusCode::OK)
+                .status(status)
                 .header(header::ALLOW, crate::eventgrid::ALLOW_METHODS);
             for (name, value) in headers {
                 builder = builder.header(name, value);
             }
             builder.body(Vec::new())
         }
-        Ok(Success::Page(page)) => return page.response(),
-        Ok(Success::Json(body)) => json_answer(StatusCode::OK).body(body.clone()),
+        Ok(Success::UiFile(file)) => return file.response(),
+        Ok(Success::Json(body)) => json_answer(status).body(body.clone()),
         Err(failure) => {
             let mut response = json(
-                failure.status(),
                 serde_json::json!({ "error": failure.code(), "message": failure.to_string() }),
             );
             if let Ok(r) = &mut response {
@@ -456,7 +476,7 @@ pub fn respond(outcome: &Result<Success, Failure>) -> Response<Vec<u8>> {
 
 /// The head of every JSON answer: its type, and neither cached (stored events and answers
 /// naming ids are for the key holder who asked, not for a browser's or proxy's cache) nor
-/// sniffed as another type. The page's files have their own caching ([`crate::page`]).
+/// sniffed as another type. The page's files have their own caching ([`crate::ui`]).
 fn json_answer(status: StatusCode) -> http::response::Builder {
     Response::builder()
         .status(status)
@@ -627,7 +647,7 @@ mod tests {
         assert!(r.body().is_empty());
     }
 
-    fn store() -> crate::config::StoreConfig {
+    fn store() -> crate::cosmos::Container {
         crate::config::tests::test_config(&[]).store
     }
 
@@ -781,6 +801,7 @@ mod tests {
         ];
         for outcome in &outcomes {
             let r = respond(outcome);
+            assert_eq!(status(outcome), r.status(), "{outcome:?}");
             assert_eq!(
                 r.headers()["content-type"],
                 "application/json",

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::auth::WebhookKeys;
 use crate::cosmos::entra::{ClientSecret, EntraSettings, TokenSource};
-use crate::cosmos::{CosmosAuth, CosmosEndpoint, InvalidEndpoint, MasterKey, PartitionKeyPath};
+use crate::cosmos::{
+    Container, CosmosAuth, CosmosEndpoint, InvalidEndpoint, MasterKey, PartitionKeyPath,
+};
 use crate::filter::{ScopeFilter, VAR_EXCLUDE, VAR_INCLUDE};
 
 /// Spin variable: the Cosmos DB account endpoint, e.g. `https://myaccount.documents.azure.com:443`.
@@ -83,7 +85,7 @@ pub const DEFAULT_PARTITION_KEY_PATH: &str = "/id";
 #[derive(Clone)]
 pub struct Config {
     /// Where and how to write.
-    pub store: StoreConfig,
+    pub store: Container,
     /// Keys a sender may present.
     pub webhook_keys: WebhookKeys,
     /// Time budget of one request, from arrival to answer.
@@ -96,21 +98,6 @@ pub struct Config {
     pub keep_pulls_and_blobs: bool,
     /// `continuation_key`, when set.
     pub continuation_key: Option<String>,
-}
-
-/// The Cosmos DB side of the configuration (also what `acr-webhook init` needs).
-#[derive(Clone)]
-pub struct StoreConfig {
-    /// Account endpoint.
-    pub endpoint: CosmosEndpoint,
-    /// How requests are authorized: the account key or Entra ID (secrets redacted in Debug).
-    pub auth: CosmosAuth,
-    /// Database id.
-    pub database: String,
-    /// Container id.
-    pub container: String,
-    /// Partition key path of the container.
-    pub partition_key_path: PartitionKeyPath,
 }
 
 /// A variable is missing or unusable. Never carries a variable's value.
@@ -142,7 +129,7 @@ impl Config {
     /// Reads the whole configuration; `lookup(name)` returns the variable's value, `None` when
     /// it is not defined. Empty values count as missing.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let store = StoreConfig::from_lookup(&lookup)?;
+        let store = container_from_lookup(&lookup)?;
         let (webhook_keys, read_keys) = keys(&lookup)?;
         let write_budget = match optional(&lookup, VAR_WRITE_BUDGET_MS) {
             None => Duration::from_millis(DEFAULT_WRITE_BUDGET_MS),
@@ -210,34 +197,34 @@ impl Config {
     }
 }
 
-impl StoreConfig {
-    /// Reads the Cosmos DB variables only.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let endpoint =
-            CosmosEndpoint::parse(&required(&lookup, VAR_COSMOS_ENDPOINT)?).map_err(|reason| {
-                ConfigError::Invalid {
-                    name: VAR_COSMOS_ENDPOINT,
-                    reason: reason.to_string(),
-                }
-            })?;
-        let auth = cosmos_auth(&lookup)?;
-        let database = resource_id(&lookup, VAR_COSMOS_DATABASE, DEFAULT_DATABASE)?;
-        let container = resource_id(&lookup, VAR_COSMOS_CONTAINER, DEFAULT_CONTAINER)?;
-        let path = optional(&lookup, VAR_PARTITION_KEY_PATH)
-            .unwrap_or_else(|| DEFAULT_PARTITION_KEY_PATH.to_owned());
-        let partition_key_path =
-            PartitionKeyPath::parse(&path).map_err(|reason| ConfigError::Invalid {
-                name: VAR_PARTITION_KEY_PATH,
+/// Reads the Cosmos DB variables only (what `acr-webhook init` needs).
+pub fn container_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Container, ConfigError> {
+    let endpoint =
+        CosmosEndpoint::parse(&required(&lookup, VAR_COSMOS_ENDPOINT)?).map_err(|reason| {
+            ConfigError::Invalid {
+                name: VAR_COSMOS_ENDPOINT,
                 reason: reason.to_string(),
-            })?;
-        Ok(Self {
-            endpoint,
-            auth,
-            database,
-            container,
-            partition_key_path,
-        })
-    }
+            }
+        })?;
+    let auth = cosmos_auth(&lookup)?;
+    let database = resource_id(&lookup, VAR_COSMOS_DATABASE, DEFAULT_DATABASE)?;
+    let container = resource_id(&lookup, VAR_COSMOS_CONTAINER, DEFAULT_CONTAINER)?;
+    let path = optional(&lookup, VAR_PARTITION_KEY_PATH)
+        .unwrap_or_else(|| DEFAULT_PARTITION_KEY_PATH.to_owned());
+    let partition_key_path =
+        PartitionKeyPath::parse(&path).map_err(|reason| ConfigError::Invalid {
+            name: VAR_PARTITION_KEY_PATH,
+            reason: reason.to_string(),
+        })?;
+    Ok(Container {
+        endpoint,
+        auth,
+        database,
+        container,
+        partition_key_path,
+    })
 }
 
 /// `cosmos_auth` and the variables of the way it names: the account key, or where Entra ID
@@ -493,18 +480,6 @@ impl fmt::Debug for Config {
                 "continuation_key",
                 &self.continuation_key.as_ref().map(|_| "[REDACTED]"),
             )
-            .finish()
-    }
-}
-
-impl fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("endpoint", &self.endpoint)
-            .field("auth", &self.auth)
-            .field("database", &self.database)
-            .field("container", &self.container)
-            .field("partition_key_path", &self.partition_key_path)
             .finish()
     }
 }

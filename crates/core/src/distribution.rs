@@ -1,6 +1,9 @@
 //! CNCF Distribution (registry v2) notifications: the `{"events": [...]}` envelope that a
-//! `docker-registry`/`distribution` endpoint POSTs, parsed into classified events that map to
-//! the same [`AcrEvent`] an ACR webhook would give.
+//! `docker-registry`/`distribution` endpoint POSTs, parsed into classified events. Each event
+//! is read into the same [`AcrEvent`] an ACR webhook gives: Distribution's event has the same
+//! `id`, `timestamp`, `action`, `target` and `request`; what only Distribution sends (`actor`,
+//! `source`, `target.url`, `target.fromRepository`, `request.addr`) is not stored and is
+//! skipped like any unknown field.
 //!
 //! Sources: `distribution/distribution` `notifications/event.go` and `notifications/bridge.go`
 //! (which event carries which target fields), `docs/content/about/notifications.md`, and the
@@ -15,7 +18,7 @@
 //! [`DistributionAction::Unknown`] and stored (as sent, lower-cased), so a future action is
 //! not lost.
 
-use crate::acr::{action_token, AcrAction, AcrEvent, EventRequest, ParsedEvent, Target};
+use crate::acr::{action_token, AcrAction, AcrEvent, ParsedEvent, Target};
 use crate::json::{json_fields, Capped};
 use crate::text::{printable, printable_n};
 
@@ -137,138 +140,6 @@ pub enum TargetKind {
     Unknown,
 }
 
-/// One event as Distribution marshals it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
-pub struct WireEvent {
-    /// The event id (a UUID, unique per event).
-    pub id: Option<String>,
-    /// When the event happened (RFC 3339), kept as sent.
-    pub timestamp: Option<String>,
-    /// The action, as sent.
-    pub action: Option<String>,
-    /// What the event is about.
-    #[cfg_attr(
-        test,
-        serde(default, deserialize_with = "crate::json::reference::optional_object")
-    )]
-    pub target: Option<WireTarget>,
-    /// The registry request that caused it. Its `id` is shared by the events of one request
-    /// (a manifest delete and its tag deletes), so it does not identify an event.
-    #[cfg_attr(
-        test,
-        serde(default, deserialize_with = "crate::json::reference::optional_object")
-    )]
-    pub request: Option<WireRequest>,
-    /// Who caused it.
-    #[cfg_attr(
-        test,
-        serde(default, deserialize_with = "crate::json::reference::optional_object")
-    )]
-    pub actor: Option<Actor>,
-    /// Which registry node generated it.
-    #[cfg_attr(
-        test,
-        serde(default, deserialize_with = "crate::json::reference::optional_object")
-    )]
-    pub source: Option<Source>,
-}
-
-/// `target` of a Distribution event: an OCI descriptor plus `length`, `repository`,
-/// `fromRepository`, `url` and `tag`. (`references` is not read.)
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
-pub struct WireTarget {
-    /// Media type of the manifest or blob.
-    pub media_type: Option<String>,
-    /// Size in bytes.
-    pub size: Option<i64>,
-    /// Content digest (`sha256:...`).
-    pub digest: Option<String>,
-    /// Same as size.
-    pub length: Option<i64>,
-    /// Repository name (may contain `/`).
-    pub repository: Option<String>,
-    /// Source repository of a mount.
-    pub from_repository: Option<String>,
-    /// Direct URL of the content.
-    pub url: Option<String>,
-    /// Tag (manifest events pushed or pulled by tag; tag deletes).
-    pub tag: Option<String>,
-}
-
-/// `request` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Deserialize), serde(rename_all = "camelCase"))]
-pub struct WireRequest {
-    /// Registry request id.
-    pub id: Option<String>,
-    /// Remote address of the client.
-    pub addr: Option<String>,
-    /// `Host` header of the registry request.
-    pub host: Option<String>,
-    /// HTTP method of the registry request.
-    pub method: Option<String>,
-    /// User agent of the client.
-    #[cfg_attr(test, serde(rename = "useragent"))]
-    pub user_agent: Option<String>,
-}
-
-/// `actor` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Deserialize))]
-pub struct Actor {
-    /// The authenticated user name, if any.
-    pub name: Option<String>,
-}
-
-/// `source` of a Distribution event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(test, derive(serde::Deserialize))]
-pub struct Source {
-    /// Host name and port of the registry node.
-    pub addr: Option<String>,
-    /// The registry process instance (changes on restart).
-    #[cfg_attr(test, serde(rename = "instanceID"))]
-    pub instance_id: Option<String>,
-}
-
-json_fields!(WireEvent {
-    "id" => id: Text,
-    "timestamp" => timestamp: Text,
-    "action" => action: Text,
-    "target" => target: Object,
-    "request" => request: Object,
-    "actor" => actor: Object,
-    "source" => source: Object,
-});
-
-json_fields!(WireTarget {
-    "mediaType" => media_type: Text,
-    "size" => size: Integer,
-    "digest" => digest: Text,
-    "length" => length: Integer,
-    "repository" => repository: Text,
-    "fromRepository" => from_repository: Text,
-    "url" => url: Text,
-    "tag" => tag: Text,
-});
-
-json_fields!(WireRequest {
-    "id" => id: Text,
-    "addr" => addr: Text,
-    "host" => host: Text,
-    "method" => method: Text,
-    "useragent" => user_agent: Text,
-});
-
-json_fields!(Actor { "name" => name: Text });
-
-json_fields!(Source {
-    "addr" => addr: Text,
-    "instanceID" => instance_id: Text,
-});
-
 /// One Distribution event with its action and target classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DistributionEvent {
@@ -276,13 +147,13 @@ pub struct DistributionEvent {
     pub action: DistributionAction,
     /// What the target is.
     pub kind: TargetKind,
-    /// The whole event, as sent.
-    pub event: WireEvent,
+    /// The event, as sent (the fields it shares with ACR's).
+    pub event: AcrEvent,
 }
 
 impl DistributionEvent {
-    /// Classifies one wire event.
-    pub fn classify(event: WireEvent) -> Self {
+    /// Classifies one event.
+    pub fn classify(event: AcrEvent) -> Self {
         let action = DistributionAction::from_wire(event.action.as_deref());
         let kind = target_kind(action, event.target.as_ref());
         Self {
@@ -301,39 +172,12 @@ impl DistributionEvent {
         }
     }
 
-    /// The event in the ACR model: same id, timestamp, raw action, target and request
-    /// (`url`, `fromRepository`, `request.addr`, `actor` and `source` have no ACR field).
-    pub fn to_acr_event(&self) -> AcrEvent {
-        let e = &self.event;
-        AcrEvent {
-            id: e.id.clone(),
-            timestamp: e.timestamp.clone(),
-            action: e.action.clone(),
-            target: e.target.as_ref().map(|t| Target {
-                media_type: t.media_type.clone(),
-                size: t.size,
-                digest: t.digest.clone(),
-                length: t.length,
-                repository: t.repository.clone(),
-                tag: t.tag.clone(),
-                name: None,
-                version: None,
-            }),
-            request: e.request.as_ref().map(|r| EventRequest {
-                id: r.id.clone(),
-                host: r.host.clone(),
-                method: r.method.clone(),
-                user_agent: r.user_agent.clone(),
-            }),
-        }
-    }
-
     /// The event as an ACR event with a known action, for the events that have an ACR
     /// equivalent (`push`, `delete`); `None` for `pull`, `mount` and unknown actions.
     pub fn to_parsed(&self) -> Option<ParsedEvent> {
         Some(ParsedEvent {
             action: self.action.acr_action()?.into(),
-            event: self.to_acr_event(),
+            event: self.event.clone(),
         })
     }
 }
@@ -386,7 +230,7 @@ pub fn is_manifest_media_type(media_type: &str) -> bool {
     }
 }
 
-fn target_kind(action: DistributionAction, target: Option<&WireTarget>) -> TargetKind {
+fn target_kind(action: DistributionAction, target: Option<&Target>) -> TargetKind {
     let present = |v: Option<&String>| v.is_some_and(|s| !s.is_empty());
     let Some(t) = target else {
         return TargetKind::Unknown;
@@ -417,7 +261,7 @@ fn target_kind(action: DistributionAction, target: Option<&WireTarget>) -> Targe
 /// `{"events": [...]}`.
 #[derive(Default)]
 struct Envelope {
-    events: Option<Capped<WireEvent, MAX_EVENTS>>,
+    events: Option<Capped<AcrEvent, MAX_EVENTS>>,
 }
 
 json_fields!(Envelope { "events" => events: Objects });
@@ -610,22 +454,6 @@ mod tests {
         assert_eq!(r.host.as_deref(), Some("127.0.0.1:47501"));
         assert_eq!(r.method.as_deref(), Some("PUT"));
         assert_eq!(r.user_agent.as_deref(), Some("skopeo/1.9.3"));
-        // The Distribution-only fields stay on the wire event.
-        assert_eq!(
-            e.event.target.as_ref().unwrap().url.as_deref(),
-            Some("http://127.0.0.1:47501/v2/hello-world/manifests/sha256:edad62edb9a93f6fb7d5b86a10b781d0e20b5f8a47dce2e74e9aca286d109d82")
-        );
-        assert_eq!(
-            e.event.request.as_ref().unwrap().addr.as_deref(),
-            Some("127.0.0.1:38978")
-        );
-        assert_eq!(e.event.actor, Some(Actor { name: None }));
-        let s = e.event.source.unwrap();
-        assert_eq!(s.addr.as_deref(), Some("vm:47501"));
-        assert_eq!(
-            s.instance_id.as_deref(),
-            Some("1b6285ec-69a0-4a18-af3d-1615f1a9f23c")
-        );
     }
 
     #[test]
@@ -654,7 +482,7 @@ mod tests {
     #[test]
     fn pull_and_mount_have_no_acr_action() {
         assert_eq!(one(PULL).to_parsed(), None);
-        assert_eq!(one(PULL).to_acr_event().action.as_deref(), Some("pull"));
+        assert_eq!(one(PULL).event.action.as_deref(), Some("pull"));
         let mount = br#"{"events":[{"action":"mount","target":{"mediaType":"application/octet-stream","digest":"sha256:1","repository":"b","fromRepository":"a"}}]}"#;
         let e = one(mount);
         assert_eq!(
@@ -662,8 +490,8 @@ mod tests {
             (DistributionAction::Mount, TargetKind::Blob)
         );
         assert_eq!(
-            e.event.target.as_ref().unwrap().from_repository.as_deref(),
-            Some("a")
+            e.event.target.as_ref().unwrap().repository.as_deref(),
+            Some("b")
         );
         assert_eq!(e.to_parsed(), None);
         assert!(!should_store(&e, false));
@@ -996,7 +824,7 @@ mod tests {
         struct EnvelopeRef {
             events: Option<
                 crate::json::reference::Capped<
-                    crate::json::reference::Object<WireEvent>,
+                    crate::json::reference::Object<AcrEvent>,
                     MAX_EVENTS,
                 >,
             >,

@@ -41,6 +41,8 @@ impl EventSource {
 enum Property<'a> {
     Text(Option<&'a str>),
     Integer(Option<i64>),
+    /// A flag written only when set.
+    Flag(bool),
 }
 
 /// One stored event.
@@ -144,7 +146,7 @@ impl EventDocument {
             id,
             action: action.to_owned(),
             timestamp: non_empty(event.timestamp.clone()),
-            received_at: humantime::format_rfc3339_millis(received_at).to_string(),
+            received_at: crate::time::received_at(received_at),
             login_server: non_empty(request.host),
             image: non_empty(target.repository),
             tag: non_empty(target.tag),
@@ -252,7 +254,7 @@ pub fn content_hash(document: &EventDocument, sent_id: Option<&str>) -> String {
 /// An RFC 3339 time as one string per instant: UTC milliseconds, then the further fraction
 /// digits without trailing zeros; a text that is not such a time, as sent.
 fn canonical_time(text: &str) -> String {
-    match crate::read_api::normalise_time(text) {
+    match crate::time::normalise_time(text) {
         Ok(millis) => {
             let further: String = text
                 .split_once('.')
@@ -273,17 +275,21 @@ fn canonical_time(text: &str) -> String {
 
 impl EventDocument {
     /// The `x-ms-documentdb-partitionkey` header for this document in a container partitioned
-    /// by `path`, read from the document's own fields when `path` names one of its properties
-    /// (the same value as `path.header_for` on the serialized document); `None` for any other
-    /// path (nested, or a property documents do not have), which the caller reads from the
-    /// serialized document instead.
-    pub fn partition_key_header(&self, path: &PartitionKeyPath) -> Option<String> {
-        let property = self.property(path.top_level_property()?)?;
-        Some(match property {
-            Property::Text(Some(text)) => partition_key_header_for_str(text),
-            Property::Integer(Some(n)) => format!("[{n}]"),
-            Property::Text(None) | Property::Integer(None) => PARTITION_KEY_UNDEFINED.to_owned(),
-        })
+    /// by `path`, read from the document's own fields: the same value as `path.header_for` on
+    /// the serialized document, without serializing it. Documents are flat (strings, integers
+    /// and one flag), so a nested path or a property they do not have is undefined (`[{}]`).
+    pub fn partition_key_header(&self, path: &PartitionKeyPath) -> String {
+        match path
+            .top_level_property()
+            .and_then(|name| self.property(name))
+        {
+            Some(Property::Text(Some(text))) => partition_key_header_for_str(text),
+            Some(Property::Integer(Some(n))) => format!("[{n}]"),
+            Some(Property::Flag(true)) => "[true]".to_owned(),
+            Some(Property::Text(None) | Property::Integer(None) | Property::Flag(false)) | None => {
+                PARTITION_KEY_UNDEFINED.to_owned()
+            }
+        }
     }
 
     /// The top-level property `name` (its serialized, camelCase name); `None` when documents
@@ -309,6 +315,7 @@ impl EventDocument {
             "source" => Property::Text(Some(self.source.as_str())),
             "contentHash" => Property::Text(Some(&self.content_hash)),
             "conflictsWith" => Property::Text(Option::as_deref(&self.conflicts_with)),
+            "conflictIdsExhausted" => Property::Flag(self.conflict_ids_exhausted),
             _ => return None,
         })
     }
@@ -325,7 +332,7 @@ fn non_empty(value: Option<String>) -> Option<String> {
 pub fn safe_id(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for c in id.chars() {
-        if matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control() {
+        if escaped_by_safe_id(c) {
             let mut buf = [0u8; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("%{byte:02X}"));
@@ -348,6 +355,92 @@ pub fn safe_id(id: &str) -> String {
         out.push_str(&hash);
     }
     out
+}
+
+/// Characters [`safe_id`] escapes.
+fn escaped_by_safe_id(c: char) -> bool {
+    matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control()
+}
+
+/// True when `id` has the form of a [`safe_id`] result (the read API takes such an id as it is): at most [`MAX_ID_LEN`] bytes, no raw
+/// character safe_id escapes, and every `%` part of an upper-case `%XX` escape whose decoded
+/// run consists of characters safe_id escapes. A shortened id (prefix, `~`, 64 hex digits)
+/// may end its prefix in the middle of an escape, where safe_id cut it.
+pub(crate) fn is_safe_id(id: &str) -> bool {
+    if id.len() > MAX_ID_LEN {
+        return false;
+    }
+    let (body, shortened) = match shortened_prefix(id) {
+        Some(prefix) => (prefix, true),
+        None => (id, false),
+    };
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            let Some(c) = body[i..].chars().next() else {
+                return false;
+            };
+            if escaped_by_safe_id(c) {
+                return false;
+            }
+            i += c.len_utf8();
+            continue;
+        }
+        // A run of escapes, decoded together (a control character may take several bytes).
+        let mut run = Vec::new();
+        while bytes.get(i) == Some(&b'%') {
+            let high = bytes.get(i + 1).copied().and_then(upper_hex_value);
+            let low = bytes.get(i + 2).copied().and_then(upper_hex_value);
+            match (high, low) {
+                (Some(h), Some(l)) => {
+                    run.push(h << 4 | l);
+                    i += 3;
+                }
+                // safe_id's cut can leave `%` or `%X` at the very end of the prefix.
+                _ if shortened
+                    && (i + 1 == bytes.len() || (i + 2 == bytes.len() && high.is_some())) =>
+                {
+                    i = bytes.len();
+                }
+                _ => return false,
+            }
+        }
+        let text = match std::str::from_utf8(&run) {
+            Ok(text) => text,
+            // The cut can also fall between the escapes of one multi-byte character.
+            Err(e) if shortened && i == bytes.len() && e.error_len().is_none() => {
+                match std::str::from_utf8(&run[..e.valid_up_to()]) {
+                    Ok(text) => text,
+                    Err(_) => return false,
+                }
+            }
+            Err(_) => return false,
+        };
+        if !text.chars().all(escaped_by_safe_id) {
+            return false;
+        }
+    }
+    true
+}
+
+fn upper_hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The prefix of an id shortened by [`safe_id`] (`prefix~<64 lower-case hex>`), if `id` has
+/// that form.
+fn shortened_prefix(id: &str) -> Option<&str> {
+    let split = id.len().checked_sub(65)?;
+    let (prefix, tail) = (id.get(..split)?, id.get(split..)?);
+    let hash = tail.strip_prefix('~')?;
+    (prefix.len() <= MAX_ID_LEN - 65
+        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then_some(prefix)
 }
 
 /// An id for an event that has none: a SHA-256 over every field the event carries, in a fixed
@@ -428,17 +521,17 @@ mod tests {
     }
 
     /// The partition key read from the fields is the one read from the serialized document,
-    /// for every property a document can have (present and absent); every serialized property
-    /// is read from its field, and only other paths are left to the serialized document.
+    /// for every property a document can have (present and absent) and for other paths.
     #[test]
     fn partition_key_from_fields_equals_the_serialized_document() {
-        let full = full_document();
+        let mut full = full_document();
+        full.conflict_ids_exhausted = true;
         let sparse = doc(r#"{"action":"push"}"#);
         let full_value = serde_json::to_value(&full).unwrap();
         let names: Vec<String> = full_value.as_object().unwrap().keys().cloned().collect();
         assert_eq!(
             names.len(),
-            19,
+            20,
             "every field of the full document is present"
         );
         for document in [&full, &sparse] {
@@ -447,26 +540,31 @@ mod tests {
                 let path = PartitionKeyPath::parse(&format!("/{name}")).unwrap();
                 assert_eq!(
                     document.partition_key_header(&path),
-                    Some(path.header_for(&value)),
+                    path.header_for(&value),
                     "{path:?}"
                 );
             }
             for other in ["/nope", "/image/x", "/id/x", "/nope/x", "/Image"] {
                 let path = PartitionKeyPath::parse(other).unwrap();
-                assert_eq!(document.partition_key_header(&path), None, "{other}");
+                assert_eq!(
+                    document.partition_key_header(&path),
+                    path.header_for(&value),
+                    "{other}"
+                );
+                assert_eq!(
+                    document.partition_key_header(&path),
+                    PARTITION_KEY_UNDEFINED
+                );
             }
         }
         let image = PartitionKeyPath::parse("/image").unwrap();
         assert_eq!(
-            full.partition_key_header(&image).unwrap(),
+            full.partition_key_header(&image),
             r#"["h\u00e9llo \"w\\\ud83d\ude00"]"#
         );
-        assert_eq!(
-            sparse.partition_key_header(&image).unwrap(),
-            PARTITION_KEY_UNDEFINED
-        );
+        assert_eq!(sparse.partition_key_header(&image), PARTITION_KEY_UNDEFINED);
         let size = PartitionKeyPath::parse("/size").unwrap();
-        assert_eq!(full.partition_key_header(&size).unwrap(), "[-524]");
+        assert_eq!(full.partition_key_header(&size), "[-524]");
     }
 
     #[test]

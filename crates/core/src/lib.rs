@@ -21,7 +21,6 @@ pub mod filter;
 pub mod host;
 pub mod indexing;
 mod json;
-pub mod page;
 pub mod read_api;
 pub mod replay;
 pub mod retention;
@@ -30,10 +29,13 @@ pub mod signer;
 pub mod store;
 pub mod summary;
 mod text;
+pub mod time;
+pub mod ui;
+pub mod url;
 pub mod webhook;
 
 pub use answer::{respond, BatchOutcome, Failure, Success};
-pub use config::{Config, ConfigError, ConfigSource, StoreConfig, VariableSource};
+pub use config::{Config, ConfigError, ConfigSource, VariableSource};
 pub use host::{
     known_header, BodyError, Host, RequestBody, TransportError, ANSWER_HEADERS, REQUEST_HEADERS,
 };

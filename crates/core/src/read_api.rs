@@ -55,8 +55,10 @@ use subtle::ConstantTimeEq;
 use crate::acr::Action;
 use crate::auth::CODE_QUERY_PARAMETER;
 use crate::cosmos::{partition_key_header_for_str, PartitionKeyPath};
-use crate::document::{safe_id, MAX_ID_LEN};
-use crate::text::{hex_digit, printable};
+use crate::document::{is_safe_id, safe_id};
+use crate::text::printable;
+use crate::time::{normalise_time, TimeError};
+use crate::url::{decode_strict, encode_component, query_pairs};
 
 /// Route: the list of stored events.
 pub const EVENTS_ROUTE: &str = "/events";
@@ -167,20 +169,6 @@ pub enum QueryError {
     IdWithOthers(String),
 }
 
-/// Why a time is not usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TimeError {
-    /// Not `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
-    #[error("expected YYYY-MM-DDTHH:MM:SS[.fraction] followed by Z or an offset such as +02:00")]
-    Format,
-    /// A field out of its range (month 13, 31 April, hour 24, second 60, offset hour 24, ...).
-    #[error("the {0} is out of range")]
-    OutOfRange(&'static str),
-    /// The instant, once in UTC, falls outside years 0000 to 9999.
-    #[error("the time in UTC falls outside the years 0000 to 9999")]
-    OutOfYears,
-}
-
 impl EventQuery {
     /// Parses the query string of `GET /events` (without the `?`; empty for none).
     ///
@@ -191,9 +179,8 @@ impl EventQuery {
     pub fn parse(query: &str) -> Result<Self, QueryError> {
         let mut out = Self::default();
         let mut seen: Vec<&'static str> = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode(raw_key)
+        for (raw_key, raw_value) in query_pairs(query) {
+            let key = decode_strict(raw_key)
                 .ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
             if key == CODE_QUERY_PARAMETER {
                 continue;
@@ -204,8 +191,8 @@ impl EventQuery {
                 return Err(QueryError::DuplicateParameter(name));
             }
             seen.push(name);
-            let value = percent_decode(raw_value)
-                .ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?;
+            let value =
+                decode_strict(raw_value).ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?;
             if value.is_empty() {
                 continue;
             }
@@ -270,7 +257,7 @@ impl EventQuery {
             ("continuation", self.continuation.as_deref()),
         ]
         .into_iter()
-        .filter_map(|(name, value)| Some(format!("{name}={}", percent_encode(value?))))
+        .filter_map(|(name, value)| Some(format!("{name}={}", encode_component(value?))))
         .collect::<Vec<_>>()
         .join("&")
     }
@@ -307,161 +294,6 @@ fn parse_limit(value: &str) -> Result<u32, QueryError> {
         Ok(n) => n.min(MAX_LIMIT),
         Err(_) => MAX_LIMIT, // more digits than a u32 holds: still "too large"
     })
-}
-
-/// Strict RFC 3986 percent-decoding into UTF-8; `None` for a bad escape or bad UTF-8.
-pub(crate) fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let high = hex_digit(*bytes.get(i + 1)?)?;
-            let low = hex_digit(*bytes.get(i + 2)?)?;
-            out.push(high << 4 | low);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-const MS_PER_DAY: i64 = 86_400_000;
-
-/// Parses an RFC 3339 time (`2024-05-01T12:00:00Z`, `2024-05-01t14:00:00.5+02:00`, any
-/// number of fraction digits) and writes the same instant the way `receivedAt` is written:
-/// UTC, exactly three fraction digits (further digits are dropped), `Z`.
-pub fn normalise_time(text: &str) -> Result<String, TimeError> {
-    let b = text.as_bytes();
-    let digits = |range: std::ops::Range<usize>| -> Result<i64, TimeError> {
-        let part = b.get(range).ok_or(TimeError::Format)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return Err(TimeError::Format);
-        }
-        Ok(part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
-    };
-    let at = |i: usize, allowed: &[u8]| -> Result<(), TimeError> {
-        match b.get(i) {
-            Some(c) if allowed.contains(c) => Ok(()),
-            _ => Err(TimeError::Format),
-        }
-    };
-    let year = digits(0..4)?;
-    at(4, b"-")?;
-    let month = digits(5..7)?;
-    at(7, b"-")?;
-    let day = digits(8..10)?;
-    at(10, b"Tt")?;
-    let hour = digits(11..13)?;
-    at(13, b":")?;
-    let minute = digits(14..16)?;
-    at(16, b":")?;
-    let second = digits(17..19)?;
-    let mut i = 19;
-    let mut millis = 0i64;
-    if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
-        if end == start {
-            return Err(TimeError::Format);
-        }
-        // The first three digits, right-padded: ".5" is 500 ms, ".0707808" is 70 ms.
-        for k in 0..3 {
-            millis = millis * 10
-                + b.get(start + k)
-                    .filter(|_| start + k < end)
-                    .map_or(0, |d| i64::from(d - b'0'));
-        }
-        i = end;
-    }
-    let offset_minutes = match b.get(i) {
-        Some(b'Z' | b'z') if b.len() == i + 1 => 0,
-        Some(sign @ (b'+' | b'-')) if b.len() == i + 6 => {
-            let oh = digits(i + 1..i + 3)?;
-            at(i + 3, b":")?;
-            let om = digits(i + 4..i + 6)?;
-            if oh > 23 {
-                return Err(TimeError::OutOfRange("offset hour"));
-            }
-            if om > 59 {
-                return Err(TimeError::OutOfRange("offset minute"));
-            }
-            let minutes = oh * 60 + om;
-            if *sign == b'+' {
-                minutes
-            } else {
-                -minutes
-            }
-        }
-        _ => return Err(TimeError::Format),
-    };
-    if !(1..=12).contains(&month) {
-        return Err(TimeError::OutOfRange("month"));
-    }
-    if day < 1 || day > days_in_month(year, month) {
-        return Err(TimeError::OutOfRange("day"));
-    }
-    if hour > 23 {
-        return Err(TimeError::OutOfRange("hour"));
-    }
-    if minute > 59 {
-        return Err(TimeError::OutOfRange("minute"));
-    }
-    if second > 59 {
-        // RFC 3339 allows a leap second (60); receivedAt never has one.
-        return Err(TimeError::OutOfRange("second"));
-    }
-    let total = days_from_civil(year, month, day) * MS_PER_DAY
-        + ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000
-        + millis;
-    let (y, mo, d) = civil_from_days(total.div_euclid(MS_PER_DAY));
-    if !(0..=9999).contains(&y) {
-        return Err(TimeError::OutOfYears);
-    }
-    let ms = total.rem_euclid(MS_PER_DAY);
-    Ok(format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    ))
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// The Cosmos DB query for a page of events: `{"query": "SELECT * FROM c WHERE ... ORDER BY
@@ -830,11 +662,11 @@ pub fn document_path_id(segment: &str) -> Result<String, IdError> {
     if segment.len() > MAX_ID_SEGMENT_LEN {
         return Err(IdError::TooLong);
     }
-    let decoded = percent_decode(segment).ok_or(IdError::BadEncoding)?;
+    let decoded = decode_strict(segment).ok_or(IdError::BadEncoding)?;
     if decoded.is_empty() {
         return Err(IdError::Empty);
     }
-    if is_safe_id_output(&decoded) {
+    if is_safe_id(&decoded) {
         Ok(decoded)
     } else {
         Ok(safe_id(&decoded))
@@ -853,10 +685,9 @@ pub fn document_path_id(segment: &str) -> Result<String, IdError> {
 pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
     let mut id: Option<String> = None;
     let mut other: Option<String> = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+    for (raw_key, raw_value) in query_pairs(query) {
         let key =
-            percent_decode(raw_key).ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
+            decode_strict(raw_key).ok_or_else(|| QueryError::BadEncoding(printable(raw_key)))?;
         if key == CODE_QUERY_PARAMETER {
             continue;
         }
@@ -867,8 +698,7 @@ pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
         if id.is_some() {
             return Err(QueryError::DuplicateParameter("id"));
         }
-        let value =
-            percent_decode(raw_value).ok_or_else(|| QueryError::BadEncoding("id".into()))?;
+        let value = decode_strict(raw_value).ok_or_else(|| QueryError::BadEncoding("id".into()))?;
         if value.len() > MAX_ID_SEGMENT_LEN {
             return Err(QueryError::TooLong {
                 parameter: "id",
@@ -886,117 +716,13 @@ pub fn id_parameter(query: &str) -> Result<Option<String>, QueryError> {
 /// Percent-encodes a document id for a `/events/{id}` path (everything but RFC 3986
 /// unreserved characters, so the `%` of safe_id's escapes becomes `%25`).
 pub fn document_path_segment(id: &str) -> String {
-    percent_encode(id)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters: fit for a path segment and
-/// for a query value (a space becomes `%20` and `+` becomes `%2B`, as [`EventQuery::parse`]
-/// reads them).
-fn percent_encode(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(text.len() * 3);
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 15)]));
-        }
-    }
-    out
-}
-
-/// Characters [`safe_id`] escapes.
-fn escaped_by_safe_id(c: char) -> bool {
-    matches!(c, '%' | '/' | '\\' | '?' | '#') || c.is_control()
-}
-
-/// True when `id` has the form of a [`safe_id`] result: at most [`MAX_ID_LEN`] bytes, no raw
-/// character safe_id escapes, and every `%` part of an upper-case `%XX` escape whose decoded
-/// run consists of characters safe_id escapes. A shortened id (prefix, `~`, 64 hex digits)
-/// may end its prefix in the middle of an escape, where safe_id cut it.
-fn is_safe_id_output(id: &str) -> bool {
-    if id.len() > MAX_ID_LEN {
-        return false;
-    }
-    let (body, shortened) = match shortened_prefix(id) {
-        Some(prefix) => (prefix, true),
-        None => (id, false),
-    };
-    let bytes = body.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'%' {
-            let Some(c) = body[i..].chars().next() else {
-                return false;
-            };
-            if escaped_by_safe_id(c) {
-                return false;
-            }
-            i += c.len_utf8();
-            continue;
-        }
-        // A run of escapes, decoded together (a control character may take several bytes).
-        let mut run = Vec::new();
-        while bytes.get(i) == Some(&b'%') {
-            let high = bytes.get(i + 1).copied().and_then(upper_hex_value);
-            let low = bytes.get(i + 2).copied().and_then(upper_hex_value);
-            match (high, low) {
-                (Some(h), Some(l)) => {
-                    run.push(h << 4 | l);
-                    i += 3;
-                }
-                // safe_id's cut can leave `%` or `%X` at the very end of the prefix.
-                _ if shortened
-                    && (i + 1 == bytes.len() || (i + 2 == bytes.len() && high.is_some())) =>
-                {
-                    i = bytes.len();
-                }
-                _ => return false,
-            }
-        }
-        let text = match std::str::from_utf8(&run) {
-            Ok(text) => text,
-            // The cut can also fall between the escapes of one multi-byte character.
-            Err(e) if shortened && i == bytes.len() && e.error_len().is_none() => {
-                match std::str::from_utf8(&run[..e.valid_up_to()]) {
-                    Ok(text) => text,
-                    Err(_) => return false,
-                }
-            }
-            Err(_) => return false,
-        };
-        if !text.chars().all(escaped_by_safe_id) {
-            return false;
-        }
-    }
-    true
-}
-
-fn upper_hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// The prefix of an id shortened by [`safe_id`] (`prefix~<64 lower-case hex>`), if `id` has
-/// that form.
-fn shortened_prefix(id: &str) -> Option<&str> {
-    let split = id.len().checked_sub(65)?;
-    let (prefix, tail) = (id.get(..split)?, id.get(split..)?);
-    let hash = tail.strip_prefix('~')?;
-    (prefix.len() <= MAX_ID_LEN - 65
-        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-    .then_some(prefix)
+    encode_component(id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
+    use crate::document::MAX_ID_LEN;
 
     const SECRET: &[u8] = b"test-continuation-secret-32-bytes!!";
 
@@ -1159,70 +885,6 @@ mod tests {
                 }),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn times_normalise_to_received_at_form() {
-        for (input, want) in [
-            ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.000Z"),
-            ("2024-05-01t12:00:00z", "2024-05-01T12:00:00.000Z"),
-            ("2023-11-17T16:52:01.343145347Z", "2023-11-17T16:52:01.343Z"),
-            ("2017-03-01T23:14:37.0707808Z", "2017-03-01T23:14:37.070Z"),
-            ("2026-06-01T12:22:07.5Z", "2026-06-01T12:22:07.500Z"),
-            ("2024-01-01T00:30:00+01:00", "2023-12-31T23:30:00.000Z"),
-            ("2023-12-31T23:30:00-01:30", "2024-01-01T01:00:00.000Z"),
-            ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00.000Z"),
-            ("2000-02-29T00:00:00Z", "2000-02-29T00:00:00.000Z"),
-            ("1970-01-01T00:30:00+01:00", "1969-12-31T23:30:00.000Z"),
-            ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000Z"),
-            ("9999-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z"),
-        ] {
-            assert_eq!(normalise_time(input).as_deref(), Ok(want), "{input}");
-        }
-        for (input, err) in [
-            ("2024-05-01", TimeError::Format),
-            ("2024-05-01T12:00Z", TimeError::Format),
-            ("2024-05-01T12:00:00", TimeError::Format),
-            ("2024-05-01 12:00:00Z", TimeError::Format),
-            ("2024-05-01T12:00:00.Z", TimeError::Format),
-            ("2024-05-01T12:00:00Zjunk", TimeError::Format),
-            ("2024-05-01T12:00:00+0200", TimeError::Format),
-            ("+2024-05-01T12:00:00Z", TimeError::Format),
-            ("２０２４-05-01T12:00:00Z", TimeError::Format),
-            ("2024-13-01T12:00:00Z", TimeError::OutOfRange("month")),
-            ("2024-04-31T12:00:00Z", TimeError::OutOfRange("day")),
-            ("2023-02-29T12:00:00Z", TimeError::OutOfRange("day")),
-            ("1900-02-29T12:00:00Z", TimeError::OutOfRange("day")),
-            ("2024-05-00T12:00:00Z", TimeError::OutOfRange("day")),
-            ("2024-05-01T24:00:00Z", TimeError::OutOfRange("hour")),
-            ("2024-05-01T12:60:00Z", TimeError::OutOfRange("minute")),
-            ("2016-12-31T23:59:60Z", TimeError::OutOfRange("second")),
-            (
-                "2024-05-01T12:00:00+24:00",
-                TimeError::OutOfRange("offset hour"),
-            ),
-            (
-                "2024-05-01T12:00:00+01:60",
-                TimeError::OutOfRange("offset minute"),
-            ),
-            ("0000-01-01T00:00:00+00:01", TimeError::OutOfYears),
-            ("9999-12-31T23:59:59-00:01", TimeError::OutOfYears),
-        ] {
-            assert_eq!(normalise_time(input), Err(err), "{input}");
-        }
-        assert_eq!(normalise_time(""), Err(TimeError::Format));
-    }
-
-    #[test]
-    fn time_arithmetic_agrees_with_humantime() {
-        // Every 7919th hour over ~140 years, plus odd milliseconds.
-        let mut ms: u64 = 0;
-        while ms < 4_400_000_000_000 {
-            let t = UNIX_EPOCH + Duration::from_millis(ms);
-            let text = humantime::format_rfc3339_millis(t).to_string();
-            assert_eq!(normalise_time(&text).as_deref(), Ok(text.as_str()));
-            ms += 7919 * 3_600_000 + 123;
         }
     }
 
@@ -1658,7 +1320,7 @@ mod tests {
     fn every_safe_id_round_trips_through_the_path() {
         for original in awkward_ids() {
             let id = safe_id(&original);
-            assert!(is_safe_id_output(&id), "{id:?} from {original:?}");
+            assert!(is_safe_id(&id), "{id:?} from {original:?}");
             // The contract: the listed id, percent-encoded once.
             let segment = document_path_segment(&id);
             assert_eq!(
@@ -1700,10 +1362,10 @@ mod tests {
         ] {
             assert_eq!(document_path_id(segment).as_deref(), Ok(want), "{segment}");
         }
-        assert!(!is_safe_id_output("x%41"));
-        assert!(!is_safe_id_output("x%2f"), "safe_id writes upper-case hex");
-        assert!(!is_safe_id_output("a/b"));
-        assert!(!is_safe_id_output(&"y".repeat(MAX_ID_LEN + 1)));
+        assert!(!is_safe_id("x%41"));
+        assert!(!is_safe_id("x%2f"), "safe_id writes upper-case hex");
+        assert!(!is_safe_id("a/b"));
+        assert!(!is_safe_id(&"y".repeat(MAX_ID_LEN + 1)));
         assert_eq!(document_path_id(""), Err(IdError::Empty));
         assert_eq!(document_path_id("%zz"), Err(IdError::BadEncoding));
         assert_eq!(document_path_id("%C3"), Err(IdError::BadEncoding));

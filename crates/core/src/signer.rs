@@ -18,13 +18,13 @@ use http::{Request, Response, StatusCode};
 
 use crate::answer::Failure;
 use crate::config::{
-    Config, ConfigError, StoreConfig, VAR_ENTRA_AUDIENCE, VAR_ENTRA_CLIENT_ID,
-    VAR_ENTRA_CLIENT_SECRET, VAR_ENTRA_FEDERATED_TOKEN_FILE, VAR_ENTRA_TENANT_ID,
+    Config, ConfigError, VAR_ENTRA_AUDIENCE, VAR_ENTRA_CLIENT_ID, VAR_ENTRA_CLIENT_SECRET,
+    VAR_ENTRA_FEDERATED_TOKEN_FILE, VAR_ENTRA_TENANT_ID,
 };
 use crate::cosmos::entra::{
     read_token_answer, EntraSettings, IssuedToken, TokenError, TokenSource,
 };
-use crate::cosmos::{CosmosAuth, Credential};
+use crate::cosmos::{Container, CosmosAuth, Credential};
 use crate::host::{Host, TransportError};
 use crate::retry::RetryBudget;
 
@@ -35,7 +35,7 @@ pub const REFRESH_AHEAD: Duration = Duration::from_secs(300);
 /// not make are passed on unsigned).
 pub struct SigningHost<'h, H> {
     host: &'h H,
-    store: &'h StoreConfig,
+    store: &'h Container,
     budget: RetryBudget,
     now: SystemTime,
     credential: RefCell<Credential>,
@@ -129,7 +129,7 @@ pub enum Fetch {
 /// - The federated token file cannot be read: [`Failure::Config`] naming
 ///   `entra_federated_token_file`.
 pub async fn credential<H: Host>(
-    store: &StoreConfig,
+    store: &Container,
     budget: RetryBudget,
     host: &H,
     now: SystemTime,

@@ -116,15 +116,11 @@ fn transient_failure(response: &Response<Vec<u8>>) -> Option<CosmosFailure> {
     }
 }
 
-/// The create request's body and its `x-ms-documentdb-partitionkey` value for `document`, in
-/// one serialization: the partition key comes from the document's own field, or, for a path
-/// that is not one of its properties, from the serialized body.
+/// The create request's body and its `x-ms-documentdb-partitionkey` value for `document`:
+/// one serialization, and the partition key read from the document's own fields.
 pub fn create_body(document: &EventDocument, path: &PartitionKeyPath) -> (Vec<u8>, String) {
     let body = serde_json::to_vec(document).expect("documents serialize");
-    let partition_key = document.partition_key_header(path).unwrap_or_else(|| {
-        path.header_for(&serde_json::from_slice(&body).expect("the body was just serialized"))
-    });
-    (body, partition_key)
+    (body, document.partition_key_header(path))
 }
 
 /// Writes one document: created now, or stored before with the same content. When its id is
@@ -362,7 +358,7 @@ pub fn stored_hash<'k>(
     path: &PartitionKeyPath,
     document: &EventDocument,
 ) -> Option<&'k Option<String>> {
-    known.get(&(partition_key_of(document, path), document.id.clone()))
+    known.get(&(document.partition_key_header(path), document.id.clone()))
 }
 
 /// Where an event's [`candidates`] stand by the pre-check's `known`.
@@ -468,13 +464,6 @@ async fn query_stored<H: Host>(
         }
     }
     false
-}
-
-/// The document's `x-ms-documentdb-partitionkey` value (as [`create_body`] computes it).
-pub fn partition_key_of(document: &EventDocument, path: &PartitionKeyPath) -> String {
-    document
-        .partition_key_header(path)
-        .unwrap_or_else(|| create_body(document, path).1)
 }
 
 /// `, c.<property>` for the first segment of the partition key path, so that a row of the

@@ -39,7 +39,9 @@ use crate::answer::{Failure, Success};
 use crate::config::Config;
 use crate::event_reads::Reads;
 use crate::host::Host;
-use crate::read_api::{civil_from_days, days_from_civil, percent_decode, EventQuery, QueryError};
+use crate::read_api::{EventQuery, QueryError};
+use crate::time::{format_millis, millis_since_epoch, parse_millis, MS_PER_DAY};
+use crate::url::{decode_strict, query_pairs};
 
 /// Route of the summary. (An event whose id is `summary` is still readable as
 /// `/events/%73ummary`.)
@@ -120,9 +122,8 @@ impl SummaryQuery {
     /// Parses the query string (without `?`). `since` defaults to 7 days before `until`, and
     /// `until` to `now`. `limit` and `continuation` are not parameters of the summary.
     pub fn parse(query: &str, now: SystemTime) -> Result<Self, SummaryError> {
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-            if let Some(key @ ("limit" | "continuation")) = percent_decode(key).as_deref() {
+        for (key, _) in query_pairs(query) {
+            if let Some(key @ ("limit" | "continuation")) = decode_strict(key).as_deref() {
                 return Err(SummaryError::Paging(if key == "limit" {
                     "limit"
                 } else {
@@ -131,27 +132,24 @@ impl SummaryQuery {
             }
         }
         let mut filters = EventQuery::parse(query)?;
-        // In milliseconds since 1970, computed here: humantime::parse_rfc3339 read these times
-        // as 1970 in the wasm32 component (it works natively).
+        // In milliseconds since 1970 (`since` and `until` are normalised by EventQuery::parse).
         let until = match &filters.until {
-            Some(until) => millis(until).ok_or(QueryError::EmptyWindow)?,
-            None => now
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Some(until) => parse_millis(until).map_err(|_| QueryError::EmptyWindow)?,
+            None => millis_since_epoch(now).max(0),
         };
         let since = match &filters.since {
-            Some(since) => millis(since).ok_or(QueryError::EmptyWindow)?,
+            Some(since) => parse_millis(since).map_err(|_| QueryError::EmptyWindow)?,
             None => until - DEFAULT_SPAN.as_millis() as i64,
         };
         let span = until - since;
         if span <= 0 {
             return Err(QueryError::EmptyWindow.into());
         }
-        if span > (MAX_SPAN_DAYS * 86_400_000) as i64 {
+        if span > MAX_SPAN_DAYS as i64 * MS_PER_DAY {
             return Err(SummaryError::WindowTooLong);
         }
-        filters.since = Some(text(since).ok_or(QueryError::EmptyWindow)?);
-        filters.until = Some(text(until).ok_or(QueryError::EmptyWindow)?);
+        filters.since = Some(format_millis(since).ok_or(QueryError::EmptyWindow)?);
+        filters.until = Some(format_millis(until).ok_or(QueryError::EmptyWindow)?);
         let bucket = if span <= (MAX_HOURLY_SPAN_HOURS * 3_600_000) as i64 {
             Bucket::Hour
         } else {
@@ -191,39 +189,6 @@ impl SummaryQuery {
         );
         json!({ "query": sql, "parameters": parameters })
     }
-}
-
-/// Milliseconds since 1970 of a time written like `receivedAt` (`2024-05-01T12:00:00.123Z`,
-/// as [`crate::read_api::normalise_time`] writes every `since` and `until`).
-fn millis(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 24 || b[23] != b'Z' {
-        return None;
-    }
-    let n = |from: usize, to: usize| -> Option<i64> {
-        let part = b.get(from..to)?;
-        part.iter().try_fold(0i64, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-        })
-    };
-    let days = days_from_civil(n(0, 4)?, n(5, 7)?, n(8, 10)?);
-    let seconds = (n(11, 13)? * 60 + n(14, 16)?) * 60 + n(17, 19)?;
-    Some((days * 86_400 + seconds) * 1000 + n(20, 23)?)
-}
-
-/// The inverse of [`millis`]; `None` outside the years 0000 to 9999.
-fn text(millis: i64) -> Option<String> {
-    let (y, mo, d) = civil_from_days(millis.div_euclid(86_400_000));
-    let ms = millis.rem_euclid(86_400_000);
-    (0..=9999).contains(&y).then(|| {
-        format!(
-            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            ms / 3_600_000,
-            ms / 60_000 % 60,
-            ms / 1000 % 60,
-            ms % 1000
-        )
-    })
 }
 
 /// The counts so far: per bucket prefix, per action. Kept in `serde_json` maps (ordered by
@@ -391,31 +356,6 @@ mod tests {
             now()
         )
         .is_ok());
-    }
-
-    #[test]
-    fn time_arithmetic_agrees_with_humantime() {
-        for ms in [
-            0u64,
-            951_782_400_000,
-            1_700_000_000_123,
-            1_795_154_850_999,
-            253_402_300_799_999,
-        ] {
-            let t = UNIX_EPOCH + Duration::from_millis(ms);
-            let written = humantime::format_rfc3339_millis(t).to_string();
-            assert_eq!(millis(&written), Some(ms as i64), "{written}");
-            assert_eq!(text(ms as i64).as_deref(), Some(written.as_str()));
-        }
-        assert_eq!(text(-1).as_deref(), Some("1969-12-31T23:59:59.999Z"));
-        assert_eq!(text(253_402_300_800_000), None);
-        for bad in [
-            "2024-05-01T00:00:00Z",
-            "2024-05-01T00:00:00.000+00:00",
-            "2024-05-01T00:00:0x.000Z",
-        ] {
-            assert_eq!(millis(bad), None, "{bad}");
-        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Small text helpers shared by the parsers: untrusted strings shown safely in messages and
-//! log lines, and hex digits.
+//! log lines, and hex.
 
 /// At most `max` characters of an untrusted string, control characters replaced and an
 /// ellipsis when cut, so a name in a message can neither flood it nor forge a second log line.
@@ -20,16 +20,6 @@ pub(crate) fn printable(text: &str) -> String {
     printable_n(text, 64)
 }
 
-/// The value of one hexadecimal digit, either case.
-pub(crate) fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Lower-case hex of some bytes.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -44,8 +34,6 @@ mod tests {
         assert_eq!(printable("a\nb"), "a\u{FFFD}b");
         assert_eq!(printable_n("abcdef", 3), "abc…");
         assert_eq!(printable_n("abc", 3), "abc");
-        assert_eq!(hex_digit(b'F'), Some(15));
-        assert_eq!(hex_digit(b'g'), None);
         assert_eq!(hex_lower(&[0, 255]), "00ff");
     }
 }

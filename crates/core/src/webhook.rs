@@ -21,7 +21,7 @@ use crate::signer::SigningHost;
 use crate::store::{
     candidates, check_store, standing, stored_keys, write_candidates, write_document, Standing,
 };
-use crate::{distribution, event_reads, eventgrid, page, read_api, summary};
+use crate::{distribution, event_reads, eventgrid, read_api, summary, ui};
 
 /// The largest body accepted (1 MiB); larger ones are refused with 413 before parsing.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -48,7 +48,7 @@ pub fn route_template(path: &str) -> &'static str {
         read_api::EVENTS_ROUTE => read_api::EVENTS_ROUTE,
         summary::SUMMARY_ROUTE => summary::SUMMARY_ROUTE,
         _ if path.starts_with(read_api::EVENT_ROUTE_PREFIX) => "/events/{id}",
-        _ if page::asset(path).is_some() => "/",
+        _ if ui::asset(path).is_some() => "/",
         _ => "other",
     }
 }
@@ -100,12 +100,18 @@ where
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            match path {
-                ACR_ROUTE => receive_acr_event(&config, host, &body, now).await,
+            let delivery = match path {
+                ACR_ROUTE => return receive_acr_event(&config, host, &body, now).await,
                 DISTRIBUTION_ROUTE => {
-                    receive_distribution(&config, host, content_type, &body, now).await
+                    distribution_delivery(config.keep_pulls_and_blobs, content_type, &body, now)?
                 }
-                _ => receive_event_grid(&config, host, content_type, &body, now).await,
+                _ => event_grid_delivery(content_type, &body, now)?,
+            };
+            match delivery {
+                Delivery::Answer(answer) => Ok(answer),
+                Delivery::Documents(documents, batch) => {
+                    store_batch(&config, host, documents, batch, now).await
+                }
             }
         }
         _ if path == read_api::EVENTS_ROUTE || path.starts_with(read_api::EVENT_ROUTE_PREFIX) => {
@@ -134,8 +140,10 @@ where
                 None => event_reads::list_events(&config, host, query, now).await,
             }
         }
-        _ => match page::asset(path) {
-            Some(asset) => page::serve(head, asset),
+        _ => match ui::asset(path) {
+            Some(asset) => ui::serve(head, asset)
+                .map(Success::UiFile)
+                .map_err(Failure::from),
             None => Err(Failure::NotFound),
         },
     }
@@ -222,19 +230,26 @@ fn decide(config: &Config, document: &EventDocument) -> FilterDecision {
         .decide(document.image.as_deref(), document.tag.as_deref())
 }
 
-/// A Distribution envelope: every event to keep is stored before the answer is 2xx.
-async fn receive_distribution<H: Host>(
-    config: &Config,
-    host: &H,
+/// What a batch delivery (Distribution, Event Grid) asks for: an answer without storing
+/// anything (Event Grid's validation handshake), or documents to store.
+enum Delivery {
+    Answer(Success),
+    Documents(Vec<EventDocument>, BatchOutcome),
+}
+
+/// A Distribution envelope's documents: every event to keep (pulls, mounts and blobs only
+/// with `keep_pulls_and_blobs`); the others are counted as skipped.
+fn distribution_delivery(
+    keep_pulls_and_blobs: bool,
     content_type: Option<&str>,
     body: &[u8],
     now: SystemTime,
-) -> Result<Success, Failure> {
+) -> Result<Delivery, Failure> {
     let events = distribution::parse_envelope(content_type, body)?;
     let mut batch = BatchOutcome::default();
     let mut documents = Vec::new();
     for event in &events {
-        if !distribution::should_store(event, config.keep_pulls_and_blobs) {
+        if !distribution::should_store(event, keep_pulls_and_blobs) {
             batch.skipped += 1;
             continue;
         }
@@ -246,31 +261,30 @@ async fn receive_distribution<H: Host>(
             batch.notes.push(unknown_action_note(&action));
         }
         documents.push(EventDocument::from_event(
-            &event.to_acr_event(),
+            &event.event,
             &action,
             EventSource::Distribution,
             now,
         ));
     }
-    store_batch(config, host, documents, batch, now).await
+    Ok(Delivery::Documents(documents, batch))
 }
 
-/// An Event Grid delivery: the validation handshake, or ACR events to store.
-async fn receive_event_grid<H: Host>(
-    config: &Config,
-    host: &H,
+/// An Event Grid delivery: the validation handshake's answer, or the ACR events' documents.
+fn event_grid_delivery(
     content_type: Option<&str>,
     body: &[u8],
     now: SystemTime,
-) -> Result<Success, Failure> {
-    match eventgrid::parse_delivery(content_type, body)? {
-        eventgrid::Delivery::Validation { code, .. } => Ok(Success::ValidationAccepted { code }),
+) -> Result<Delivery, Failure> {
+    Ok(match eventgrid::parse_delivery(content_type, body)? {
+        eventgrid::Delivery::Validation { code, .. } => {
+            Delivery::Answer(Success::ValidationAccepted { code })
+        }
         eventgrid::Delivery::Events { events, skipped } => {
-            let batch = BatchOutcome {
+            let mut batch = BatchOutcome {
                 skipped: skipped.len(),
                 ..BatchOutcome::default()
             };
-            let mut batch = batch;
             let documents = events
                 .iter()
                 .map(|e| {
@@ -285,9 +299,9 @@ async fn receive_event_grid<H: Host>(
                     )
                 })
                 .collect();
-            store_batch(config, host, documents, batch, now).await
+            Delivery::Documents(documents, batch)
         }
-    }
+    })
 }
 
 /// Stores documents one after the other; the first failure fails the delivery (the sender
@@ -392,7 +406,7 @@ fn allow_delivery(head: &Parts) -> Result<Success, Failure> {
 /// The one log line for a request: method, path (never the query string), status, and what
 /// happened (the error code and message for failures).
 pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>) -> String {
-    let status = crate::answer::respond(outcome).status().as_u16();
+    let status = crate::answer::status(outcome).as_u16();
     let what = match outcome {
         Ok(Success::Stored {
             id,
@@ -443,8 +457,8 @@ pub fn log_line(method: &Method, path: &str, outcome: &Result<Success, Failure>)
         Ok(Success::ValidationAccepted { .. }) => "event grid subscription validated".into(),
         Ok(Success::DeliveryAllowed { .. }) => "cloudevents delivery allowed".into(),
         Ok(Success::Json(body)) => format!("{} bytes", body.len()),
-        Ok(Success::Page(page)) if page.not_modified => "not modified".into(),
-        Ok(Success::Page(page)) => format!("{} gzip bytes", page.asset.gzip.len()),
+        Ok(Success::UiFile(file)) if file.not_modified => "not modified".into(),
+        Ok(Success::UiFile(file)) => format!("{} gzip bytes", file.asset.gzip.len()),
         Err(f) => format!("{}: {f}", f.code()),
     };
     format!("{method} {path} {status} {what}")

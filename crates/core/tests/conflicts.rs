@@ -224,7 +224,7 @@ fn candidates_of(event: &Value) -> Vec<EventDocument> {
     let body = serde_json::to_vec(&envelope(std::slice::from_ref(event))).unwrap();
     let parsed = acr_webhook_core::distribution::parse_envelope(None, &body).unwrap();
     let document = EventDocument::from_event(
-        &parsed[0].to_acr_event(),
+        &parsed[0].event,
         &parsed[0].action_name().unwrap(),
         EventSource::Distribution,
         now(),

@@ -2,7 +2,7 @@
 //! gzip-compressed by `build.rs`, each with its route, content type and strong ETag.
 //!
 //! This crate is data only. The routes, conditional requests, content negotiation and
-//! security headers are the core's (`acr_webhook_core::page`).
+//! security headers are the core's (`acr_webhook_core::ui`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

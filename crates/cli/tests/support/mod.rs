@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use acr_webhook_cli::native_host::NativeHost;
 use acr_webhook_core::cosmos::x_ms_date;
-use acr_webhook_core::StoreConfig;
+use acr_webhook_core::cosmos::Container;
 use acr_webhook_testkit::{free_port, http, repo_root, ChildGuard, CosmosStore};
 use serde_json::Value;
 
@@ -139,7 +139,7 @@ pub struct Stack {
     app: Option<ChildGuard>,
     pub addr: std::net::SocketAddr,
     variables: Vec<(String, String)>,
-    pub config: StoreConfig,
+    pub config: Container,
     logs: tempdir::Dir,
     /// Extra environment of `acr-webhook up` (not of `init`), see [`Stack::start_app_with_env`].
     app_env: Vec<(String, String)>,
@@ -450,7 +450,7 @@ impl Stack {
             variables.push((k.to_string(), v.to_string()));
         }
         let lookup = variables.clone();
-        let config = StoreConfig::from_lookup(|name| {
+        let config = acr_webhook_core::config::container_from_lookup(|name| {
             lookup
                 .iter()
                 .find(|(k, _)| k == name)

@@ -9,12 +9,14 @@
 //! request builders ([`super::request`]) leave the header out and record what a master-key
 //! signature is bound to ([`SigningTarget`]); [`Credential::sign`] adds it.
 
-use std::fmt;
+use http::{header, HeaderName, HeaderValue, Request};
 
-use http::{header, HeaderValue, Request};
+use super::entra::{AccessToken, EntraSettings};
+use super::token::{authorization, MasterKey, SigningScope};
+use crate::url::encode_component;
 
-use super::request::X_MS_DATE;
-use super::token::{authorization, url_encode_component, MasterKey, SigningScope};
+/// Header: request date, RFC 1123 in GMT; part of what a master-key signature covers.
+pub const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 
 /// What a master-key signature of a request is bound to besides its verb and date: the
 /// resource type and the resource link. Kept in the request's extensions by the builders.
@@ -26,36 +28,13 @@ pub struct SigningTarget {
     pub resource_link: String,
 }
 
-/// A bearer access token for Cosmos DB issued by Microsoft Entra ID. A credential: its
-/// `Debug` never shows it, and it is never logged or answered.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AccessToken(String);
-
-impl AccessToken {
-    /// Wraps a token as the token endpoint issued it.
-    pub fn new(token: impl Into<String>) -> Self {
-        Self(token.into())
-    }
-
-    /// The token itself (for the header and the cache only).
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken([REDACTED])")
-    }
-}
-
 /// How the receiver authenticates to Cosmos DB (`cosmos_auth`), as configured.
 #[derive(Debug, Clone)]
 pub enum CosmosAuth {
     /// The account key (`cosmos_auth=key`, the default).
     Key(MasterKey),
     /// Microsoft Entra ID tokens (`cosmos_auth=entra`).
-    Entra(super::entra::EntraSettings),
+    Entra(EntraSettings),
 }
 
 impl CosmosAuth {
@@ -92,7 +71,7 @@ impl Credential {
                 },
             ),
             Credential::Token(token) => {
-                url_encode_component(&format!("type=aad&ver=1.0&sig={}", token.secret()))
+                encode_component(&format!("type=aad&ver=1.0&sig={}", token.secret()))
             }
         }
     }

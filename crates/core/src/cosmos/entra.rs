@@ -21,8 +21,35 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, Method, Request, StatusCode};
 
-use super::credential::AccessToken;
-use super::token::url_encode_component;
+use crate::url::encode_component;
+
+/// Header: the Azure Instance Metadata Service refuses requests without `Metadata: true`
+/// (a guard against server-side request forgery). A constant: a name given as text would be
+/// parsed at run time, which links http's table of every standard header (12 KB of wasm).
+const METADATA: http::HeaderName = http::HeaderName::from_static("metadata");
+
+/// A bearer access token for Cosmos DB issued by Microsoft Entra ID. A credential: its
+/// `Debug` never shows it, and it is never logged or answered.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(String);
+
+impl AccessToken {
+    /// Wraps a token as the token endpoint issued it.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself (for the header and the cache only).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([REDACTED])")
+    }
+}
 
 /// The audience every account accepts, asked for when the account's own is unknown to the
 /// tenant (`AADSTS500011`).
@@ -162,16 +189,16 @@ impl TokenSource {
                 let mut uri = format!(
                     "{}/metadata/identity/oauth2/token?api-version={IMDS_API_VERSION}&resource={}",
                     imds_endpoint.trim_end_matches('/'),
-                    url_encode_component(audience)
+                    encode_component(audience)
                 );
                 if let Some(id) = client_id {
                     uri.push_str("&client_id=");
-                    uri.push_str(&url_encode_component(id));
+                    uri.push_str(&encode_component(id));
                 }
                 Request::builder()
                     .method(Method::GET)
                     .uri(uri)
-                    .header("metadata", "true")
+                    .header(METADATA, "true")
                     .header(header::ACCEPT, "application/json")
                     .body(Vec::new())
             }
@@ -221,21 +248,21 @@ fn v2_request(
     let scope = format!("{}/.default", audience.trim_end_matches('/'));
     let mut form = format!(
         "grant_type=client_credentials&client_id={}&scope={}",
-        url_encode_component(client_id),
-        url_encode_component(&scope)
+        encode_component(client_id),
+        encode_component(&scope)
     );
     for (name, value) in proof {
         form.push('&');
         form.push_str(name);
         form.push('=');
-        form.push_str(&url_encode_component(value));
+        form.push_str(&encode_component(value));
     }
     Request::builder()
         .method(Method::POST)
         .uri(format!(
             "{}/{}/oauth2/v2.0/token",
             authority_host.trim_end_matches('/'),
-            url_encode_component(tenant_id)
+            encode_component(tenant_id)
         ))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::ACCEPT, "application/json")

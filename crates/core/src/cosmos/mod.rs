@@ -2,16 +2,19 @@
 //! sources, requests built as plain `http::Request` values, and answers classified into
 //! outcomes. No I/O and no clock.
 
+mod container;
 mod credential;
 pub mod entra;
 mod request;
 mod response;
 mod token;
 
-pub use credential::{AccessToken, CosmosAuth, Credential, SigningTarget};
+pub use container::Container;
+pub use credential::{CosmosAuth, Credential, SigningTarget, X_MS_DATE};
+pub use entra::AccessToken;
 
 pub use request::{
-    at_low_priority, x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION, X_MS_DATE,
+    at_low_priority, x_ms_date, QueryScope, API_VERSION, X_MS_CONTINUATION,
     X_MS_ENABLE_CROSS_PARTITION, X_MS_PARTITION_KEY, X_MS_PARTITION_KEY_RANGE_ID,
     X_MS_PRIORITY_LEVEL,
 };

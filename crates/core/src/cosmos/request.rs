@@ -6,15 +6,13 @@ use std::time::SystemTime;
 
 use http::{header, HeaderName, Method, Request};
 
-use super::credential::SigningTarget;
-use super::token::url_encode_component;
-use crate::config::StoreConfig;
+use super::container::Container;
+use super::credential::{SigningTarget, X_MS_DATE};
+use crate::url::encode_component;
 
 /// The REST API version sent with every request (the newest in the REST reference).
 pub const API_VERSION: &str = "2018-12-31";
 
-/// Header: request date, RFC 1123 in GMT.
-pub const X_MS_DATE: HeaderName = HeaderName::from_static("x-ms-date");
 /// Header: REST API version.
 pub const X_MS_VERSION: HeaderName = HeaderName::from_static("x-ms-version");
 /// Header: the partition key of a document operation, as a JSON array.
@@ -41,7 +39,7 @@ pub enum QueryScope<'a> {
     /// In one logical partition: the `x-ms-documentdb-partitionkey` value.
     Partition(&'a str),
     /// In one partition key range (a physical partition), by its id from
-    /// [`StoreConfig::read_partition_key_ranges_request`]. The gateway serves `ORDER BY`
+    /// [`Container::read_partition_key_ranges_request`]. The gateway serves `ORDER BY`
     /// queries scoped this way; the caller merges the ranges' answers.
     PartitionKeyRange(&'a str),
     /// Across every partition. The gateway refuses `ORDER BY`, `TOP` and aggregates here.
@@ -61,12 +59,12 @@ pub fn at_low_priority(mut request: Request<Vec<u8>>) -> Request<Vec<u8>> {
 
 /// The `x-ms-date` value for `now` (`Thu, 27 Apr 2017 00:51:12 GMT`).
 pub fn x_ms_date(now: SystemTime) -> String {
-    httpdate::fmt_http_date(now)
+    crate::time::http_date(now)
 }
 
 /// A request being built: the signing scope is derived once from verb, type and link.
 struct Signed<'a> {
-    store: &'a StoreConfig,
+    store: &'a Container,
     method: Method,
     resource_type: &'static str,
     resource_link: String,
@@ -94,7 +92,7 @@ impl Signed<'_> {
     }
 }
 
-impl StoreConfig {
+impl Container {
     fn database_link(&self) -> String {
         format!("dbs/{}", self.database)
     }
@@ -106,8 +104,8 @@ impl StoreConfig {
     fn container_path(&self) -> String {
         format!(
             "dbs/{}/colls/{}",
-            url_encode_component(&self.database),
-            url_encode_component(&self.container)
+            encode_component(&self.database),
+            encode_component(&self.container)
         )
     }
 
@@ -231,11 +229,7 @@ impl StoreConfig {
             method: Method::GET,
             resource_type: "docs",
             resource_link: format!("{}/docs/{id}", self.container_link()),
-            path: format!(
-                "{}/docs/{}",
-                self.container_path(),
-                url_encode_component(id)
-            ),
+            path: format!("{}/docs/{}", self.container_path(), encode_component(id)),
         }
         .build(date, &[(X_MS_PARTITION_KEY, partition_key)], Vec::new())
     }
@@ -276,7 +270,7 @@ impl StoreConfig {
             method: Method::GET,
             resource_type: "dbs",
             resource_link: self.database_link(),
-            path: format!("dbs/{}", url_encode_component(&self.database)),
+            path: format!("dbs/{}", encode_component(&self.database)),
         }
         .build(date, &[], Vec::new())
     }
@@ -325,7 +319,7 @@ impl StoreConfig {
             method: Method::POST,
             resource_type: "colls",
             resource_link: self.database_link(),
-            path: format!("dbs/{}/colls", url_encode_component(&self.database)),
+            path: format!("dbs/{}/colls", encode_component(&self.database)),
         }
         .build(
             date,
@@ -346,6 +340,24 @@ mod tests {
 
     fn test_key() -> crate::cosmos::MasterKey {
         crate::cosmos::MasterKey::from_base64(crate::config::tests::TEST_COSMOS_KEY).unwrap()
+    }
+
+    /// `req`'s `Authorization` is the test key's signature over this verb, resource type and
+    /// link.
+    fn assert_signed_for(req: &Request<Vec<u8>>, verb: &str, resource_type: &str, link: &str) {
+        let sig = signature(
+            &test_key(),
+            &SigningScope {
+                verb,
+                resource_type,
+                resource_link: link,
+                date: DATE,
+            },
+        );
+        assert_eq!(
+            req.headers()["authorization"],
+            encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+        );
     }
 
     /// The request as sent: signed with the test account key.
@@ -374,7 +386,7 @@ mod tests {
         assert_eq!(h["x-ms-documentdb-partitionkey"], r#"["x"]"#);
         assert_eq!(
             h["authorization"],
-            url_encode_component(
+            encode_component(
                 "type=master&ver=1.0&sig=MlPO83gCEkMzq3THhsZvfZcS2Kr9+G3Jwa1rBsaW4mU="
             )
             .as_str()
@@ -393,14 +405,17 @@ mod tests {
         assert!(db.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(
+            .ends_with(&encode_component(
                 "CHjhNtQltyEuPdWLf2/f+hSkSlYg+7UuFlwMyv8L7mI="
             )));
         let coll = signed(store.create_container_request(DATE));
         assert_eq!(coll.uri(), "http://127.0.0.1:8081/dbs/acr/colls");
-        assert!(coll.headers()["authorization"].to_str().unwrap().ends_with(
-            &url_encode_component("HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40=")
-        ));
+        assert!(coll.headers()["authorization"]
+            .to_str()
+            .unwrap()
+            .ends_with(&encode_component(
+                "HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40="
+            )));
         let body: serde_json::Value = serde_json::from_slice(coll.body()).unwrap();
         assert_eq!(body["partitionKey"]["paths"][0], "/id");
         assert_eq!(body["partitionKey"]["kind"], "Hash");
@@ -419,7 +434,7 @@ mod tests {
         assert!(req.headers()["authorization"]
             .to_str()
             .unwrap()
-            .ends_with(&url_encode_component(
+            .ends_with(&encode_component(
                 "VIHZFg2dW/qEoVTH999K8xwTrV8uHEtg3059jSJt5QA="
             )));
 
@@ -429,19 +444,7 @@ mod tests {
             req.uri(),
             "http://127.0.0.1:8081/dbs/acr/colls/events/docs/a%20b%2B%C3%A9"
         );
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "docs",
-                resource_link: "dbs/acr/colls/events/docs/a b+é",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+        assert_signed_for(&req, "GET", "docs", "dbs/acr/colls/events/docs/a b+é");
     }
 
     #[test]
@@ -457,7 +460,7 @@ mod tests {
         assert_eq!(h["x-ms-continuation"], "tok");
         assert_eq!(
             h["authorization"],
-            url_encode_component(
+            encode_component(
                 "type=master&ver=1.0&sig=MlPO83gCEkMzq3THhsZvfZcS2Kr9+G3Jwa1rBsaW4mU="
             )
             .as_str()
@@ -519,19 +522,7 @@ mod tests {
             "http://127.0.0.1:8081/dbs/acr/colls/events/pkranges"
         );
         assert!(req.headers().get(X_MS_CONTINUATION).is_none());
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "pkranges",
-                resource_link: "dbs/acr/colls/events",
-                date: DATE,
-            },
-        );
-        assert_eq!(
-            req.headers()["authorization"],
-            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
-        );
+        assert_signed_for(&req, "GET", "pkranges", "dbs/acr/colls/events");
         let next = signed(store.read_partition_key_ranges_request(Some("page-2"), DATE));
         assert_eq!(next.headers()[X_MS_CONTINUATION], "page-2");
     }
@@ -547,19 +538,7 @@ mod tests {
         assert_eq!(req.headers()["content-type"], "application/json");
         let sent: serde_json::Value = serde_json::from_slice(req.body()).unwrap();
         assert_eq!(sent, body);
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "PUT",
-                resource_type: "colls",
-                resource_link: "dbs/acr/colls/events",
-                date: DATE,
-            },
-        );
-        assert_eq!(
-            req.headers()["authorization"],
-            url_encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
-        );
+        assert_signed_for(&req, "PUT", "colls", "dbs/acr/colls/events");
         let unconditional = signed(store.replace_container_request(&body, None, DATE));
         assert!(unconditional.headers().get("if-match").is_none());
     }
@@ -570,19 +549,7 @@ mod tests {
         let req = signed(store.read_database_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr");
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "dbs",
-                resource_link: "dbs/acr",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+        assert_signed_for(&req, "GET", "dbs", "dbs/acr");
     }
 
     #[test]
@@ -591,18 +558,6 @@ mod tests {
         let req = signed(store.read_container_request(DATE));
         assert_eq!(req.method(), Method::GET);
         assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
-        let sig = signature(
-            &test_key(),
-            &SigningScope {
-                verb: "GET",
-                resource_type: "colls",
-                resource_link: "dbs/acr/colls/events",
-                date: DATE,
-            },
-        );
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&url_encode_component(&sig)));
+        assert_signed_for(&req, "GET", "colls", "dbs/acr/colls/events");
     }
 }

@@ -16,6 +16,8 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::url::encode_component;
+
 /// A Cosmos DB account key (primary or secondary), already base64-decoded.
 ///
 /// HMAC-SHA256 under the key is keyed once, at its first use (the key schedule is one SHA-256
@@ -113,25 +115,7 @@ pub fn signature(key: &MasterKey, scope: &SigningScope<'_>) -> String {
 /// The `Authorization` header value: `type=master&ver=1.0&sig=...`, URL-encoded as a whole.
 pub fn authorization(key: &MasterKey, scope: &SigningScope<'_>) -> String {
     let token = format!("type=master&ver=1.0&sig={}", signature(key, scope));
-    url_encode_component(&token)
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters (upper-case hex).
-///
-/// Used for the token (where `=`, `&`, `+`, `/` must be encoded) and for path segments.
-pub(crate) fn url_encode_component(text: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(text.len() + text.len() / 2);
-    for &byte in text.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push('%');
-            out.push(HEX[(byte >> 4) as usize] as char);
-            out.push(HEX[(byte & 0x0f) as usize] as char);
-        }
-    }
-    out
+    encode_component(&token)
 }
 
 #[cfg(test)]
@@ -140,6 +124,9 @@ mod tests {
 
     const DOCS_KEY: &str =
         "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxLzR4y+O/0H/t4bQtVNw==";
+
+    /// The date of Microsoft's published example.
+    const DOCS_DATE: &str = "Thu, 27 Apr 2017 00:51:12 GMT";
 
     fn scope<'a>(verb: &'a str, ty: &'a str, link: &'a str, date: &'a str) -> SigningScope<'a> {
         SigningScope {
@@ -155,12 +142,7 @@ mod tests {
     #[test]
     fn microsoft_published_vector() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let s = scope("GET", "dbs", "dbs/ToDoList", DOCS_DATE);
         assert_eq!(
             s.string_to_sign(),
             "get\ndbs\ndbs/ToDoList\nthu, 27 apr 2017 00:51:12 gmt\n\n"
@@ -177,41 +159,39 @@ mod tests {
         );
     }
 
-    /// azure-sdk-for-rust `generate_authorization_for_primary_key_0`.
+    /// azure-sdk-for-rust `generate_authorization_for_primary_key_0` and `_1` (a truncated
+    /// key): (key, resource type, link, date, signature).
     #[test]
-    fn azure_sdk_for_rust_vector_colls() {
-        let key = MasterKey::from_base64(
-            "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==",
-        )
-        .unwrap();
-        let s = scope(
-            "GET",
-            "colls",
-            "dbs/MyDatabase/colls/MyCollection",
-            "Mon, 01 Jan 1900 01:00:00 GMT",
-        );
+    fn azure_sdk_for_rust_vectors() {
+        for (key, ty, link, date, want) in [
+            (
+                "8F8xXXOptJxkblM1DBXW7a6NMI5oE8NnwPGYBmwxLCKfejOK7B7yhcCHMGvN3PBrlMLIOeol1Hv9RCdzAZR5sg==",
+                "colls",
+                "dbs/MyDatabase/colls/MyCollection",
+                "Mon, 01 Jan 1900 01:00:00 GMT",
+                "vrHmd02almbIg1e4htVWH+Eg/OhEHip3VTwFivZLH0A=",
+            ),
+            (
+                "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxL",
+                "dbs",
+                "dbs/ToDoList",
+                DOCS_DATE,
+                "KvBM8vONofkv3yKm/8zD9MEGlbu6jjHDJBp4E9c2ZZI=",
+            ),
+        ] {
+            let key = MasterKey::from_base64(key).unwrap();
+            let s = scope("GET", ty, link, date);
+            assert_eq!(signature(&key, &s), want, "{link}");
+            assert_eq!(
+                authorization(&key, &s),
+                encode_component(&format!("type=master&ver=1.0&sig={want}"))
+            );
+        }
         assert_eq!(
-            authorization(&key, &s),
+            encode_component(
+                "type=master&ver=1.0&sig=vrHmd02almbIg1e4htVWH+Eg/OhEHip3VTwFivZLH0A="
+            ),
             "type%3Dmaster%26ver%3D1.0%26sig%3DvrHmd02almbIg1e4htVWH%2BEg%2FOhEHip3VTwFivZLH0A%3D"
-        );
-    }
-
-    /// azure-sdk-for-rust `generate_authorization_for_primary_key_1` (a truncated key).
-    #[test]
-    fn azure_sdk_for_rust_vector_truncated_key() {
-        let key = MasterKey::from_base64(
-            "dsZQi3KtZmCv1ljt3VNWNm7sQUF1y5rJfC6kv5JiwvW0EndXdDku/dkKBp8/ufDToSxL",
-        )
-        .unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
-        assert_eq!(
-            signature(&key, &s),
-            "KvBM8vONofkv3yKm/8zD9MEGlbu6jjHDJBp4E9c2ZZI="
         );
     }
 
@@ -220,12 +200,7 @@ mod tests {
     #[test]
     fn date_is_lowercased_in_string_to_sign() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let upper = scope(
-            "GET",
-            "DBS",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let upper = scope("GET", "DBS", "dbs/ToDoList", DOCS_DATE);
         let lower = scope(
             "get",
             "dbs",
@@ -258,12 +233,7 @@ mod tests {
     #[test]
     fn keyed_state_is_reused_unchanged() {
         let key = MasterKey::from_base64(DOCS_KEY).unwrap();
-        let s = scope(
-            "GET",
-            "dbs",
-            "dbs/ToDoList",
-            "Thu, 27 Apr 2017 00:51:12 GMT",
-        );
+        let s = scope("GET", "dbs", "dbs/ToDoList", DOCS_DATE);
         let first = signature(&key, &s);
         let _ = signature(&key, &scope("POST", "docs", "dbs/a/colls/b", "x"));
         let _ = key.derive(b"label");

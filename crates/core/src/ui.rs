@@ -1,4 +1,4 @@
-//! The audit-trail page's routes: `GET /` and the files it loads (`/ui/app.js`,
+//! The audit-trail page's files (the `ui/` folder) and their routes: `GET /` and the files it loads (`/ui/app.js`,
 //! `/ui/app.css`). The page is data (the `acr-webhook-ui-assets` crate embeds `ui/`,
 //! gzip-compressed at build time); this module only decides how to answer a request for it:
 //!
@@ -17,8 +17,6 @@
 use acr_webhook_ui_assets::Asset;
 use http::{header, request::Parts, HeaderMap, Method, Response, StatusCode};
 
-use crate::answer::{Failure, Success};
-
 /// The page's Content-Security-Policy.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
@@ -31,7 +29,7 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 
 /// The answer to a request for one of the page's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageAnswer {
+pub struct FileAnswer {
     /// The file.
     pub asset: &'static Asset,
     /// The client's copy is current (`If-None-Match`): 304 without a body.
@@ -40,23 +38,44 @@ pub struct PageAnswer {
     pub head_only: bool,
 }
 
+/// Why a request for one of the page's files is refused (the statuses are in `crate::answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRefusal {
+    /// Neither `GET` nor `HEAD`: 405 with the methods named here.
+    MethodNotAllowed {
+        /// The `Allow` header.
+        allow: &'static str,
+    },
+    /// The client refuses gzip, the only form the files are stored in: 406.
+    NotAcceptable,
+}
+
 /// Answers `GET`/`HEAD` for `asset`: 200 with the gzip bytes, or 304 when the client's copy
 /// is current; 406 when the client refuses gzip.
-pub fn serve(head: &Parts, asset: &'static Asset) -> Result<Success, Failure> {
+pub fn serve(head: &Parts, asset: &'static Asset) -> Result<FileAnswer, FileRefusal> {
     if !matches!(head.method, Method::GET | Method::HEAD) {
-        return Err(Failure::MethodNotAllowed { allow: "GET, HEAD" });
+        return Err(FileRefusal::MethodNotAllowed { allow: "GET, HEAD" });
     }
     if !accepts_gzip(&head.headers) {
-        return Err(Failure::NotAcceptable);
+        return Err(FileRefusal::NotAcceptable);
     }
-    Ok(Success::Page(PageAnswer {
+    Ok(FileAnswer {
         asset,
         not_modified: etag_matches(&head.headers, asset.etag),
         head_only: head.method == Method::HEAD,
-    }))
+    })
 }
 
-impl PageAnswer {
+impl FileAnswer {
+    /// 304 when the client's copy is current, else 200.
+    pub fn status(&self) -> StatusCode {
+        if self.not_modified {
+            StatusCode::NOT_MODIFIED
+        } else {
+            StatusCode::OK
+        }
+    }
+
     /// The HTTP answer.
     pub fn response(&self) -> Response<Vec<u8>> {
         let asset = self.asset;
@@ -65,21 +84,20 @@ impl PageAnswer {
             .header(header::CACHE_CONTROL, "no-cache")
             .header(header::VARY, "accept-encoding");
         builder = with_security_headers(builder);
-        let (status, body) = if self.not_modified {
-            (StatusCode::NOT_MODIFIED, Vec::new())
+        let body = if self.not_modified {
+            Vec::new()
         } else {
             builder = builder
                 .header(header::CONTENT_TYPE, asset.content_type)
                 .header(header::CONTENT_ENCODING, "gzip");
-            let body = if self.head_only {
+            if self.head_only {
                 Vec::new()
             } else {
                 asset.gzip.to_vec()
-            };
-            (StatusCode::OK, body)
+            }
         };
         builder
-            .status(status)
+            .status(self.status())
             .body(body)
             .expect("the page's headers are valid")
     }
@@ -152,7 +170,10 @@ mod tests {
 
     fn answer(method: &str, path: &str, headers: &[(&str, &str)]) -> Response<Vec<u8>> {
         let asset = asset(path).unwrap();
-        crate::respond(&serve(&head(method, path, headers), asset))
+        let answer = serve(&head(method, path, headers), asset)
+            .map(crate::Success::UiFile)
+            .map_err(crate::Failure::from);
+        crate::respond(&answer)
     }
 
     #[test]
