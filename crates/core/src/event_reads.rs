@@ -267,9 +267,10 @@ impl<'a, H: Host> Reads<'a, H> {
         let budget = self.config.write_budget;
         let time = RetryBudget { total: budget };
         if time.attempt_timeout(self.host.elapsed()).is_none() {
+            // As u64: formatting a u128 (what as_millis gives) links 3 KB of wasm for this line.
             return Err(self.limit_reached(format!(
                 "the read's time budget of {} ms (`write_budget_ms`) ran out",
-                budget.as_millis()
+                u64::try_from(budget.as_millis()).unwrap_or(u64::MAX)
             )));
         }
         if self.round_trips_left.get() == 0 {
