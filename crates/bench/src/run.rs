@@ -315,8 +315,8 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Runs a child without RUST_BACKTRACE, so that the figures do not depend on the caller's
-/// environment (session 1 measured a backtrace capture per `Store` drop with it; session 3
-/// could not reproduce that cost).
+/// environment (the 2026-11-25 run measured a backtrace capture per `Store` drop with it;
+/// the 1af5519 run could not reproduce that cost).
 fn quiet_backtraces(cmd: &mut Command) {
     cmd.env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");

@@ -6,7 +6,7 @@
 //! own machine code paged in from this binary and 13 MiB of freed allocator arenas that
 //! glibc keeps. None of it is used again, but all of it stays in the resident set for as long
 //! as `acr-webhook up` runs (53 MiB idle, against 16 MiB when the child compiles;
-//! BENCHMARKS.md, session 3).
+//! BENCHMARKS.md, the 1af5519 run of 2026-11-29).
 //!
 //! So `up` runs this same executable as `acr-webhook precompile --component PATH`, which
 //! writes the compiled component ([`Engine::precompile_component`], with an engine configured
