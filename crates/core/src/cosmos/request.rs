@@ -101,6 +101,18 @@ impl Container {
         format!("dbs/{}/colls/{}", self.database, self.container)
     }
 
+    /// `POST /dbs/{db}/colls/{coll}/docs`, signed like every request on the documents feed:
+    /// type `docs`, the container's link (a create and a query are both this).
+    fn post_to_documents(&self) -> Signed<'_> {
+        Signed {
+            store: self,
+            method: Method::POST,
+            resource_type: "docs",
+            resource_link: self.container_link(),
+            path: format!("{}/docs", self.container_path()),
+        }
+    }
+
     fn container_path(&self) -> String {
         format!(
             "dbs/{}/colls/{}",
@@ -117,14 +129,7 @@ impl Container {
         partition_key: &str,
         date: &str,
     ) -> Request<Vec<u8>> {
-        Signed {
-            store: self,
-            method: Method::POST,
-            resource_type: "docs",
-            resource_link: self.container_link(),
-            path: format!("{}/docs", self.container_path()),
-        }
-        .build(
+        self.post_to_documents().build(
             date,
             &[
                 (header::CONTENT_TYPE, "application/json"),
@@ -182,17 +187,9 @@ impl Container {
             }
             QueryScope::CrossPartition => extra.push((X_MS_ENABLE_CROSS_PARTITION, "True")),
         }
-        if let Some(token) = continuation {
-            extra.push((X_MS_CONTINUATION, token));
-        }
-        Signed {
-            store: self,
-            method: Method::POST,
-            resource_type: "docs",
-            resource_link: self.container_link(),
-            path: format!("{}/docs", self.container_path()),
-        }
-        .build(date, &extra, query_body.to_string().into_bytes())
+        extra.extend(continuation.map(|token| (X_MS_CONTINUATION, token)));
+        self.post_to_documents()
+            .build(date, &extra, query_body.to_string().into_bytes())
     }
 
     /// `GET /dbs/{db}/colls/{coll}/pkranges`: the container's partition key ranges (its
@@ -204,9 +201,7 @@ impl Container {
         date: &str,
     ) -> Request<Vec<u8>> {
         let mut extra: Vec<(HeaderName, &str)> = Vec::new();
-        if let Some(token) = continuation {
-            extra.push((X_MS_CONTINUATION, token));
-        }
+        extra.extend(continuation.map(|token| (X_MS_CONTINUATION, token)));
         Signed {
             store: self,
             method: Method::GET,
@@ -342,6 +337,14 @@ mod tests {
         crate::cosmos::MasterKey::from_base64(crate::config::tests::TEST_COSMOS_KEY).unwrap()
     }
 
+    /// `req`'s `Authorization` is the master-key token with this signature.
+    fn assert_signature(req: &Request<Vec<u8>>, sig: &str) {
+        assert_eq!(
+            req.headers()["authorization"],
+            encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
+        );
+    }
+
     /// `req`'s `Authorization` is the test key's signature over this verb, resource type and
     /// link.
     fn assert_signed_for(req: &Request<Vec<u8>>, verb: &str, resource_type: &str, link: &str) {
@@ -354,10 +357,7 @@ mod tests {
                 date: DATE,
             },
         );
-        assert_eq!(
-            req.headers()["authorization"],
-            encode_component(&format!("type=master&ver=1.0&sig={sig}")).as_str()
-        );
+        assert_signature(req, &sig);
     }
 
     /// The request as sent: signed with the test account key.
@@ -402,20 +402,10 @@ mod tests {
         let store = test_config(&[]).store;
         let db = signed(store.create_database_request(DATE));
         assert_eq!(db.uri(), "http://127.0.0.1:8081/dbs");
-        assert!(db.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(
-                "CHjhNtQltyEuPdWLf2/f+hSkSlYg+7UuFlwMyv8L7mI="
-            )));
+        assert_signature(&db, "CHjhNtQltyEuPdWLf2/f+hSkSlYg+7UuFlwMyv8L7mI=");
         let coll = signed(store.create_container_request(DATE));
         assert_eq!(coll.uri(), "http://127.0.0.1:8081/dbs/acr/colls");
-        assert!(coll.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(
-                "HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40="
-            )));
+        assert_signature(&coll, "HDurgEDeuTSmxwSAhu2CZpIMZfUFXFAUPj+dRKw4M40=");
         let body: serde_json::Value = serde_json::from_slice(coll.body()).unwrap();
         assert_eq!(body["partitionKey"]["paths"][0], "/id");
         assert_eq!(body["partitionKey"]["kind"], "Hash");
@@ -431,12 +421,7 @@ mod tests {
         let store = test_config(&[]).store;
         let id = "cb8c3971-9adc-488b-bdd8-43cbb4974ff5";
         let req = signed(store.read_document_request(id, r#"["k"]"#, DATE));
-        assert!(req.headers()["authorization"]
-            .to_str()
-            .unwrap()
-            .ends_with(&encode_component(
-                "VIHZFg2dW/qEoVTH999K8xwTrV8uHEtg3059jSJt5QA="
-            )));
+        assert_signature(&req, "VIHZFg2dW/qEoVTH999K8xwTrV8uHEtg3059jSJt5QA=");
 
         let odd = "a b+é";
         let req = signed(store.read_document_request(odd, r#"["k"]"#, DATE));
@@ -544,20 +529,26 @@ mod tests {
     }
 
     #[test]
-    fn reading_the_database_signs_its_own_link() {
+    fn reads_of_the_database_and_the_container_sign_their_own_links() {
         let store = test_config(&[]).store;
-        let req = signed(store.read_database_request(DATE));
-        assert_eq!(req.method(), Method::GET);
-        assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr");
-        assert_signed_for(&req, "GET", "dbs", "dbs/acr");
-    }
-
-    #[test]
-    fn read_container_signs_colls() {
-        let store = test_config(&[]).store;
-        let req = signed(store.read_container_request(DATE));
-        assert_eq!(req.method(), Method::GET);
-        assert_eq!(req.uri(), "http://127.0.0.1:8081/dbs/acr/colls/events");
-        assert_signed_for(&req, "GET", "colls", "dbs/acr/colls/events");
+        for (req, uri, resource_type, link) in [
+            (
+                store.read_database_request(DATE),
+                "dbs/acr",
+                "dbs",
+                "dbs/acr",
+            ),
+            (
+                store.read_container_request(DATE),
+                "dbs/acr/colls/events",
+                "colls",
+                "dbs/acr/colls/events",
+            ),
+        ] {
+            let req = signed(req);
+            assert_eq!(req.method(), Method::GET);
+            assert_eq!(req.uri(), format!("http://127.0.0.1:8081/{uri}").as_str());
+            assert_signed_for(&req, "GET", resource_type, link);
+        }
     }
 }
