@@ -100,8 +100,13 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_millis(5000);
 /// How long writing an answer to a client may stall before the connection is closed.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the engine's epoch advances: the granularity of the guest deadline.
-const EPOCH_TICK: Duration = Duration::from_millis(50);
+/// How often the engine's epoch advances: the granularity of the guest deadline, and how long
+/// a guest that computes runs before it yields its worker thread. Short, because tokio polls
+/// for new connections and sockets only every 61 task polls while its workers are busy: with
+/// 50 ms slices and every worker running a looping guest, a health probe waited seconds for
+/// its connection to be accepted and read (10 ms: well under a second; no cost measured at
+/// concurrency 1 or 64, since a request that finishes within a tick never yields).
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// `Retry-After` of a 503 given when every request slot is taken, in seconds.
 const RETRY_AFTER_SECS: &str = "1";
 
