@@ -78,6 +78,21 @@ fn start(host: Runtime, source: &str, extra: &[(&str, &str)]) -> EntraStack {
     }
 }
 
+impl EntraStack {
+    /// Posts a push with event id `id` and checks that it was stored (201), showing the answer
+    /// and the app's log when it was not.
+    fn assert_stored(&self, id: &str) {
+        let answer = self.stack.post_acr(&push(id));
+        assert_eq!(
+            answer.status,
+            201,
+            "{}\n{}",
+            answer.text(),
+            self.stack.app_log()
+        );
+    }
+}
+
 fn push(id: &str) -> Vec<u8> {
     String::from_utf8(fixture("acr/push.json"))
         .unwrap()
@@ -253,14 +268,7 @@ fn the_token_endpoint_down_gives_503_and_the_redelivery_is_stored_once() {
 #[test]
 fn managed_identity_through_imds() {
     let e = start(Runtime::Up, "managed-identity", &[]);
-    let answer = e.stack.post_acr(&push("by-managed-identity"));
-    assert_eq!(
-        answer.status,
-        201,
-        "{}\n{}",
-        answer.text(),
-        e.stack.app_log()
-    );
+    e.assert_stored("by-managed-identity");
     assert_eq!(
         e.entra
             .stats()
@@ -274,14 +282,7 @@ fn managed_identity_through_imds() {
 #[test]
 fn an_unknown_account_audience_falls_back_to_cosmos_azure_com() {
     let e = start(Runtime::Up, "client-secret", &[("entra_audience", "")]);
-    let answer = e.stack.post_acr(&push("after-fallback"));
-    assert_eq!(
-        answer.status,
-        201,
-        "{}\n{}",
-        answer.text(),
-        e.stack.app_log()
-    );
+    e.assert_stored("after-fallback");
     let requests = e.entra.requests();
     let audiences: Vec<&str> = requests
         .iter()
@@ -335,26 +336,12 @@ fn a_token_without_the_data_role_names_the_role_assignment() {
 #[test]
 fn workload_identity_reads_the_rotated_file() {
     let e = start(Runtime::Up, "workload-identity", &[]);
-    let answer = e.stack.post_acr(&push("by-workload-identity"));
-    assert_eq!(
-        answer.status,
-        201,
-        "{}\n{}",
-        answer.text(),
-        e.stack.app_log()
-    );
+    e.assert_stored("by-workload-identity");
     // The kubelet rotates the file; a fetch after that must read the new token (the fake
     // refuses the old one once rotated).
     e.token_file.as_ref().expect("a token file").rotate();
     e.entra.revoke_all();
-    let answer = e.stack.post_acr(&push("after-rotation"));
-    assert_eq!(
-        answer.status,
-        201,
-        "{}\n{}",
-        answer.text(),
-        e.stack.app_log()
-    );
+    e.assert_stored("after-rotation");
     assert_eq!(
         e.entra
             .stats()

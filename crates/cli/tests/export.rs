@@ -33,6 +33,21 @@ fn export(args: &[&str], key: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
+/// `acr-webhook export --url URL --format csv --output FILE`, with `key` in the environment.
+fn export_csv_to(url: &str, file: &std::path::Path, key: Option<&str>) -> Output {
+    export(
+        &[
+            "--url",
+            url,
+            "--format",
+            "csv",
+            "--output",
+            file.to_str().unwrap(),
+        ],
+        key,
+    )
+}
+
 fn shown(out: &Output) -> String {
     format!(
         "status {}\nstderr:\n{}",
@@ -98,16 +113,7 @@ fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Runtime) {
         let r = stack.post_acr(event(n).to_string().as_bytes());
         assert_eq!(r.status, 201, "{n}: {}", r.text());
     }
-    let docs: Vec<Value> = stack
-        .documents()
-        .into_iter()
-        .map(|mut d| {
-            for name in ["_rid", "_self", "_etag", "_attachments", "_ts"] {
-                d.as_object_mut().unwrap().remove(name);
-            }
-            d
-        })
-        .collect();
+    let docs: Vec<Value> = stack.documents_as_read();
     assert_eq!(docs.len(), EVENTS);
     let url = stack.url("");
     // One folder per test: the tests of one binary run at once.
@@ -120,17 +126,7 @@ fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Runtime) {
     // Everything, in both formats, to files and to standard output.
     let all = newest_first(&docs, |_| true);
     let file = dir.join("all.csv");
-    let out = export(
-        &[
-            "--url",
-            &url,
-            "--format",
-            "csv",
-            "--output",
-            file.to_str().unwrap(),
-        ],
-        Some(TEST_READ_KEY),
-    );
+    let out = export_csv_to(&url, &file, Some(TEST_READ_KEY));
     assert!(out.status.success(), "{}", shown(&out));
     let got = read(&file);
     assert_eq!(got, expected_csv(&all));
@@ -210,17 +206,7 @@ fn every_event_of_the_filters_once_newest_first_in_both_formats(host: Runtime) {
     // The key: from the environment only, never printed; a wrong one or none fails clearly,
     // and a failed export leaves no file.
     let failed = dir.join("failed.csv");
-    let out = export(
-        &[
-            "--url",
-            &url,
-            "--format",
-            "csv",
-            "--output",
-            failed.to_str().unwrap(),
-        ],
-        Some("not-the-read-key-0000"),
-    );
+    let out = export_csv_to(&url, &failed, Some("not-the-read-key-0000"));
     assert!(!out.status.success());
     let err = shown(&out);
     assert!(

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use acr_webhook_testkit::{http, proc_status_kib, raise_open_files_limit};
-use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
@@ -44,15 +43,7 @@ const MAX_CONCURRENT_REQUESTS: &str = "128";
 const PEAK_RSS_BOUND_MIB: u64 = 256;
 
 fn event(id: &str, tag: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": id, "timestamp": "2026-12-04T10:00:00.1234567Z", "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                   "repository": "flood/app", "tag": tag, "size": 1234,
-                   "digest": format!("sha256:{:0>64}", tag.len())},
-        "request": {"id": id, "host": "flood.azurecr.io", "method": "PUT",
-                    "useragent": "docker/27.0 go/go1.22 (flood test)"}
-    }))
-    .unwrap()
+    push_event("flood", id, tag, "docker/27.0 go/go1.22 (flood test)")
 }
 
 /// What the flood's clients saw.

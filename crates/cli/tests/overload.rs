@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acr_webhook_testkit::{http, raise_open_files_limit, FaultKind, FaultPlan, FaultProxy};
-use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,15 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const ACR_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn event(id: &str, user_agent: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": id, "timestamp": "2026-12-06T10:00:00.1234567Z", "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                   "repository": "overload/app", "tag": id, "size": 1234,
-                   "digest": format!("sha256:{:0>64}", id.len())},
-        "request": {"id": id, "host": "overload.azurecr.io", "method": "PUT",
-                    "useragent": user_agent}
-    }))
-    .unwrap()
+    push_event("overload", id, id, user_agent)
 }
 
 /// Connections holding half a request head.

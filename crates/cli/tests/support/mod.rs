@@ -341,6 +341,20 @@ impl Stack {
     }
 
     /// Every stored document, read back over signed REST (a cross-partition query, paged).
+    /// [`Stack::documents`] as the read API and `export` show them: without Cosmos DB's
+    /// system properties.
+    pub fn documents_as_read(&self) -> Vec<Value> {
+        self.documents()
+            .into_iter()
+            .map(|mut d| {
+                for name in acr_webhook_core::read_api::SYSTEM_PROPERTIES {
+                    d.as_object_mut().unwrap().remove(name);
+                }
+                d
+            })
+            .collect()
+    }
+
     pub fn documents(&self) -> Vec<Value> {
         let host = NativeHost::new();
         let query = serde_json::json!({ "query": "SELECT * FROM c", "parameters": [] });
@@ -538,4 +552,19 @@ pub fn limit_open_files(cmd: &mut Command, limit: u64) {
             Ok(())
         });
     }
+}
+
+/// An ACR push event as ACR sends it, for the load tests: `id` is also the registry request's
+/// id, the repository is `{name}/app` on `{name}.azurecr.io`, and the digest depends on the
+/// tag's length only.
+pub fn push_event(name: &str, id: &str, tag: &str, user_agent: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": id, "timestamp": "2026-12-04T10:00:00.1234567Z", "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "repository": format!("{name}/app"), "tag": tag, "size": 1234,
+                   "digest": format!("sha256:{:0>64}", tag.len())},
+        "request": {"id": id, "host": format!("{name}.azurecr.io"), "method": "PUT",
+                    "useragent": user_agent}
+    }))
+    .unwrap()
 }
