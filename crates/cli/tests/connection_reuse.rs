@@ -16,7 +16,7 @@ use acr_webhook_cli::outbound_pool::{OutboundPool, PoolSettings};
 use acr_webhook_cli::{engine, server, up};
 use acr_webhook_testkit::{repo_root, COSMOS_CLI_ENV};
 use serde_json::Value;
-use support::{fixture_json, Stack, EMULATOR_KEY, TEST_KEY};
+use support::{client_runtime, fixture_json, Stack, EMULATOR_KEY, TEST_KEY};
 
 /// Relays bytes between its clients and `upstream` on 127.0.0.1, counting accepted
 /// connections. Stops accepting on drop.
@@ -164,11 +164,7 @@ async fn start_tls_relay(
 #[test]
 fn sequential_events_over_https_share_one_tls_connection() {
     let mut stack = keep_alive_store();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let (relay, handshakes, roots) = runtime.block_on(start_tls_relay(stack.store.addr()));
 
     // The host in this process, as `acr-webhook up` runs it, with the store behind https

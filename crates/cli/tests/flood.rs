@@ -205,11 +205,7 @@ fn a_loopback_flood_loses_no_event_and_health_keeps_answering() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let flooding = {
         let (stop, seen) = (stop.clone(), seen.clone());
         runtime.spawn(flood(addr, stop, seen))

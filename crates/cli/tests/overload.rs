@@ -45,11 +45,7 @@ fn half_sent_heads_at_the_open_file_limit_do_not_lock_a_sender_out() {
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let flooding = {
         let (stop, opened, closed) = (stop.clone(), opened.clone(), closed.clone());
         runtime.spawn(async move {
@@ -281,11 +277,7 @@ fn an_overload_at_the_default_slots_is_answered_503_never_500() {
     stack.start_app_against(&proxy.endpoint());
     let addr = stack.addr;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = client_runtime();
     let answers = runtime.block_on(async move {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..OVERLOAD {

@@ -568,3 +568,13 @@ pub fn push_event(name: &str, id: &str, tag: &str, user_agent: &str) -> Vec<u8> 
     }))
     .unwrap()
 }
+
+/// The tokio runtime a test's own clients run on: two worker threads, as many as the machine
+/// the suite is measured on has cores.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
